@@ -1,0 +1,1 @@
+"""Hardware abstraction layer: device contracts, the adapter registry and the simulated adapter."""
