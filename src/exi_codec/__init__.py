@@ -1,0 +1,5 @@
+"""Pure-Python schema-informed EXI codec for ISO 15118 / DIN SPEC 70121 (drop-in `IEXICodec`)."""
+
+from exi_codec.codec import NativeEXICodec
+
+__all__ = ["NativeEXICodec"]
