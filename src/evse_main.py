@@ -1,5 +1,169 @@
-"""EVSE launcher: SLAC + ISO 15118 SECC + controller (+ the Live Controller API)."""
+"""EVSE launcher: SLAC + ISO 15118 SECC + EVSE controller (+ the Live Controller API), one asyncio loop.
+
+    evse-main --evse-id DE*ABC*E1234567*1 --iface eth0                 # iso15118's SimEVSEController
+    evse-main --controller hal --evse-id DE*ABC*E1234567*1 --iface eth0 # our HAL-backed controller
+    EVSE_CONTROLLER=hal python src/evse_main.py ...                      # same (package installed)
+    evse-main --no-slac --iface veth0 --secc-config secc.env            # a link without a PLC modem
+
+Exit status: 0 after SIGINT/SIGTERM, 1 with one ``evse-main: error: ...`` line when the SECC cannot
+start or stops (missing interface, no IPv6 link-local address, no java, permission, bad settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evse_secc.errors import LaunchError
+from evse_secc.options import LaunchOptions
+from evse_secc.protocols import parse_protocols
+
+logger = logging.getLogger("evse_main")
+
+CONTROLLER_ENV = "EVSE_CONTROLLER"
+CERT_STORE_ENV = "PKI_PATH"
+READY_LINE_PREFIX = "evse-main: SECC ready"  # printed (stdout) once SDP requests are being served
 
 
-def main() -> None:  # replaced by the launcher implementation
-    raise SystemExit("evse_main: not implemented yet")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evse-main", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--controller", choices=("sim", "hal"), default=None,
+                        help=f"EVSE controller behind the SECC (default: ${CONTROLLER_ENV} or sim)")
+    parser.add_argument("--evse-id", help="EVSE ID sent to the EV (ISO 15118-2 needs 7..37 characters)")
+    parser.add_argument("--iface", help="network interface to the EV (default: NETWORK_INTERFACE of the "
+                                        "SECC settings, else eth0)")
+    parser.add_argument("--cert-store", type=Path, default=None,
+                        help=f"ISO 15118 certificate store (default: ${CERT_STORE_ENV})")
+    parser.add_argument("--secc-config", type=Path, help="SECC .env file (iso15118 keys; default $CWD/.env)")
+    parser.add_argument("--slac-config", type=Path, help="PySLAC .env file")
+    parser.add_argument("--no-slac", action="store_true",
+                        help="no SLAC: serve SDP/V2G directly on a link without a PLC modem (e.g. a veth)")
+    parser.add_argument("--protocols", help="comma-separated, e.g. ISO_15118_20_DC,ISO_15118_2,DIN_SPEC_70121 "
+                                            "(default: PROTOCOLS of the SECC settings, else all DC protocols)")
+    parser.add_argument("--api-host", help="serve the Live Controller API in this process on this host")
+    parser.add_argument("--api-port", type=int, help="serve the Live Controller API in this process on this port")
+    parser.add_argument("--message-log", type=Path,
+                        help="append one JSON line per request/response exchange (SECC timing, response codes)")
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> LaunchOptions:
+    """Command line + environment -> LaunchOptions (argparse exits with status 2 on a usage error)."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    controller = args.controller or environ.get(CONTROLLER_ENV) or "sim"
+    if controller not in ("sim", "hal"):
+        parser.error(f"{CONTROLLER_ENV}={controller!r}: expected sim or hal")
+    cert_store = args.cert_store or (Path(environ[CERT_STORE_ENV]) if environ.get(CERT_STORE_ENV) else None)
+    try:
+        protocols = parse_protocols(args.protocols) if args.protocols else None
+    except LaunchError as exc:
+        parser.error(f"--protocols: {exc}")
+    return LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
+                         secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
+                         protocols=protocols, api_host=args.api_host, api_port=args.api_port,
+                         message_log=args.message_log)
+
+
+def _refuse_unavailable_features(options: LaunchOptions) -> None:
+    if options.api_host is not None or options.api_port is not None:
+        raise LaunchError("--api-host/--api-port: serving the Live Controller API in the launcher's process is "
+                          "not available yet; run the API separately (uvicorn ccs_sim.fastapi_app:app)")
+    if options.slac:
+        raise LaunchError("SLAC (matching through a PLC modem) is not wired into the launcher yet; on a link "
+                          "without a PLC modem (e.g. a veth pair) pass --no-slac")
+    if importlib.util.find_spec("iso15118") is None:
+        raise LaunchError("the iso15118 package is not installed: scripts/setup.sh hlc")
+
+
+async def launch(options: LaunchOptions) -> None:
+    """Check everything, then run the SECC until cancelled."""
+    _refuse_unavailable_features(options)
+    if options.slac_config is not None:
+        from evse_secc.preflight import check_readable_file
+        check_readable_file(options.slac_config, "SLAC settings file (--slac-config)")
+
+    # iso15118 is imported here, not at the top, so that --help and the checks above work without it.
+    from evse_secc import pki, preflight
+    from evse_secc.controllers import build_controller
+    from evse_secc.evse_id import check_evse_id
+    from evse_secc.runner import run_secc
+    from evse_secc.secc_config import build_secc_setup
+
+    setup = build_secc_setup(options)
+    logging.getLogger().setLevel(setup.config.log_level or "INFO")
+    controller = build_controller(options.controller, options.evse_id)
+    if options.evse_id is not None:
+        check_evse_id(options.evse_id, setup.protocols)
+    preflight.check_java()
+    iface = setup.config.iface
+    link_local = preflight.ipv6_link_local_address(iface)
+    preflight.check_sdp_port(iface)
+    pki.check_cert_store(setup.cert_store, setup.tls_enforced, setup.tls_1_3)
+    codec, close_codec = _start_codec(options.message_log)
+    setup.config.print_settings()
+
+    def announce_ready() -> None:
+        print(f"{READY_LINE_PREFIX} on {iface} ({link_local}), controller {options.controller}, protocols "
+              f"{','.join(p.value for p in setup.protocols)}", flush=True)
+
+    try:
+        await run_secc(setup, controller, codec, on_ready=announce_ready)
+    finally:
+        close_codec()
+
+
+def _start_codec(message_log: Path | None):
+    """The Java EXI codec (one JVM child process), timed into ``message_log`` when given."""
+    from evse_secc.message_timing import JsonLinesExchangeLog, TimedEXICodec
+    from iso15118.shared.exificient_exi_codec import ExificientEXICodec
+    from py4j.protocol import Py4JError
+
+    try:
+        java_codec = ExificientEXICodec()
+    except (Py4JError, OSError) as exc:
+        raise LaunchError(f"the Java EXI codec did not start: {exc}") from exc
+
+    def close() -> None:
+        if exchange_log is not None:
+            exchange_log.close()
+        java_codec.gateway.shutdown()
+
+    if message_log is None:
+        exchange_log = None
+        return java_codec, close
+    exchange_log = JsonLinesExchangeLog(message_log)
+    return TimedEXICodec(java_codec, exchange_log), close
+
+
+async def _run_until_signalled(options: LaunchOptions) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await launch(options)
+    except asyncio.CancelledError:
+        logger.info("evse-main: stopped by signal")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``evse-main``)."""
+    options = parse_options(argv)
+    try:
+        asyncio.run(_run_until_signalled(options))
+    except LaunchError as exc:
+        print(f"evse-main: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The EVSE ID in the form each protocol's SessionSetupRes/ChargeParameterDiscoveryRes carries.
+
+- DIN SPEC 70121: ``EVSEID`` is hexBinary. A DIN SPEC 91286 ID made of digits and ``*`` is packed one
+  character per nibble (``0``..``9`` -> 0x0..0x9, ``*`` -> 0xA; an odd count is padded with the
+  "unused" nibble 0xF), e.g. ``49*89*6360`` -> ``49A89A6360`` (the rule quoted in iso15118's
+  simulator). Any other ID cannot be expressed; DIN SPEC 70121 then sends ``00`` (no EVSE ID).
+- ISO 15118-2: ``EVSEID`` is a string of 7..37 characters (``evseIDType``; iso15118 validates this).
+- ISO 15118-20: a string of at most 255 characters.
+
+The ID is checked at start-up against the protocols offered, so a bad ID is a clear launch error
+instead of a failed SessionSetup when the first EV arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from evse_secc.errors import LaunchError
+from evse_secc.protocols import HlcProtocol
+
+ISO_15118_2_EVSE_ID_LENGTH = (7, 37)  # ISO 15118-2 evseIDType: minLength 7, maxLength 37
+ISO_15118_20_EVSE_ID_MAX_LENGTH = 255  # ISO 15118-20 identifierType maxLength
+DIN_EVSE_ID_MAX_HEX_DIGITS = 32  # DIN SPEC 70121 EVSEID hexBinary, at most 16 bytes
+DIN_NO_EVSE_ID = "00"
+_DIN_NIBBLES = {**{str(digit): format(digit, "X") for digit in range(10)}, "*": "A"}
+_DIN_UNUSED_NIBBLE = "F"
+
+
+def din_evse_id(evse_id: str) -> str:
+    """The DIN SPEC 70121 hexBinary form of ``evse_id`` (``00`` when it is not a DIN SPEC 91286 ID)."""
+    if not evse_id or any(char not in _DIN_NIBBLES for char in evse_id):
+        return DIN_NO_EVSE_ID
+    hex_digits = "".join(_DIN_NIBBLES[char] for char in evse_id)
+    if len(hex_digits) % 2:
+        hex_digits += _DIN_UNUSED_NIBBLE
+    if len(hex_digits) > DIN_EVSE_ID_MAX_HEX_DIGITS:
+        return DIN_NO_EVSE_ID
+    return hex_digits
+
+
+def check_evse_id(evse_id: str, protocols: Iterable[HlcProtocol]) -> None:
+    """Raise LaunchError when ``evse_id`` cannot be sent in one of ``protocols``."""
+    offered = set(protocols)
+    low, high = ISO_15118_2_EVSE_ID_LENGTH
+    if HlcProtocol.ISO_15118_2 in offered and not low <= len(evse_id) <= high:
+        raise LaunchError(
+            f"--evse-id {evse_id!r} has {len(evse_id)} characters; ISO 15118-2 needs {low}..{high} "
+            "(e.g. DE*ABC*E1234567*1). Use a longer ID or leave ISO_15118_2 out of --protocols.")
+    if len(evse_id) > ISO_15118_20_EVSE_ID_MAX_LENGTH:
+        raise LaunchError(f"--evse-id is longer than {ISO_15118_20_EVSE_ID_MAX_LENGTH} characters")

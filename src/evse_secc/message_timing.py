@@ -1,0 +1,113 @@
+"""Per-message SECC response times, measured from the SECC's side, by wrapping the EXI codec.
+
+The SECC handles one request at a time per session: it decodes the request (EXI -> JSON), runs its
+state machine and the controller, and encodes the response (JSON -> EXI). ``TimedEXICodec`` wraps
+any ``IEXICodec`` (the package's pluggable codec interface, so iso15118 is not patched) and records
+one ``MessageExchange`` per decode -> encode pair: the time from the start of decoding the request
+to the end of encoding its response, which is the SECC's whole processing time except the TCP
+read/write around it. ISO 15118-2's V2G_SECC_Msg_Performance_Time for CurrentDemandRes is 25 ms.
+
+The same records serve the interoperability tests (SessionStopRes with ResponseCode OK) and the
+benchmark; ``JsonLinesExchangeLog`` writes them one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from iso15118.shared.iexi_codec import IEXICodec
+from pydantic import BaseModel
+
+#: ISO 15118-2 Table 109: V2G_SECC_Msg_Performance_Time for CurrentDemandRes (standards.md §2.4).
+CURRENT_DEMAND_RES_PERFORMANCE_TIME_S = 0.025
+
+
+class MessageExchange(BaseModel):
+    """One request and the SECC's response to it."""
+
+    namespace: str
+    request: str
+    response: str
+    response_code: str | None
+    duration_s: float  # decode start of the request -> encode end of the response
+    decode_s: float
+    encode_s: float
+
+
+def message_name(decoded: dict[str, Any]) -> str:
+    """``CurrentDemandReq`` from a decoded message (V2G_Message/Body for DIN and -2, top level for -20/SAP)."""
+    if "V2G_Message" in decoded:
+        body = decoded["V2G_Message"].get("Body", {})
+        return next(iter(body), "Body")
+    return next(iter(decoded), "?")
+
+
+def response_code(decoded: dict[str, Any]) -> str | None:
+    """The ResponseCode of a response message, wherever the protocol puts it."""
+    if "V2G_Message" in decoded:
+        decoded = decoded["V2G_Message"].get("Body", {})
+    content = next(iter(decoded.values()), None)
+    return content.get("ResponseCode") if isinstance(content, dict) else None
+
+
+class TimedEXICodec(IEXICodec):
+    """An ``IEXICodec`` that times each request/response exchange and hands it to ``on_exchange``."""
+
+    def __init__(self, inner: IEXICodec, on_exchange: Callable[[MessageExchange], None],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self._inner = inner
+        self._on_exchange = on_exchange
+        self._clock = clock
+        self._pending: tuple[str, float, float] | None = None  # request name, decode start, decode time
+
+    def decode(self, stream: bytes, namespace: str) -> str:
+        started = self._clock()
+        decoded = self._inner.decode(stream, namespace)
+        decode_s = self._clock() - started
+        self._pending = (message_name(json.loads(decoded)), started, decode_s)
+        return decoded
+
+    def encode(self, message: str, namespace: str) -> bytes:
+        started = self._clock()
+        encoded = self._inner.encode(message, namespace)
+        ended = self._clock()
+        content = json.loads(message)
+        name = message_name(content)
+        # Signature checks (PnC) EXI-encode message fragments between request and response: only a
+        # ...Res closes the exchange.
+        if self._pending is not None and name.endswith("Res"):
+            (request, request_started, decode_s), self._pending = self._pending, None
+            self._on_exchange(MessageExchange(
+                namespace=namespace, request=request, response=name,
+                response_code=response_code(content), duration_s=ended - request_started,
+                decode_s=decode_s, encode_s=ended - started))
+        return encoded
+
+    def get_version(self) -> str:
+        return self._inner.get_version()
+
+
+class JsonLinesExchangeLog:
+    """Appends each exchange to a file as one JSON line (flushed, so readers see it at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+
+    def __call__(self, exchange: MessageExchange) -> None:
+        self._file.write(exchange.model_dump_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_exchanges(path: Path) -> list[MessageExchange]:
+    """The exchanges a ``JsonLinesExchangeLog`` wrote."""
+    if not path.exists():
+        return []
+    return [MessageExchange.model_validate_json(line)
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

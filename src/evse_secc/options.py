@@ -1,0 +1,31 @@
+"""What the launcher was asked to run: our own (pydantic v2) model, converted to iso15118's settings in
+``secc_config`` and nowhere else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evse_secc.protocols import HlcProtocol
+
+ControllerName = Literal["sim", "hal"]
+
+
+class LaunchOptions(BaseModel):
+    """The launcher's command line and environment, resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    controller: ControllerName = "sim"
+    evse_id: str | None = Field(None, description="EVSE ID; None keeps the controller's own")
+    iface: str | None = Field(None, description="None: NETWORK_INTERFACE from the SECC settings")
+    cert_store: Path | None = Field(None, description="iso15118 PKI_PATH; None: PKI_PATH env/.env")
+    secc_config: Path | None = Field(None, description="SECC .env; None: iso15118 reads $CWD/.env")
+    slac_config: Path | None = None
+    slac: bool = Field(True, description="False: run the SECC on a link without a PLC modem (veth)")
+    protocols: tuple[HlcProtocol, ...] | None = Field(None, description="None: PROTOCOLS or DC default")
+    api_host: str | None = None
+    api_port: int | None = Field(None, ge=1, le=65535)
+    message_log: Path | None = Field(None, description="JSON lines, one per request/response exchange")
