@@ -1,0 +1,51 @@
+"""Fixtures of the interoperability tests (see interop_harness.py for the pieces they use)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccs_sim.netns import VethLink
+from interop_harness import LauncherProcess, ensure_evcc_venv, generate_pki
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip outside CI; in CI the interoperability tests must run, so fail instead."""
+    if IN_CI:
+        pytest.fail(f"CI must run the interoperability tests, but: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def evcc_python() -> Path:
+    """The stock EVCC's interpreter in .venv-evcc (created by scripts/setup-evcc.sh on first use)."""
+    if shutil.which("java") is None:
+        skip_or_fail("no 'java' on PATH: the iso15118 EXI codec needs a JRE (scripts/install-system-deps.sh java)")
+    return ensure_evcc_venv()
+
+
+@pytest.fixture(scope="session")
+def interop_pki(tmp_path_factory: pytest.TempPathFactory, evcc_python: Path) -> Path:
+    """A test PKI generated now by the package's create_certs.sh (never committed), shared by the TLS cases."""
+    if shutil.which("openssl") is None:
+        skip_or_fail("no 'openssl' on PATH: create_certs.sh needs it")
+    return generate_pki(tmp_path_factory.mktemp("interop") / "pki")
+
+
+@pytest.fixture
+def secc_launcher(request: pytest.FixtureRequest, veth_link: VethLink, tmp_path: Path,
+                  evcc_python: Path) -> Iterator[LauncherProcess]:
+    """Our launcher (not yet started) in the EVSE namespace of ``veth_link``; the controller name is the
+    fixture's parameter (``@pytest.mark.parametrize("secc_launcher", ["sim"], indirect=True)``)."""
+    controller = getattr(request, "param", "sim")
+    launcher = LauncherProcess(link=veth_link, controller=controller, workdir=tmp_path / f"secc-{controller}")
+    try:
+        yield launcher
+    finally:
+        launcher.stop()

@@ -1,0 +1,232 @@
+"""Reusable pieces of the interoperability tests: the stock iso15118 EVCC (the test EV, unmodified,
+from .venv-evcc) against our launcher (``src/evse_main.py``) over a veth pair between two namespaces.
+
+- ``InteropCase``: one protocol/TLS combination (SECC settings, EVCC settings, EVCC JSON config).
+- ``LauncherProcess``: the launcher in the EVSE namespace; started, awaited ready, stopped by PID.
+- ``run_evcc``: one EVCC session in the EV namespace, its exit status and log.
+- ``generate_pki``: a test PKI from the package's own ``create_certs.sh`` in a temporary directory.
+
+The launcher writes one JSON line per SECC request/response exchange (``--message-log``); the tests
+read it (``read_exchanges``) for SessionStopRes OK, the messages seen and the timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ccs_sim.netns import VethLink
+from evse_secc.message_timing import MessageExchange, read_exchanges
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER_SCRIPT = REPO_ROOT / "src" / "evse_main.py"
+EVCC_VENV = REPO_ROOT / ".venv-evcc"
+EVCC_PYTHON = EVCC_VENV / "bin" / "python"
+SETUP_EVCC_SCRIPT = REPO_ROOT / "scripts" / "setup-evcc.sh"
+READY_LINE_PREFIX = "evse-main: SECC ready"
+TLS_SERVER_LOG_LINE = "TLS server started"  # iso15118 secc/transport/tcp_server.py
+
+LAUNCHER_READY_TIMEOUT_S = 30.0  # JVM start (~1.2 s) + imports; generous for a loaded 2-core CI box
+LAUNCHER_STOP_TIMEOUT_S = 10.0
+# EVCC: JVM start + session (~6-8 s cold) + its fixed 2 s + 3 s wait after SessionStopRes.
+EVCC_TIMEOUT_S = 90.0
+# The EVCC's loop counter is also decremented in PowerDelivery/ready_to_charge (iso15118 0.31.2), so
+# this gives a couple of CurrentDemand/DC_ChargeLoop messages: enough to exercise the loop, short.
+CHARGE_LOOP_CYCLES = 5
+
+DIN_NAMESPACE = "urn:din:70121:2012:MsgDef"
+ISO_2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
+ISO_20_NAMESPACE_PREFIX = "urn:iso:std:iso:15118:-20"
+
+
+def ensure_evcc_venv() -> Path:
+    """The EVCC's python, after scripts/setup-evcc.sh (idempotent, silent when done) made .venv-evcc."""
+    subprocess.run(["bash", str(SETUP_EVCC_SCRIPT)], check=True, timeout=600)
+    return EVCC_PYTHON
+
+
+def package_pki_template() -> Path:
+    """iso15118's shared/pki directory (create_certs.sh + configs), from the EVCC's installation."""
+    result = subprocess.run(
+        [str(EVCC_PYTHON), "-c", "import iso15118.shared, os; print(os.path.dirname(iso15118.shared.__file__))"],
+        check=True, capture_output=True, text=True)
+    return Path(result.stdout.strip()) / "pki"
+
+
+def generate_pki(destination: Path) -> Path:
+    """A fresh ISO 15118-2 test PKI (also used for -20 TLS 1.3) in ``destination`` (created)."""
+    shutil.copytree(package_pki_template(), destination)
+    result = subprocess.run(["bash", "create_certs.sh", "-v", "iso-2"], cwd=destination,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"create_certs.sh failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return destination
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()), encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class InteropCase:
+    """One protocol/TLS combination between the stock EVCC and our SECC."""
+
+    id: str
+    protocol: str  # iso15118 Protocol name, offered alone by the SECC (--protocols)
+    namespace_prefix: str  # of the SessionStopRes
+    evcc_config: dict
+    secc_env: dict[str, str] = field(default_factory=dict)
+    shared_env: dict[str, str] = field(default_factory=dict)  # both sides (ENABLE_TLS_1_3)
+    needs_pki: bool = False  # TLS: the SECC must have started its TLS server
+    expected_requests: tuple[str, ...] = ()
+
+
+_DC_LOOP_2 = ("CableCheckReq", "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq", "WeldingDetectionReq")
+_DC_LOOP_20 = ("DC_CableCheckReq", "DC_PreChargeReq", "PowerDeliveryReq", "DC_ChargeLoopReq",
+               "DC_WeldingDetectionReq")
+
+CASES: tuple[InteropCase, ...] = (
+    InteropCase(
+        id="din70121",
+        protocol="DIN_SPEC_70121", namespace_prefix=DIN_NAMESPACE,
+        evcc_config={"supportedProtocols": ["DIN_SPEC_70121"], "energyTransferMode": "DC_extended",
+                     "isCertInstallNeeded": False, "useTls": False, "chargeLoopCycle": CHARGE_LOOP_CYCLES},
+        expected_requests=_DC_LOOP_2),
+    InteropCase(
+        id="iso2-dc-eim",
+        protocol="ISO_15118_2", namespace_prefix=ISO_2_NAMESPACE,
+        evcc_config={"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["DC"],
+                     "energyTransferMode": "DC_extended", "isCertInstallNeeded": False, "useTls": False,
+                     "chargeLoopCycle": CHARGE_LOOP_CYCLES},
+        secc_env={"AUTH_MODES": "EIM"},
+        expected_requests=("AuthorizationReq", *_DC_LOOP_2)),
+    InteropCase(
+        id="iso20-dc",
+        protocol="ISO_15118_20_DC", namespace_prefix=ISO_20_NAMESPACE_PREFIX,
+        evcc_config={"supportedProtocols": ["ISO_15118_20_DC"], "supportedEnergyServices": ["DC"],
+                     "isCertInstallNeeded": False, "useTls": False, "chargeLoopCycle": CHARGE_LOOP_CYCLES},
+        secc_env={"AUTH_MODES": "EIM"},
+        expected_requests=("AuthorizationReq", "ScheduleExchangeReq", *_DC_LOOP_20)),
+    InteropCase(
+        id="iso2-dc-tls12-pnc",
+        protocol="ISO_15118_2", namespace_prefix=ISO_2_NAMESPACE,
+        evcc_config={"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["DC"],
+                     "energyTransferMode": "DC_extended", "isCertInstallNeeded": False,
+                     "useTls": True, "enforceTls": True, "chargeLoopCycle": CHARGE_LOOP_CYCLES},
+        secc_env={"SECC_ENFORCE_TLS": "True", "AUTH_MODES": "EIM,PNC"},
+        shared_env={"ENABLE_TLS_1_3": "False"},
+        needs_pki=True,
+        expected_requests=("PaymentDetailsReq", "AuthorizationReq", *_DC_LOOP_2)),
+    InteropCase(
+        id="iso20-dc-tls13",
+        protocol="ISO_15118_20_DC", namespace_prefix=ISO_20_NAMESPACE_PREFIX,
+        evcc_config={"supportedProtocols": ["ISO_15118_20_DC"], "supportedEnergyServices": ["DC"],
+                     "isCertInstallNeeded": False, "useTls": True, "enforceTls": True,
+                     "chargeLoopCycle": CHARGE_LOOP_CYCLES},
+        secc_env={"SECC_ENFORCE_TLS": "True", "AUTH_MODES": "EIM,PNC"},
+        shared_env={"ENABLE_TLS_1_3": "True"},
+        needs_pki=True,
+        expected_requests=("AuthorizationReq", *_DC_LOOP_20)),
+)
+
+
+@dataclass
+class LauncherProcess:
+    """``python src/evse_main.py`` in the EVSE namespace, its output in ``log_path``."""
+
+    link: VethLink
+    controller: str
+    workdir: Path
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"launcher-{self.controller}.log"
+
+    @property
+    def message_log(self) -> Path:
+        return self.workdir / f"exchanges-{self.controller}.jsonl"
+
+    def start(self, case: InteropCase, pki: Path | None) -> "LauncherProcess":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        secc_env = write_env_file(self.workdir / f"secc-{self.controller}.env", {
+            "LOG_LEVEL": "INFO", "MESSAGE_LOG_JSON": "False", "FREE_CHARGING_SERVICE": "False",
+            **case.secc_env, **case.shared_env})
+        argv = [sys.executable, str(LAUNCHER_SCRIPT), "--controller", self.controller, "--no-slac",
+                "--iface", self.link.evse_iface, "--secc-config", str(secc_env),
+                "--protocols", case.protocol, "--message-log", str(self.message_log),
+                "--evse-id", "DE*CCS*E0000001*1", *self.extra_args]
+        if pki is not None:
+            argv += ["--cert-store", str(pki)]
+        environment = {key: value for key, value in os.environ.items()
+                       if key not in ("PKI_PATH", "PROTOCOLS", "AUTH_MODES", "EVSE_CONTROLLER")}
+        with self.log_path.open("wb") as log:
+            # cwd = workdir: iso15118 also reads $CWD/.env (LOG_LEVEL at import); keep it ours.
+            self.process = subprocess.Popen(self.link.in_evse(argv), stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=self.workdir, env=environment)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + LAUNCHER_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if READY_LINE_PREFIX in self.log_text():
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"launcher exited ({self.process.returncode}) before ready:\n{self.log_text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"launcher not ready after {LAUNCHER_READY_TIMEOUT_S} s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def exchanges(self) -> list[MessageExchange]:
+        return read_exchanges(self.message_log)
+
+    def stop(self) -> int | None:
+        """SIGTERM by PID (``ip netns exec`` execs, so the PID is the launcher's), then SIGKILL if needed."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+
+
+@dataclass(frozen=True)
+class EvccResult:
+    returncode: int
+    log: str
+
+
+def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None) -> EvccResult:
+    """One session of the stock EVCC (``python -m iso15118.evcc.main <config>``) in the EV namespace."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env_values = {"NETWORK_INTERFACE": link.ev_iface, "LOG_LEVEL": "INFO", **case.shared_env}
+    if pki is not None:
+        env_values["PKI_PATH"] = f"{pki}/"
+    write_env_file(workdir / ".env", env_values)  # the EVCC reads $CWD/.env
+    config_path = workdir / "evcc_config.json"
+    config_path.write_text(json.dumps(case.evcc_config), encoding="utf-8")
+    environment = {key: value for key, value in os.environ.items() if key not in ("PKI_PATH", "VIRTUAL_ENV")}
+    try:
+        result = subprocess.run(link.in_ev([str(EVCC_PYTHON), "-m", "iso15118.evcc.main", str(config_path)]),
+                                cwd=workdir, env=environment, capture_output=True, text=True,
+                                timeout=EVCC_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        return EvccResult(returncode=-1, log=f"EVCC timed out after {EVCC_TIMEOUT_S} s\n{output or ''}")
+    (workdir / "evcc.log").write_text(result.stdout + result.stderr, encoding="utf-8")
+    return EvccResult(returncode=result.returncode, log=result.stdout + result.stderr)
