@@ -61,9 +61,10 @@ def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
         content = {CH_KEY: value}
     # remaining: key -> how many values of that key are still to be written (insertion order kept)
     remaining = {}
+    known = grammar.reach
     for k, v in content.items():
-        if v is None:
-            continue
+        if v is None or k not in known:
+            continue  # MOXy ignores JSON keys that map to no property of the element's type
         remaining[k] = len(v) if isinstance(v, list) else 1
     cursor: dict = {}
     state = grammar
