@@ -1,0 +1,72 @@
+"""``ccs-sim``: command-line entry points (serve the API; run a session faster than real time)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+from ccs_sim.settings import ControllerSettings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ccs_sim.fastapi_app import create_app
+
+    overrides = {key: value for key, value in {
+        "host": args.host, "port": args.port, "speed": args.speed, "adapter": args.adapter,
+        "api_token": args.api_token, "data_dir": args.data_dir,
+    }.items() if value is not None}
+    try:
+        settings = ControllerSettings(**overrides)
+    except Exception as error:  # pydantic's message names the bad setting
+        print(f"ccs-sim: invalid setting: {error}", file=sys.stderr)
+        return 2
+    if not _is_loopback(settings.host) and not settings.api_token and not args.allow_insecure:
+        print(f"ccs-sim: refusing to listen on {settings.host} without an API token: anyone on the network could "
+              "switch the charger. Set CCS_SIM_API_TOKEN (or --api-token), or pass --allow-insecure.", file=sys.stderr)
+        return 2
+    from evse_hal.registry import UnknownAdapterError, resolve_adapter
+
+    try:
+        resolve_adapter(settings.adapter)
+    except UnknownAdapterError as error:
+        print(f"ccs-sim: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"ccs-sim: Live Controller on http://{settings.host}:{settings.port}/ "
+          f"(adapter {settings.adapter}, speed {settings.speed}x)", flush=True)
+    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ccs-sim", description="CCS DC charger controller and simulator")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the Live Controller API (default 127.0.0.1:8000)")
+    serve_parser.add_argument("--host")
+    serve_parser.add_argument("--port", type=int)
+    serve_parser.add_argument("--speed", type=float, help="simulated seconds per wall second (sim adapter)")
+    serve_parser.add_argument("--adapter", help="HAL adapter name (default sim)")
+    serve_parser.add_argument("--api-token", help="token required by state-changing endpoints")
+    serve_parser.add_argument("--data-dir", help="directory for the session database")
+    serve_parser.add_argument("--allow-insecure", action="store_true",
+                              help="allow a non-loopback address without an API token")
+    serve_parser.set_defaults(handler=serve)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,650 @@
+"""The charger controller: one HAL instance, one control loop, the session state and every command.
+
+The API, the simulated session script and the ISO 15118 SECC all act through this object; the safety
+supervisor vets its commands and watches its measurements. It owns the hardware: nothing else writes
+to a device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Protocol
+
+from ccs_sim import standards
+from ccs_sim.clock import Clock
+from ccs_sim.faults import FaultType, Severity, lookup_fault
+from ccs_sim.pilot import read_pilot
+from ccs_sim.precharge import PrechargeControl, PrechargeTimeout
+from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext
+from ccs_sim.session import STAGE_PHASE, EndReason, Phase, SessionParams, SessionSummary, Stage
+from ccs_sim.settings import ControllerSettings
+from ccs_sim.vehicle import empty_bms_view, empty_iso15118_view, empty_slac_view, sim_bms_view
+from evse_hal.interfaces import EVSEHardware
+
+log = logging.getLogger(__name__)
+
+
+class SessionAbort(Exception):
+    """Raised inside a session driver to end the session with a fault of this name."""
+
+    def __init__(self, fault_name: str, message: str = "") -> None:
+        super().__init__(message or fault_name)
+        self.fault_name = fault_name
+
+
+class SessionDriver(Protocol):
+    """Runs one session's flow: the simulated script, or the ISO 15118 SECC's callbacks."""
+
+    source: str
+
+    async def run(self, controller: "ChargerController", session: "ActiveSession") -> None: ...
+
+
+@dataclass
+class ActiveSession:
+    session_id: str
+    params: SessionParams
+    source: str
+    started_at_s: float
+    started_at: datetime
+    charging_started_at_s: float | None = None
+    summary: SessionSummary | None = None
+    ev_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    energy_Wh: float = 0.0
+    avg_voltage_V: float = 0.0
+    avg_current_A: float = 0.0
+    session_time_s: float = 0.0
+
+
+class CommandRefused(Exception):
+    """A command the safety rules or the current state forbid; the message says why."""
+
+
+class ChargerController:
+    def __init__(self, hardware: EVSEHardware, clock: Clock, settings: ControllerSettings | None = None,
+                 supervisor: SafetySupervisor | None = None) -> None:
+        self.hw = hardware
+        self.clock = clock
+        self.settings = settings or ControllerSettings()
+        self.supervisor = supervisor or SafetySupervisor()
+        capabilities = hardware.supply.get_capabilities()
+        self.evse_max_voltage_V = min(self.settings.evse_max_voltage_V, capabilities.max_voltage_V)
+        self.evse_max_current_A = min(self.settings.evse_max_current_A, capabilities.max_current_A)
+        self.evse_max_power_W = min(self.settings.evse_max_power_W, capabilities.max_power_W)
+        self.phase = Phase.IDLE
+        self.stage = Stage.IDLE
+        self.error: str | None = None
+        self.session_active = False
+        self.session: ActiveSession | None = None
+        self.last_session_summary: SessionSummary | None = None
+        self.context = SupervisionContext(evse_max_voltage_V=self.evse_max_voltage_V)
+        self.latest: Measurements | None = None
+        self.meter_reading = MeterReading()
+        self.requested_current_A = 0.0
+        self.commanded_current_A = 0.0
+        self.current_control_active = False
+        self.active_fault: str | None = None
+        self.fault_history: list[dict[str, Any]] = []
+        self.refusals = 0
+        self.late_ticks = 0
+        self.max_tick_lateness_s = 0.0
+        self.bms_view_override: dict[str, Any] | None = None
+        self.slac_view: dict[str, Any] = empty_slac_view(clock.utcnow())
+        self.iso15118_view: dict[str, Any] = empty_iso15118_view()
+        self.session_end_listeners: list[Callable[[SessionSummary], Awaitable[None] | None]] = []
+        self.session_start_listeners: list[Callable[[ActiveSession], Awaitable[None] | None]] = []
+        self.fault_listeners: list[Callable[[FaultType], Awaitable[None] | None]] = []
+        self.tick_listeners: list[Callable[[], None]] = []
+        self._session_task: asyncio.Task[None] | None = None
+        self._wind_down_task: asyncio.Task[None] | None = None
+        self._control_task: asyncio.Task[None] | None = None
+        self._quiescent = asyncio.Event()
+        self._quiescent.set()
+        self._last_tick_s: float | None = None
+        self._sim_driver_factory: Callable[[], SessionDriver] | None = None
+
+    # --- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Put the hardware in its safe state and start the control loop."""
+        await self.put_outputs_safe()
+        self._control_task = asyncio.create_task(self._control_loop(), name="control-loop")
+
+    async def shutdown(self) -> None:
+        for task in (self._session_task, self._wind_down_task, self._control_task):
+            if task is not None and not task.done():
+                task.cancel()
+        for task in (self._session_task, self._wind_down_task, self._control_task):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        await self.put_outputs_safe()
+        await self.io(self.hw.close)
+
+    async def put_outputs_safe(self) -> None:
+        """Supply off, contactor open, oscillator off (X1): the state after start-up or a crash."""
+        await self.io(self.hw.supply.emergency_off)
+        await self.io(self.hw.contactor.set_closed, False)
+        await self.io(self.hw.pwm.set_duty, 100.0)
+        await self.io(self.hw.imd.stop_measurement)
+
+    async def io(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call a driver method; in a worker thread when the adapter's calls can block."""
+        if self.hw.blocking:
+            return await asyncio.to_thread(function, *args)
+        return function(*args)
+
+    # --- measurements and the control loop ----------------------------------------------------------
+    async def measure(self) -> Measurements:
+        hw = self.hw
+        duty = await self.io(hw.pwm.get_duty)
+        supply_V, supply_A = await self.io(hw.supply.get_status)
+        cp_positive_V = await self.io(hw.cp.read_voltage)
+        cp_negative_V = await self.io(hw.cp.read_negative_plateau_V)
+        return Measurements(
+            time_s=self.clock.now(),
+            pilot=read_pilot(cp_positive_V, cp_negative_V, duty),
+            cp_positive_V=cp_positive_V,
+            cp_negative_V=cp_negative_V,
+            duty_percent=duty,
+            contactor_closed=await self.io(hw.contactor.is_closed),
+            output_voltage_V=await self.io(hw.meter.read_voltage_V),
+            output_current_A=await self.io(hw.meter.read_current_A),
+            supply_voltage_V=supply_V,
+            supply_current_A=supply_A,
+            isolation_ohm=await self.io(hw.imd.read_isolation_ohm),
+            connector_temperature_C=await self.io(hw.temperature.read_connector_temperature_C),
+            estop_pressed=bool(hw.estop and await self.io(hw.estop.is_pressed)),
+        )
+
+    async def _control_loop(self) -> None:
+        period_s = self.settings.control_period_s
+        next_tick_s = self.clock.now()
+        while True:
+            await self.tick()
+            next_tick_s += period_s
+            now_s = self.clock.now()
+            lateness_s = now_s - next_tick_s
+            if lateness_s > period_s:
+                self.late_ticks += 1
+                self.max_tick_lateness_s = max(self.max_tick_lateness_s, lateness_s)
+                next_tick_s = now_s
+            await self.clock.sleep(max(0.0, next_tick_s - now_s))
+
+    async def tick(self) -> None:
+        """One control step: measure, meter, ramp the current, look for faults, notify listeners."""
+        now_s = self.clock.now()
+        dt_s = 0.0 if self._last_tick_s is None else max(0.0, now_s - self._last_tick_s)
+        self._last_tick_s = now_s
+        m = await self.measure()
+        self.latest = m
+        await self.io(self.hw.meter.update, m.output_voltage_V, m.output_current_A)
+        await self.read_meter()
+        if self.current_control_active:
+            await self._ramp_current(dt_s)
+        self.context.commanded_current_limit_A = self.commanded_current_A
+        fault = self.supervisor.find_fault(m, self.context)
+        if fault is not None and self.active_fault is None:
+            log.warning("supervisor detected %s", fault)
+            await self.raise_fault(fault, source="supervisor")
+        for listener in self.tick_listeners:
+            listener()
+
+    async def read_meter(self) -> "MeterReading":
+        meter = self.hw.meter
+        self.meter_reading = MeterReading(
+            energy_Wh=await self.io(meter.get_energy_Wh),
+            avg_voltage_V=await self.io(meter.get_avg_voltage),
+            avg_current_A=await self.io(meter.get_avg_current),
+            session_time_s=await self.io(meter.get_session_time_s),
+        )
+        return self.meter_reading
+
+    async def _ramp_current(self, dt_s: float) -> None:
+        step_up = self.settings.current_ramp_up_A_per_s * dt_s
+        step_down = self.settings.current_ramp_down_A_per_s * dt_s
+        target = min(self.requested_current_A, self.evse_max_current_A)
+        if target > self.commanded_current_A:
+            self.commanded_current_A = min(target, self.commanded_current_A + step_up)
+        else:
+            self.commanded_current_A = max(target, self.commanded_current_A - step_down)
+        await self.io(self.hw.supply.set_current_limit, self.commanded_current_A)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Poll ``condition`` every control period (simulated time); False if ``timeout_s`` passes first."""
+        deadline_s = self.clock.now() + timeout_s
+        while not condition():
+            if self.clock.now() >= deadline_s:
+                return False
+            await self.clock.sleep(self.settings.control_period_s)
+        return True
+
+    async def hold(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+    # --- state ------------------------------------------------------------------------------------
+    def set_stage(self, stage: Stage) -> None:
+        self.stage = stage
+        if self.session_active and stage in STAGE_PHASE:
+            self.phase = STAGE_PHASE[stage]
+
+    def register_sim_driver(self, factory: Callable[[], SessionDriver]) -> None:
+        self._sim_driver_factory = factory
+
+    def persistent_fault_reason(self) -> str | None:
+        """A condition that forbids starting a session now (it would fault at once), or None."""
+        m = self.latest
+        if m is None:
+            return None
+        if m.estop_pressed:
+            return "emergency stop is pressed"
+        if m.connector_temperature_C > self.supervisor.limits.connector_temperature_limit_C:
+            return f"connector temperature {m.connector_temperature_C:.1f} °C above its limit"
+        return None
+
+    # --- sessions ------------------------------------------------------------------------------------
+    def start_session(self, params: SessionParams, driver: SessionDriver | None = None) -> ActiveSession:
+        """Start a session. Atomic: the check and the claim happen with no await in between."""
+        if self.session_active:
+            raise CommandRefused("Session already in progress")
+        blocked = self.persistent_fault_reason()
+        if blocked:
+            raise CommandRefused(f"cannot start: {blocked}")
+        if driver is None:
+            if self._sim_driver_factory is None or self.hw.simulation is None:
+                raise CommandRefused("no simulated car on this adapter: sessions come from the ISO 15118 SECC")
+            driver = self._sim_driver_factory()
+        session = ActiveSession(session_id=uuid.uuid4().hex[:12], params=params, source=driver.source,
+                                started_at_s=self.clock.now(), started_at=self.clock.utcnow())
+        self.session = session
+        self.session_active = True
+        self.error = None
+        self.active_fault = None
+        self.phase = Phase.HANDSHAKE
+        self.stage = Stage.PLUG_IN
+        self.bms_view_override = None
+        self._session_task = asyncio.create_task(self._run_session(driver, session), name=f"session-{session.session_id}")
+        return session
+
+    async def _run_session(self, driver: SessionDriver, session: ActiveSession) -> None:
+        await self._quiescent.wait()  # a previous session's wind-down finishes first
+        self._quiescent.clear()
+        try:
+            await self.io(self.hw.meter.start)
+            for listener in self.session_start_listeners:
+                result = listener(session)
+                if asyncio.iscoroutine(result):
+                    await result
+            await driver.run(self, session)
+        except SessionAbort as abort:
+            if self.session is session and self.session_active:
+                await self.raise_fault(abort.fault_name, source="session", message=str(abort))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug must still leave the charger safe and the record written
+            log.exception("session %s failed", session.session_id)
+            if self.session is session and self.session_active:
+                await self.raise_fault("SUPPLY_FAULT" if isinstance(error, OSError) else "HLC_FAILURE",
+                                       source="session", message=repr(error))
+        finally:
+            if self.session is session and self.session_active:
+                # the driver returned without ending the session: end it normally
+                self.end_session(Phase.COMPLETE, None, EndReason.DURATION_ELAPSED)
+            if self._wind_down_task is None or self._wind_down_task.done():
+                self._quiescent.set()
+
+    def request_stop(self) -> bool:
+        """``/stop_session``: the session ends ABORTED now; the output ramps down ≤ 100 A/s and opens < 1 A."""
+        if not self.session_active:
+            return False
+        self.end_session(Phase.ABORTED, None, EndReason.STOP_REQUESTED)
+        return True
+
+    def end_session(self, phase: Phase, error: str | None, reason: EndReason) -> None:
+        """End the running session logically (phase, summary) and start the physical wind-down."""
+        session = self.session
+        if session is None or not self.session_active:
+            return
+        self.session_active = False
+        self.phase = phase
+        self.error = error
+        self.current_control_active = False
+        self.requested_current_A = 0.0
+        self.context.energy_transfer_expected = False
+        self.context.precharging = False
+        session.summary = self._summary_now(session, phase, error, reason)
+        self.last_session_summary = session.summary
+        if self._session_task is not None and self._session_task is not asyncio.current_task():
+            self._session_task.cancel()
+        if reason is not EndReason.FAULT:
+            self.set_stage(Stage.RAMP_DOWN)
+            self._wind_down_task = asyncio.create_task(self._wind_down_normally(session), name="wind-down")
+
+    def _summary_now(self, session: ActiveSession, phase: Phase, error: str | None,
+                     reason: EndReason) -> SessionSummary:
+        meter = self.meter_reading
+        charging_time_s = 0.0 if session.charging_started_at_s is None else \
+            self.clock.now() - session.charging_started_at_s
+        ev_info = dict(session.ev_info)
+        ev_info.update({key: value for key, value in self.bms_view().items()
+                        if key in ("evcc_id", "present_soc", "protocol", "total_battery_capacity")})
+        return SessionSummary(
+            energy_Wh=round(meter.energy_Wh, 6),
+            avg_voltage=round(meter.avg_voltage_V, 6),
+            avg_current=round(meter.avg_current_A, 6),
+            duration_s=round(self.clock.now() - session.started_at_s, 6),
+            ended_phase=phase.value,
+            error=error,
+            session_id=session.session_id,
+            end_reason=reason.value,
+            charging_time_s=round(charging_time_s, 6),
+            started_at=session.started_at.isoformat(),
+            ended_at=self.clock.utcnow().isoformat(),
+            source=session.source,
+            ev=ev_info,
+        )
+
+    async def _finalise_summary(self, session: ActiveSession) -> None:
+        """After the output is off: the summary takes the meter's final counts, then the meter resets."""
+        summary = session.summary
+        if summary is not None:
+            meter = await self.read_meter()
+            summary.energy_Wh = round(meter.energy_Wh, 6)
+            summary.avg_voltage = round(meter.avg_voltage_V, 6)
+            summary.avg_current = round(meter.avg_current_A, 6)
+            for listener in self.session_end_listeners:
+                result = listener(summary)
+                if asyncio.iscoroutine(result):
+                    await result
+        await self.io(self.hw.meter.reset)
+        await self.read_meter()
+        if self.session is session:
+            self.set_stage(Stage.ENDED)
+
+    async def _wind_down_normally(self, session: ActiveSession) -> None:
+        try:
+            await self.ramp_down_and_open()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("normal wind-down failed; forcing the safe state")
+            await self.put_outputs_safe()
+        finally:
+            await self.io(self.hw.pwm.set_duty, 100.0)
+            await self._finalise_summary(session)
+            self._quiescent.set()
+
+    async def ramp_down_and_open(self) -> None:
+        """Normal shutdown: current down at ≤ 100 A/s (DG L4110), output off and contactor open below 1 A."""
+        self.requested_current_A = 0.0
+        self.current_control_active = True
+        reached = await self.wait_until(
+            lambda: self.commanded_current_A <= 0.0 and self.latest is not None
+            and self.latest.output_current_A < standards.CONTACTOR_OPEN_MAX_CURRENT_A,
+            self.settings.ramp_down_timeout_s)
+        self.current_control_active = False
+        await self.io(self.hw.supply.set_current_limit, 0.0)
+        await self.io(self.hw.supply.set_enabled, False)
+        if not reached:
+            log.error("current did not fall below 1 A within %.1f s; emergency off", self.settings.ramp_down_timeout_s)
+            await self.io(self.hw.supply.emergency_off)
+            await self._wait_current_below(standards.EMERGENCY_CURRENT_A, standards.EMERGENCY_CURRENT_DEADLINE_S)
+        self.set_stage(Stage.WELDING_DETECTION)
+        await self.io(self.hw.contactor.set_closed, False)
+        await self.io(self.hw.imd.stop_measurement)
+        self.commanded_current_A = 0.0
+
+    async def _wait_current_below(self, limit_A: float, within_s: float) -> bool:
+        deadline_s = self.clock.now() + within_s
+        while True:
+            current_A = await self.io(self.hw.meter.read_current_A)
+            if current_A < limit_A:
+                return True
+            if self.clock.now() >= deadline_s:
+                return False
+            await self.clock.sleep(0.001)
+
+    # --- faults -------------------------------------------------------------------------------------------
+    async def raise_fault(self, name: str, source: str = "api", message: str = "") -> tuple[FaultType, bool]:
+        """Shut the output down for a fault: the part that stops energy runs before this returns.
+
+        Supply off at once (both severities); emergency also stops the oscillator (X1). The session (if
+        any) ends ABORTED with ``error`` = the fault name; the contactor opens once the current is below
+        5 A (emergency) or 1 A (error), within 100 ms at the latest, in a background task.
+        """
+        fault, known = lookup_fault(name)
+        fault_name = name.strip() if not known else fault.name
+        self.fault_history.append({"type": fault_name, "severity": fault.severity.value, "source": source,
+                                   "known": known, "message": message, "time_s": self.clock.now(),
+                                   "at": self.clock.utcnow().isoformat()})
+        if self.active_fault is not None and self._wind_down_task is not None and not self._wind_down_task.done() \
+                and self.stage is Stage.EMERGENCY_SHUTDOWN:
+            return fault, known  # a shutdown is already under way
+        self.active_fault = fault_name
+        await self.io(self.hw.supply.emergency_off)
+        if fault.severity is Severity.EMERGENCY:
+            await self.io(self.hw.pwm.set_duty, 100.0)
+        self.current_control_active = False
+        self.requested_current_A = self.commanded_current_A = 0.0
+        session = self.session if self.session_active else None
+        if session is not None:
+            self.end_session(Phase.ABORTED, fault_name, EndReason.FAULT)
+        else:
+            self.phase = Phase.ABORTED
+            self.error = fault_name
+        self.stage = Stage.EMERGENCY_SHUTDOWN
+        if self._wind_down_task is not None and not self._wind_down_task.done():
+            self._wind_down_task.cancel()
+        self._quiescent.clear()
+        self._wind_down_task = asyncio.create_task(self._emergency_open(fault, session), name="emergency-open")
+        for listener in self.fault_listeners:
+            result = listener(fault)
+            if asyncio.iscoroutine(result):
+                await result
+        return fault, known
+
+    async def _emergency_open(self, fault: FaultType, session: ActiveSession | None) -> None:
+        try:
+            limit_A = standards.EMERGENCY_CURRENT_A if fault.severity is Severity.EMERGENCY \
+                else standards.CONTACTOR_OPEN_MAX_CURRENT_A
+            # Open as soon as the current allows, and within 90 ms whatever happens (< 100 ms budget).
+            await self._wait_current_below(limit_A, 0.090)
+            await self.io(self.hw.contactor.set_closed, False)
+            await self.io(self.hw.imd.stop_measurement)
+            if fault.severity is not Severity.EMERGENCY:
+                await self.io(self.hw.pwm.set_duty, 100.0)
+            if session is not None:
+                await self._finalise_summary(session)
+            self.set_stage(Stage.ENDED)
+        finally:
+            self._quiescent.set()
+
+    # --- primitives used by session drivers ---------------------------------------------------------
+    def ev_side_voltage_V(self) -> float | None:
+        """The voltage of a stiff source on the EV side of the contactor, if one is known to be there."""
+        m = self.latest
+        if m is not None and not m.contactor_closed and m.output_voltage_V > standards.SAFE_DC_VOLTAGE_V:
+            return m.output_voltage_V
+        if self.session_active and self.stage in (Stage.CHARGING, Stage.CURRENT_RAMP, Stage.OUTPUT_INTERRUPTED):
+            present = self.bms_view().get("present_voltage")
+            if present:
+                return float(present)
+        return None
+
+    async def set_contactor(self, closed: bool) -> None:
+        """Open or close the output contactor; closing is vetted by the supervisor."""
+        if closed:
+            supply_V, _ = await self.io(self.hw.supply.get_status)
+            refusal = self.supervisor.vet_contactor_close(supply_V, self.ev_side_voltage_V())
+            if refusal:
+                self.refusals += 1
+                raise CommandRefused(refusal)
+        else:
+            current_A = await self.io(self.hw.meter.read_current_A)
+            if current_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
+                log.warning("contactor opened under load (%.1f A) by command", current_A)
+        await self.io(self.hw.contactor.set_closed, closed)
+        await self.tick_now()
+
+    async def set_pwm_duty(self, duty_percent: float) -> None:
+        if not 0.0 <= duty_percent <= 100.0:
+            raise CommandRefused(f"duty must be within 0..100 %, got {duty_percent}")
+        await self.io(self.hw.pwm.set_duty, duty_percent)
+        await self.tick_now()
+
+    async def set_cp_state(self, state: str) -> None:
+        await self.io(self.hw.cp.simulate_state, state)
+        await self.tick_now()
+
+    async def tick_now(self) -> None:
+        """Re-measure at once after a command, so the supervisor reacts without waiting for the next tick."""
+        await self.tick()
+
+    async def cable_check(self, ev_max_voltage_V: float | None) -> str:
+        """Close the output, apply the CC.1 test voltage at ≤ 2 A, measure insulation. Returns the level:
+        VALID, WARNING or FAULT (raises SessionAbort on FAULT or when no measurement arrives in time)."""
+        test_V = standards.cable_check_test_voltage_V(ev_max_voltage_V, self.evse_max_voltage_V)
+        self.set_stage(Stage.CABLE_CHECK)
+        started_s = self.clock.now()
+        await self.set_contactor(True)
+        await self.io(self.hw.imd.start_measurement)
+        await self.io(self.hw.supply.set_current_limit, standards.PRECHARGE_CURRENT_LIMIT_A)
+        await self.io(self.hw.supply.set_voltage, test_V)
+        await self.io(self.hw.supply.set_enabled, True)
+        reading: list[float] = []
+
+        def measured() -> bool:
+            m = self.latest
+            if m is None or m.isolation_ohm is None or abs(m.output_voltage_V - test_V) > 0.05 * test_V + 1.0:
+                return False
+            reading.append(m.isolation_ohm)
+            return True
+
+        if not await self.wait_until(measured, self.settings.cable_check_timeout_s):
+            raise SessionAbort("CABLE_CHECK_FAILED", f"no insulation measurement at {test_V:.0f} V")
+        remaining_s = self.settings.cable_check_s - (self.clock.now() - started_s)
+        if remaining_s > 0:
+            await self.hold(remaining_s)
+        level = self.isolation_level(reading[-1])
+        if level == "FAULT":
+            raise SessionAbort("ISOLATION_FAULT", f"insulation {reading[-1]:.0f} Ω at {test_V:.0f} V")
+        return level
+
+    def isolation_level(self, resistance_ohm: float) -> str:
+        """IEC 61851-23 thresholds: FAULT < 100 kΩ; with the 2014 edition WARNING below 500 Ω/V."""
+        if resistance_ohm < standards.ISOLATION_FAULT_OHM:
+            return "FAULT"
+        if self.settings.isolation_edition == "2014" and \
+                resistance_ohm < standards.ISOLATION_WARNING_OHM_PER_V * self.evse_max_voltage_V:
+            return "WARNING"
+        return "VALID"
+
+    async def precharge(self, target_V: Callable[[], float], timeout_s: float) -> None:
+        """Bring the output to ``target_V()`` at ≤ 2 A; raises SessionAbort(PRECHARGE_TIMEOUT)."""
+        self.set_stage(Stage.PRECHARGE)
+        self.context.precharging = True
+        control = PrechargeControl(target_V(), timeout_s, self.clock.now(), self.evse_max_voltage_V)
+        try:
+            while True:
+                control.retarget(target_V(), self.evse_max_voltage_V)
+                setpoint = control.setpoint()
+                await self.io(self.hw.supply.set_current_limit, setpoint.current_limit_A)
+                await self.io(self.hw.supply.set_voltage, setpoint.voltage_V)
+                await self.io(self.hw.supply.set_enabled, True)
+                m = self.latest
+                if m is not None and m.contactor_closed and control.reached(m.output_voltage_V):
+                    return
+                if control.timed_out(self.clock.now()):
+                    reached_V = m.output_voltage_V if m else 0.0
+                    raise SessionAbort("PRECHARGE_TIMEOUT", str(PrechargeTimeout(control.target_V, reached_V,
+                                                                                 timeout_s)))
+                await self.clock.sleep(self.settings.control_period_s)
+        finally:
+            self.context.precharging = False
+
+    async def begin_energy_transfer(self, negotiated_max_voltage_V: float | None) -> None:
+        self.context.energy_transfer_expected = True
+        self.context.negotiated_max_voltage_V = negotiated_max_voltage_V
+        if self.session is not None and self.session.charging_started_at_s is None:
+            self.session.charging_started_at_s = self.clock.now()
+        self.commanded_current_A = min(self.commanded_current_A, standards.PRECHARGE_CURRENT_LIMIT_A)
+        self.current_control_active = True
+        self.set_stage(Stage.CURRENT_RAMP)
+
+    async def set_charge_targets(self, voltage_V: float, current_A: float, power_W: float | None = None) -> None:
+        """EV targets → setpoints, clamped to the EVSE's limits; the current follows at the ramp rate."""
+        voltage_V = min(max(0.0, voltage_V), self.evse_max_voltage_V)
+        limit_W = self.evse_max_power_W if power_W is None else min(power_W, self.evse_max_power_W)
+        self.requested_current_A = min(max(0.0, current_A), self.evse_max_current_A)
+        await self.io(self.hw.supply.set_voltage, voltage_V)
+        await self.io(self.hw.supply.set_power_limit, limit_W)
+        if self.stage is Stage.CURRENT_RAMP and abs(self.commanded_current_A - self.requested_current_A) < 0.5:
+            self.set_stage(Stage.CHARGING)
+
+    # --- views -----------------------------------------------------------------------------------------
+    def bms_view(self) -> dict[str, Any]:
+        if self.bms_view_override is not None:
+            return self.bms_view_override
+        sim = self.hw.simulation
+        if sim is not None and getattr(sim, "ev", None) is not None and sim.ev.plugged_in:
+            present_V = self.latest.output_voltage_V if self.latest else 0.0
+            return sim_bms_view(sim.ev, present_V)
+        return empty_bms_view()
+
+    def status_view(self) -> dict[str, Any]:
+        m = self.latest
+        cp_state = m.pilot.state if m else "A"
+        session = self.session
+        time_s = 0.0
+        if session is not None and self.session_active:
+            time_s = self.clock.now() - session.started_at_s
+        summary = self.last_session_summary.to_dict() if self.last_session_summary else None
+        return {
+            "session_active": self.session_active,
+            "phase": self.phase.value,
+            "error": self.error,
+            "contactor_closed": bool(m.contactor_closed) if m else False,
+            "cp_state": cp_state if cp_state != "F" else "F",
+            "voltage": round(m.output_voltage_V, 3) if m else 0.0,
+            "current": round(m.output_current_A, 3) if m else 0.0,
+            "energy_Wh": round(self.meter_reading.energy_Wh, 6),
+            "time_s": round(time_s, 3),
+            "last_session_summary": summary,
+            # additive fields
+            "stage": self.stage.value,
+            "session_id": session.session_id if session else None,
+            "cp_sub_state": m.pilot.sub_state if m else None,
+            "cp_voltage": round(m.cp_positive_V, 3) if m else None,
+            "pwm_duty": m.duty_percent if m else None,
+            "supply_voltage": round(m.supply_voltage_V, 3) if m else 0.0,
+            "supply_current": round(m.supply_current_A, 3) if m else 0.0,
+            "power_W": round(m.output_voltage_V * m.output_current_A, 1) if m else 0.0,
+            "isolation_ohm": m.isolation_ohm if m else None,
+            "connector_temperature_C": round(m.connector_temperature_C, 2) if m else None,
+            "requested_current": round(self.requested_current_A, 3),
+            "commanded_current": round(self.commanded_current_A, 3),
+            "active_fault": self.active_fault,
+            "clock_s": round(self.clock.now(), 3),
+            "speed": self.clock.speed if self.clock.speed != float("inf") else None,
+            "adapter": self.hw.name,
+        }
+
+    def meter_view(self) -> dict[str, Any]:
+        reading, m = self.meter_reading, self.latest
+        return {
+            "energy_Wh": round(reading.energy_Wh, 6),
+            "avg_voltage": round(reading.avg_voltage_V, 6),
+            "avg_current": round(reading.avg_current_A, 6),
+            "session_time_s": round(reading.session_time_s, 6),
+            "voltage": round(m.output_voltage_V, 3) if m else 0.0,
+            "current": round(m.output_current_A, 3) if m else 0.0,
+        }

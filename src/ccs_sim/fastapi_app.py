@@ -1,0 +1,216 @@
+"""The Live Controller HTTP API (the spec's endpoints, plus additive ones). Routes only: the logic is in
+``ChargerController``.
+
+``create_app(controller)`` serves a controller you built (tests, the launcher); the module-level ``app``
+(for ``uvicorn ccs_sim.fastapi_app:app``) builds its controller from settings when it starts, never at import.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ccs_sim import __version__
+from ccs_sim.api_models import (
+    ContactorRequest,
+    CPStateRequest,
+    FaultRequest,
+    PWMRequest,
+    SimCarRequest,
+    SimPlantRequest,
+    StartSessionRequest,
+)
+from ccs_sim.controller import ChargerController, CommandRefused
+from ccs_sim.faults import FAULT_CATALOGUE
+from ccs_sim.session import SessionParams
+from ccs_sim.settings import ControllerSettings
+
+
+def _error(message: str, **extra: Any) -> dict[str, Any]:
+    return {"status": "error", "message": message, **extra}
+
+
+def create_app(controller: ChargerController | None = None, settings: ControllerSettings | None = None) -> FastAPI:
+    """The API for ``controller``; without one, a controller is built from ``settings`` at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if controller is not None:
+            app.state.controller = controller
+            yield
+            return
+        from ccs_sim.runtime import build_controller
+
+        owned = build_controller(settings or ControllerSettings())
+        await owned.start()
+        app.state.controller = owned
+        try:
+            yield
+        finally:
+            await owned.shutdown()
+
+    app = FastAPI(title="CCS DC Live Controller", version=__version__, lifespan=lifespan,
+                  description="Start/stop charging sessions, control contactor/PWM/CP, inject faults, "
+                              "read status, metering and the vehicle's BMS/SLAC/ISO 15118 views.")
+    if controller is not None:
+        app.state.controller = controller
+
+    def ctl(request: Request) -> ChargerController:
+        return request.app.state.controller
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            problems.append(f"{where or 'body'}: {error.get('msg')}")
+        return JSONResponse(status_code=422, content=_error("invalid request: " + "; ".join(problems),
+                                                            detail=jsonable_errors(exc)))
+
+    @app.post("/start_session")
+    async def start_session(request: Request, body: StartSessionRequest | None = Body(None)) -> dict[str, Any]:
+        body = body or StartSessionRequest()
+        controller_ = ctl(request)
+        if body.target_voltage > controller_.evse_max_voltage_V:
+            return _error(f"target_voltage {body.target_voltage} V is above this charger's maximum "
+                          f"{controller_.evse_max_voltage_V} V")
+        params = SessionParams(target_voltage_V=body.target_voltage, initial_current_A=body.initial_current,
+                               duration_s=body.duration_s, ev_preset=body.ev_preset,
+                               start_soc_percent=body.start_soc, target_soc_percent=body.target_soc,
+                               precharge_timeout_s=body.precharge_timeout_s)
+        try:
+            session = controller_.start_session(params)
+        except CommandRefused as refused:
+            return _error(str(refused))
+        return {"status": "started", "session_id": session.session_id}
+
+    @app.post("/stop_session")
+    async def stop_session(request: Request) -> dict[str, Any]:
+        if not ctl(request).request_stop():
+            return _error("No session in progress")
+        return {"status": "stopping"}
+
+    @app.get("/status")
+    async def status(request: Request) -> dict[str, Any]:
+        return ctl(request).status_view()
+
+    @app.get("/meter")
+    async def meter(request: Request) -> dict[str, Any]:
+        return ctl(request).meter_view()
+
+    @app.get("/vehicle/bms")
+    async def vehicle_bms(request: Request) -> dict[str, Any]:
+        return ctl(request).bms_view()
+
+    @app.get("/vehicle/slac")
+    async def vehicle_slac(request: Request) -> dict[str, Any]:
+        return ctl(request).slac_view
+
+    @app.get("/vehicle/iso15118")
+    async def vehicle_iso15118(request: Request) -> dict[str, Any]:
+        return ctl(request).iso15118_view
+
+    @app.post("/control/contactor")
+    async def control_contactor(request: Request, body: ContactorRequest) -> dict[str, Any]:
+        controller_ = ctl(request)
+        try:
+            await controller_.set_contactor(body.closed)
+        except CommandRefused as refused:
+            closed = bool(controller_.latest and controller_.latest.contactor_closed)
+            return _error(str(refused), contactor_closed=closed)
+        closed = bool(controller_.latest and controller_.latest.contactor_closed)
+        return {"status": "ok", "contactor_closed": closed}
+
+    @app.post("/control/pwm")
+    async def control_pwm(request: Request, body: PWMRequest) -> dict[str, Any]:
+        try:
+            await ctl(request).set_pwm_duty(body.duty)
+        except CommandRefused as refused:
+            return _error(str(refused))
+        return {"status": "ok", "duty": body.duty}
+
+    @app.post("/control/cp_state")
+    async def control_cp_state(request: Request, body: CPStateRequest) -> dict[str, Any]:
+        await ctl(request).set_cp_state(body.state)
+        return {"status": "ok", "state": body.state}
+
+    @app.post("/fault")
+    async def fault(request: Request, body: FaultRequest) -> dict[str, Any]:
+        fault_type, known = await ctl(request).raise_fault(body.type, source="api")
+        return {"status": "fault_injected", "type": body.type, "known": known,
+                "severity": fault_type.severity.value}
+
+    # --- additive endpoints -------------------------------------------------------------------------
+    @app.get("/faults")
+    async def faults() -> dict[str, Any]:
+        """The documented fault types, their severity and meaning; unknown types act as emergencies."""
+        return {"faults": [{"type": f.name, "severity": f.severity.value, "description": f.description}
+                           for f in FAULT_CATALOGUE.values()],
+                "unknown_type_policy": "accepted and handled as an emergency shutdown (known: false)"}
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        controller_ = ctl(request)
+        return {"status": "ok", "adapter": controller_.hw.name, "late_ticks": controller_.late_ticks,
+                "max_tick_lateness_s": controller_.max_tick_lateness_s}
+
+    @app.get("/sim")
+    async def sim_state(request: Request) -> dict[str, Any]:
+        controller_ = ctl(request)
+        sim = controller_.hw.simulation
+        if sim is None:
+            return _error("this adapter is not a simulation")
+        plant = sim.plant
+        return {"status": "ok", "car": {"preset": sim.preset_name, "start_soc": sim.start_soc_percent,
+                                        "target_soc": sim.target_soc_percent,
+                                        "soc": round(sim.ev.battery.soc_percent, 3),
+                                        "plugged_in": sim.ev.plugged_in,
+                                        "contactor_closed": sim.ev.contactor_closed},
+                "plant": {"isolation_resistance_ohm": plant.isolation_resistance_ohm,
+                          "ambient_temperature_C": plant.config.ambient_temperature_C,
+                          "estop_pressed": sim.estop.pressed},
+                "speed": controller_.clock.speed if controller_.clock.speed != float("inf") else None}
+
+    @app.post("/sim/car")
+    async def sim_car(request: Request, body: SimCarRequest) -> dict[str, Any]:
+        sim = ctl(request).hw.simulation
+        if sim is None:
+            return _error("this adapter is not a simulation")
+        sim.configure_car(body.preset, body.start_soc, body.target_soc)
+        return {"status": "ok", "preset": sim.preset_name, "start_soc": sim.start_soc_percent,
+                "target_soc": sim.target_soc_percent, "applies": "from the next session"}
+
+    @app.post("/sim/plant")
+    async def sim_plant(request: Request, body: SimPlantRequest) -> dict[str, Any]:
+        controller_ = ctl(request)
+        sim = controller_.hw.simulation
+        if sim is None:
+            return _error("this adapter is not a simulation")
+        if body.isolation_resistance_ohm is not None:
+            sim.set_isolation_resistance(body.isolation_resistance_ohm)
+        if body.ambient_temperature_C is not None:
+            sim.set_ambient_temperature(body.ambient_temperature_C)
+        if body.estop_pressed is not None:
+            sim.estop.pressed = body.estop_pressed
+        await controller_.tick_now()
+        return {"status": "ok", "isolation_resistance_ohm": sim.plant.isolation_resistance_ohm,
+                "ambient_temperature_C": sim.plant.config.ambient_temperature_C,
+                "estop_pressed": sim.estop.pressed}
+
+    return app
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    cleaned = []
+    for error in exc.errors():
+        cleaned.append({key: (value if isinstance(value, (str, int, float, bool, list, type(None))) else str(value))
+                        for key, value in error.items() if key != "ctx"})
+    return cleaned
+
+
+#: For ``uvicorn ccs_sim.fastapi_app:app``: settings from the environment (CCS_SIM_*), hardware built at start-up.
+app = create_app()

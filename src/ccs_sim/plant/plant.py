@@ -1,0 +1,261 @@
+"""One physically consistent charger + car plant, advanced lazily to the clock's present.
+
+Topology: DC supply (setpoints, slew, current/power limits, output capacitance) → EVSE contactor →
+cable/inlet (with isolation resistance to PE) → car contactor → battery (OCV + R·I). The meter sits at
+the EVSE output after the contactor, so it sees exactly what flowed into the cable. Every simulated
+sensor reads this one state; ``advance_to(t)`` integrates from the last time to ``t`` in steps of at
+most ``max_step_s``, and every command first brings the plant to the present.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ccs_sim import standards
+from ccs_sim.plant.ev import SimulatedEV
+
+
+@dataclass
+class PlantConfig:
+    """EVSE power stage and plant constants (defaults: standards.md §4.1)."""
+
+    max_voltage_V: float = 1000.0
+    #: Real power modules start at ~150 V; 0 here lets the spec's 20–40 V quick sessions run.
+    min_voltage_V: float = 0.0
+    max_current_A: float = 400.0
+    max_power_W: float = 350_000.0
+    #: Output voltage slew of the power stage: 0 → 1000 V in 1 s (a cable check in ~1 s, precharge to
+    #: 800 V well inside the EV's 7 s; standards.md §2.3 asks for ≥ 200 V/s).
+    voltage_slew_up_V_per_s: float = 1000.0
+    voltage_slew_down_V_per_s: float = 1000.0
+    #: The power stage's own current loop (the controller ramps its setpoints more gently).
+    current_slew_A_per_s: float = 2000.0
+    #: Current fall when the output is disabled in an emergency (IEC 61851-23: < 5 A within 30 ms).
+    emergency_current_fall_A_per_s: float = 40_000.0
+    output_capacitance_F: float = 0.001
+    cable_capacitance_F: float = 0.0002
+    #: Active discharge of the output when disabled: < 60 V within 100 ms from 1000 V (τ = 20 ms).
+    discharge_time_constant_s: float = 0.020
+    isolation_resistance_ohm: float = 10e6
+    #: IMD reading settles this long after the output is energised.
+    imd_settle_s: float = 0.5
+    ambient_temperature_C: float = 25.0
+    #: Connector temperature rise at 400 A in steady state, and its thermal time constant.
+    connector_rise_at_400A_K: float = 40.0
+    connector_thermal_time_constant_s: float = 300.0
+    max_step_s: float = 0.02
+
+
+def _approach(value: float, target: float, max_change: float) -> float:
+    if target > value:
+        return min(target, value + max_change)
+    return max(target, value - max_change)
+
+
+class ChargerPlant:
+    def __init__(self, config: PlantConfig, ev: SimulatedEV, start_time_s: float = 0.0) -> None:
+        self.config = config
+        self.ev = ev
+        self.time_s = start_time_s
+        # EVSE-side inputs (set by the simulated drivers)
+        self.pwm_duty_percent = 100.0  # 100 % = oscillator off, constant +12 V (X1)
+        self.state_f = False
+        self.evse_contactor_commanded = False
+        self.supply_enabled = False
+        self.supply_emergency_off = False
+        self.voltage_setpoint_V = 0.0
+        self.current_limit_A = 0.0
+        self.power_limit_W = config.max_power_W
+        self.isolation_resistance_ohm = config.isolation_resistance_ohm
+        # state
+        self.evse_contactor_closed = False
+        self.output_voltage_V = 0.0  # supply side of the EVSE contactor
+        self.supply_current_A = 0.0
+        self.inlet_voltage_V = 0.0  # cable / meter side
+        self.cable_current_A = 0.0
+        self.energised_since_s: float | None = None
+        self.connector_temperature_C = config.ambient_temperature_C
+        self.contactor_switched_under_load_A = 0.0
+        self.meter = MeterIntegrator()
+
+    # --- time ------------------------------------------------------------------------------------
+    def advance_to(self, time_s: float) -> None:
+        while self.time_s < time_s - 1e-12:
+            dt_s = min(self.config.max_step_s, time_s - self.time_s)
+            self._step(dt_s)
+            self.time_s += dt_s
+
+    # --- commands (the caller advanced the plant to the present first) -------------------------
+    def set_evse_contactor(self, closed: bool) -> None:
+        if closed == self.evse_contactor_closed:
+            self.evse_contactor_commanded = closed
+            return
+        if not closed:
+            self.contactor_switched_under_load_A = max(self.contactor_switched_under_load_A,
+                                                       abs(self.cable_current_A))
+        self.evse_contactor_commanded = closed
+        self.evse_contactor_closed = closed
+        self._settle_instant()
+
+    def set_pwm_duty(self, duty_percent: float) -> None:
+        self.pwm_duty_percent = duty_percent
+        self.state_f = False
+        self.ev.react_to_pwm(duty_percent)
+
+    def set_state_f(self) -> None:
+        self.state_f = True
+        self.ev.react_to_pwm(100.0)
+
+    # --- readings --------------------------------------------------------------------------------
+    def cp_plateaus_V(self) -> tuple[float, float]:
+        """(positive, negative) plateau of the CP signal at the EVSE's measuring point."""
+        if self.state_f:
+            return (standards.CP_STATE_F_V, standards.CP_STATE_F_V)
+        resistance = self.ev.cp_resistance_ohm()
+        oscillator = standards.CP_OSCILLATOR_V
+        if resistance is None:
+            high = oscillator
+        elif resistance == 0.0:
+            return (0.0, 0.0)
+        else:
+            diode = standards.CP_EV_DIODE_DROP_V
+            high = diode + (oscillator - diode) * resistance / (resistance + standards.CP_SOURCE_RESISTOR_OHM)
+        oscillating = 0.0 < self.pwm_duty_percent < 100.0
+        if not oscillating:
+            return (high, high)
+        if resistance is not None and self.ev.diode_fault:
+            low = -oscillator * resistance / (resistance + standards.CP_SOURCE_RESISTOR_OHM)
+        else:
+            low = -oscillator
+        return (high, low)
+
+    def imd_reading_ohm(self) -> float | None:
+        """Isolation resistance the IMD reports; None until the output has been energised long enough."""
+        if self.energised_since_s is None or self.time_s - self.energised_since_s < self.config.imd_settle_s:
+            return None
+        return self.isolation_resistance_ohm
+
+    # --- physics -----------------------------------------------------------------------------------
+    def _step(self, dt_s: float) -> None:
+        cfg, ev = self.config, self.ev
+        ev.react_to_pwm(self.pwm_duty_percent) if not self.state_f else None
+        battery = ev.battery
+        if self.evse_contactor_closed and ev.contactor_closed:
+            resistance = battery.preset.internal_resistance_ohm
+            ocv = battery.ocv_V()
+            if self.supply_enabled and not self.supply_emergency_off:
+                voltage_setpoint = min(self.voltage_setpoint_V, cfg.max_voltage_V)
+                current_target = max(0.0, (voltage_setpoint - ocv) / resistance)
+                current_target = min(current_target, self.current_limit_A, cfg.max_current_A,
+                                     min(self.power_limit_W, cfg.max_power_W) / max(1.0, self.inlet_voltage_V))
+                rate = cfg.current_slew_A_per_s
+            else:
+                current_target, rate = 0.0, cfg.emergency_current_fall_A_per_s
+            current = _approach(self.supply_current_A, current_target, rate * dt_s)
+            voltage = battery.terminal_voltage_V(current)
+            battery.integrate(current, voltage, dt_s)
+            self.supply_current_A = self.cable_current_A = current
+            self.output_voltage_V = self.inlet_voltage_V = voltage
+            if current > 0.0:
+                ev.charging_time_s += dt_s
+        else:
+            capacitance = cfg.output_capacitance_F + (cfg.cable_capacitance_F if self.evse_contactor_closed else 0.0)
+            before = self.output_voltage_V
+            if self.supply_enabled and not self.supply_emergency_off:
+                target = min(max(self.voltage_setpoint_V, cfg.min_voltage_V), cfg.max_voltage_V)
+                rise_limit = min(cfg.voltage_slew_up_V_per_s,
+                                 max(0.0, min(self.current_limit_A, cfg.max_current_A)) / capacitance) * dt_s
+                if target >= before:
+                    voltage = min(target, before + rise_limit)
+                else:
+                    voltage = max(target, before - cfg.voltage_slew_down_V_per_s * dt_s)
+            else:
+                voltage = before * math.exp(-dt_s / cfg.discharge_time_constant_s)
+                if voltage < 0.5:
+                    voltage = 0.0
+            self.output_voltage_V = voltage
+            leakage_A = voltage / self.isolation_resistance_ohm if self.evse_contactor_closed else 0.0
+            charging_A = capacitance * (voltage - before) / dt_s
+            self.supply_current_A = max(0.0, charging_A) + leakage_A
+            if self.evse_contactor_closed:
+                self.inlet_voltage_V = voltage
+                cable_share = cfg.cable_capacitance_F / capacitance
+                self.cable_current_A = max(0.0, charging_A * cable_share) + leakage_A
+            else:
+                self.inlet_voltage_V = 0.0
+                self.cable_current_A = 0.0
+        self._track_energised()
+        self.meter.integrate(self.inlet_voltage_V, self.cable_current_A, dt_s, self.evse_contactor_closed)
+        self._heat(dt_s)
+        ev.update_contactor(self.inlet_voltage_V, self.cable_current_A)
+        if ev.contactor_closed and self.evse_contactor_closed and self.supply_current_A == 0.0:
+            self.inlet_voltage_V = self.output_voltage_V = battery.terminal_voltage_V(0.0)
+
+    def _settle_instant(self) -> None:
+        """Apply a switching event at the present instant (no time passes)."""
+        ev = self.ev
+        if not self.evse_contactor_closed:
+            # The car sees its charging voltage vanish and opens its own contactor (DG level 3).
+            ev.contactor_closed = False
+            self.inlet_voltage_V = 0.0
+            self.cable_current_A = 0.0
+            if not self.supply_enabled:
+                self.supply_current_A = 0.0
+            else:
+                self.supply_current_A = 0.0
+            self.energised_since_s = None
+        else:
+            self.inlet_voltage_V = self.output_voltage_V
+            ev.update_contactor(self.inlet_voltage_V, 0.0)
+            self._track_energised()
+
+    def _track_energised(self) -> None:
+        energised = self.evse_contactor_closed and self.inlet_voltage_V > standards.SAFE_DC_VOLTAGE_V
+        if energised and self.energised_since_s is None:
+            self.energised_since_s = self.time_s
+        elif not energised:
+            self.energised_since_s = None
+
+    def _heat(self, dt_s: float) -> None:
+        cfg = self.config
+        steady = cfg.ambient_temperature_C + cfg.connector_rise_at_400A_K * (self.cable_current_A / 400.0) ** 2
+        alpha = min(1.0, dt_s / cfg.connector_thermal_time_constant_s)
+        self.connector_temperature_C += (steady - self.connector_temperature_C) * alpha
+
+
+class MeterIntegrator:
+    """What a DC meter at the EVSE output counts: ∫V·I dt, and time-weighted V and I over the time energy
+    flowed (current ≥ 1 A, so cable-check and precharge time do not dilute the averages)."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self.reset()
+
+    def reset(self) -> None:
+        self.energy_Wh = 0.0
+        self.session_time_s = 0.0
+        self.transfer_time_s = 0.0
+        self._voltage_time_Vs = 0.0
+        self._current_time_As = 0.0
+        self.voltage_V = 0.0
+        self.current_A = 0.0
+
+    def integrate(self, voltage_V: float, current_A: float, dt_s: float, contactor_closed: bool) -> None:
+        self.voltage_V, self.current_A = voltage_V, current_A
+        if not self.running:
+            return
+        self.session_time_s += dt_s
+        self.energy_Wh += voltage_V * current_A * dt_s / 3600.0
+        if contactor_closed and current_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
+            self.transfer_time_s += dt_s
+            self._voltage_time_Vs += voltage_V * dt_s
+            self._current_time_As += current_A * dt_s
+
+    @property
+    def avg_voltage_V(self) -> float:
+        return self._voltage_time_Vs / self.transfer_time_s if self.transfer_time_s > 0 else 0.0
+
+    @property
+    def avg_current_A(self) -> float:
+        return self._current_time_As / self.transfer_time_s if self.transfer_time_s > 0 else 0.0

@@ -1,0 +1,100 @@
+"""Safety supervisor: IEC 61851-23 rules enforced whatever the API, the EV or the SECC asks for.
+
+Two jobs: vet commands before they reach the hardware (``vet_*`` return a refusal message or None), and
+watch every control tick's measurements for a fault (``find_fault``). Shutdown itself is done by the
+controller, which owns the hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ccs_sim import standards
+from ccs_sim.pilot import PilotReading
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """One consistent set of readings, taken at ``time_s``."""
+
+    time_s: float
+    pilot: PilotReading
+    cp_positive_V: float
+    cp_negative_V: float
+    duty_percent: float
+    contactor_closed: bool
+    output_voltage_V: float  # cable side (meter)
+    output_current_A: float
+    supply_voltage_V: float  # power-stage side
+    supply_current_A: float
+    isolation_ohm: float | None
+    connector_temperature_C: float
+    estop_pressed: bool
+
+
+@dataclass
+class SupervisionContext:
+    """What the supervisor needs to know of the session to judge readings."""
+
+    energy_transfer_expected: bool = False
+    precharging: bool = False
+    commanded_current_limit_A: float = 0.0
+    negotiated_max_voltage_V: float | None = None
+    evse_max_voltage_V: float = 1000.0
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    connector_temperature_limit_C: float = 90.0
+    #: Over-current margin above the commanded limit: the larger of 5 % and 5 A (regulation tolerance
+    #: plus ripple; IEC 61851-23 CC.6.3 accuracy ±1.5 % / 0.5 A via EVerest docs).
+    overcurrent_margin_fraction: float = 0.05
+    overcurrent_margin_A: float = 5.0
+
+
+class SafetySupervisor:
+    def __init__(self, limits: SafetyLimits | None = None) -> None:
+        self.limits = limits or SafetyLimits()
+
+    # --- command vetting ----------------------------------------------------------------------------
+    def vet_contactor_close(self, supply_voltage_V: float, ev_side_voltage_V: float | None) -> str | None:
+        """Refuse to close onto a live EV side that differs by 20 V or more (IEC 61851-23 CC.5.2, DG L981)."""
+        if ev_side_voltage_V is None:
+            return None
+        delta_V = abs(supply_voltage_V - ev_side_voltage_V)
+        if delta_V >= standards.CONTACTOR_CLOSE_MAX_DELTA_V:
+            return (f"refused: closing the contactor needs |V_out - V_ev| < "
+                    f"{standards.CONTACTOR_CLOSE_MAX_DELTA_V:.0f} V, but the supply is at {supply_voltage_V:.1f} V "
+                    f"and the EV side at {ev_side_voltage_V:.1f} V (difference {delta_V:.1f} V)")
+        return None
+
+    @staticmethod
+    def clamp_precharge_current(current_A: float) -> float:
+        """Precharge current never above 2 A (IEC 61851-23 CC.5.2)."""
+        return min(max(0.0, current_A), standards.PRECHARGE_CURRENT_LIMIT_A)
+
+    # --- monitoring ------------------------------------------------------------------------------
+    def find_fault(self, m: Measurements, ctx: SupervisionContext) -> str | None:
+        """The most severe fault these readings show, or None."""
+        if m.estop_pressed:
+            return "E_STOP"
+        ovp_reference_V = ctx.negotiated_max_voltage_V or ctx.evse_max_voltage_V
+        if max(m.output_voltage_V, m.supply_voltage_V) > standards.overvoltage_limit_V(ovp_reference_V):
+            return "OVERVOLTAGE"
+        limit_A = standards.PRECHARGE_CURRENT_LIMIT_A if ctx.precharging else ctx.commanded_current_limit_A
+        margin_A = max(self.limits.overcurrent_margin_A, limit_A * self.limits.overcurrent_margin_fraction)
+        if m.contactor_closed and m.output_current_A > limit_A + margin_A:
+            return "OVERCURRENT"
+        energised = m.contactor_closed and m.output_voltage_V > standards.SAFE_DC_VOLTAGE_V
+        if energised and m.isolation_ohm is not None and m.isolation_ohm < standards.ISOLATION_FAULT_OHM:
+            return "ISOLATION_FAULT"
+        if ctx.energy_transfer_expected and m.contactor_closed:
+            if m.pilot.state in ("A", "E", "F"):
+                return "CP_LOSS"
+            if m.pilot.diode_fault:
+                return "DIODE_FAULT"
+            if m.pilot.state == "B" and m.output_current_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
+                return "EV_EMERGENCY_STOP"
+        if m.connector_temperature_C > self.limits.connector_temperature_limit_C:
+            return "OVER_TEMPERATURE"
+        return None

@@ -1,0 +1,41 @@
+"""Controller settings: defaults, environment variables (prefix ``CCS_SIM_``) and a ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ControllerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CCS_SIM_", env_file=".env", extra="ignore")
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # --- hardware and time ---
+    adapter: str = Field("sim", description="HAL adapter name (see evse_hal.registry)")
+    speed: float = Field(1.0, gt=0, le=10_000, description="simulated seconds per wall second (sim only)")
+    control_period_s: float = Field(0.01, gt=0, le=1.0, description="control loop period, simulated seconds")
+    # --- session flow (the spec's timings) ---
+    handshake_s: float = Field(2.0, ge=0.0, description="HANDSHAKE phase length (simulated SLAC/ISO 15118 setup)")
+    pwm_start_delay_s: float = Field(0.5, ge=0.0, description="CP B → 5 % PWM (EVerest waits 500 ms)")
+    cable_check_s: float = Field(1.0, ge=0.0, description="minimum cable-check length")
+    cable_check_timeout_s: float = Field(25.0, gt=0, description="EVs give up after 30 s (standards.md §2.2)")
+    precharge_timeout_s: float = Field(7.0, gt=0, description="ISO 15118-2 V2G_EVCC_PreCharge_Timeout")
+    current_ramp_up_A_per_s: float = Field(100.0, gt=0)
+    current_ramp_down_A_per_s: float = Field(100.0, gt=0, le=100.0,
+                                              description="normal shutdown ramp ≤ 100 A/s (DG L4110)")
+    ramp_down_timeout_s: float = Field(10.0, gt=0)
+    isolation_edition: Literal["2014", "2023"] = "2023"
+    # --- EVSE limits announced to the EV (the power stage may be smaller) ---
+    evse_max_voltage_V: float = Field(1000.0, gt=0)
+    evse_max_current_A: float = Field(400.0, gt=0)
+    evse_max_power_W: float = Field(350_000.0, gt=0)
+    # --- records ---
+    data_dir: Path = Field(Path("data"), description="where the session database lives")
+    # --- access control ---
+    api_token: str | None = Field(None, description="token required by state-changing endpoints")
+    allow_insecure_bind: bool = False

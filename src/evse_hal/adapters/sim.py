@@ -1,0 +1,267 @@
+"""Simulated drivers: every device reads and commands the one ``ChargerPlant``.
+
+Each call first advances the plant to the clock's present, so readings from different devices taken at
+the same instant agree with each other (the meter's voltage is the cable's voltage, which is the supply's
+voltage while the contactor is closed, and 0 V / 0 A while it is open).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ccs_sim.clock import Clock
+from ccs_sim.plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
+from ccs_sim.plant.battery import BatteryPreset, follow_preset
+from ccs_sim.plant.ev import SimulatedEV, SpecRequestProfile
+from evse_hal.interfaces import (
+    ContactorDriver,
+    CPReader,
+    DCPowerSupply,
+    EmergencyStopInput,
+    EVSEHardware,
+    IsolationMonitor,
+    Meter,
+    PWMController,
+    SupplyCapabilities,
+    TemperatureSensor,
+)
+
+EV_PRESET_NAMES = ("follow", *BATTERY_PRESETS)
+
+
+class _PlantDevice:
+    def __init__(self, plant: ChargerPlant, clock: Clock) -> None:
+        self._plant = plant
+        self._clock = clock
+
+    def _now(self) -> ChargerPlant:
+        self._plant.advance_to(self._clock.now())
+        return self._plant
+
+
+class SimPWM(_PlantDevice, PWMController):
+    def set_duty(self, duty_percent: float) -> None:
+        if not 0.0 <= duty_percent <= 100.0:
+            raise ValueError(f"duty_percent must be 0…100, got {duty_percent}")
+        self._now().set_pwm_duty(duty_percent)
+
+    def get_duty(self) -> float:
+        plant = self._now()
+        return 0.0 if plant.state_f else plant.pwm_duty_percent
+
+    def set_state_f(self) -> None:
+        self._now().set_state_f()
+
+
+class SimCPReader(_PlantDevice, CPReader):
+    def read_voltage(self) -> float:
+        return self._now().cp_plateaus_V()[0]
+
+    def read_negative_plateau_V(self) -> float:
+        return self._now().cp_plateaus_V()[1]
+
+    def simulate_state(self, state: str) -> None:
+        self._now().ev.force_cp_state(state)
+
+
+class SimContactor(_PlantDevice, ContactorDriver):
+    def set_closed(self, closed: bool) -> None:
+        self._now().set_evse_contactor(closed)
+
+    def is_closed(self) -> bool:
+        return self._now().evse_contactor_closed
+
+
+class SimSupply(_PlantDevice, DCPowerSupply):
+    def get_capabilities(self) -> SupplyCapabilities:
+        cfg = self._plant.config
+        return SupplyCapabilities(max_voltage_V=cfg.max_voltage_V, min_voltage_V=cfg.min_voltage_V,
+                                  max_current_A=cfg.max_current_A, min_current_A=0.0,
+                                  max_power_W=cfg.max_power_W)
+
+    def set_enabled(self, enabled: bool) -> None:
+        plant = self._now()
+        plant.supply_enabled = enabled
+        if enabled:
+            plant.supply_emergency_off = False
+
+    def set_voltage(self, voltage_V: float) -> None:
+        self._now().voltage_setpoint_V = max(0.0, voltage_V)
+
+    def set_current_limit(self, current_A: float) -> None:
+        self._now().current_limit_A = max(0.0, current_A)
+
+    def set_power_limit(self, power_W: float) -> None:
+        self._now().power_limit_W = max(0.0, power_W)
+
+    def emergency_off(self) -> None:
+        plant = self._now()
+        plant.supply_emergency_off = True
+        plant.supply_enabled = False
+        plant.current_limit_A = 0.0
+
+    def get_status(self) -> tuple[float, float]:
+        plant = self._now()
+        return plant.output_voltage_V, plant.supply_current_A
+
+
+class SimMeter(_PlantDevice, Meter):
+    """Counts what the plant integrates (exact ∫V·I dt); the controller's samples are not needed."""
+
+    def start(self) -> None:
+        meter = self._now().meter
+        meter.reset()
+        meter.running = True
+
+    def update(self, voltage_V: float, current_A: float) -> None:
+        self._now()
+
+    def read_voltage_V(self) -> float:
+        return self._now().inlet_voltage_V
+
+    def read_current_A(self) -> float:
+        return self._now().cable_current_A
+
+    def get_energy_Wh(self) -> float:
+        return self._now().meter.energy_Wh
+
+    def get_avg_voltage(self) -> float:
+        return self._now().meter.avg_voltage_V
+
+    def get_avg_current(self) -> float:
+        return self._now().meter.avg_current_A
+
+    def get_session_time_s(self) -> float:
+        return self._now().meter.session_time_s
+
+    def get_transfer_time_s(self) -> float:
+        return self._now().meter.transfer_time_s
+
+    def reset(self) -> None:
+        meter = self._now().meter
+        meter.running = False
+        meter.reset()
+
+
+class SimIMD(_PlantDevice, IsolationMonitor):
+    def __init__(self, plant: ChargerPlant, clock: Clock) -> None:
+        super().__init__(plant, clock)
+        self.measuring = False
+
+    def start_measurement(self) -> None:
+        self.measuring = True
+
+    def stop_measurement(self) -> None:
+        self.measuring = False
+
+    def read_isolation_ohm(self) -> Optional[float]:
+        plant = self._now()
+        return plant.imd_reading_ohm() if self.measuring else None
+
+
+class SimTemperature(_PlantDevice, TemperatureSensor):
+    def read_connector_temperature_C(self) -> float:
+        return self._now().connector_temperature_C
+
+
+class SimEStop(EmergencyStopInput):
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def is_pressed(self) -> bool:
+        return self.pressed
+
+
+class SimulationControls:
+    """The knobs a simulation has and hardware has not: the car, its battery, the plant."""
+
+    def __init__(self, plant: ChargerPlant, clock: Clock, estop: SimEStop) -> None:
+        self.plant = plant
+        self.clock = clock
+        self.estop = estop
+        self.preset_name = "follow"
+        self.start_soc_percent: float | None = None
+        self.target_soc_percent: float | None = None
+
+    @property
+    def ev(self) -> SimulatedEV:
+        return self.plant.ev
+
+    def advance(self) -> ChargerPlant:
+        self.plant.advance_to(self.clock.now())
+        return self.plant
+
+    def configure_car(self, preset: str | None = None, start_soc_percent: float | None = None,
+                      target_soc_percent: float | None = None) -> None:
+        """Choose the car for the next session (takes effect at ``prepare_car``)."""
+        if preset is not None:
+            if preset not in EV_PRESET_NAMES:
+                raise ValueError(f"unknown car preset {preset!r}; known: {', '.join(EV_PRESET_NAMES)}")
+            self.preset_name = preset
+        if start_soc_percent is not None:
+            self.start_soc_percent = start_soc_percent
+        if target_soc_percent is not None:
+            self.target_soc_percent = target_soc_percent
+
+    def prepare_car(self, target_voltage_V: float, initial_current_A: float) -> SimulatedEV:
+        """A fresh car of the chosen preset arrives and plugs in (CP B) for a new session."""
+        plant = self.advance()
+        preset: BatteryPreset
+        if self.preset_name == "follow":
+            preset = follow_preset(target_voltage_V, initial_current_A)
+        else:
+            preset = BATTERY_PRESETS[self.preset_name]
+        ev = SimulatedEV(preset, self.start_soc_percent, self.target_soc_percent)
+        if self.preset_name == "follow":
+            ev.spec_profile = SpecRequestProfile(initial_current_A=initial_current_A)
+        else:
+            ev.preset = preset
+        ev.plug_in()
+        ev.react_to_pwm(plant.pwm_duty_percent)
+        plant.ev = ev
+        return ev
+
+    def set_isolation_resistance(self, resistance_ohm: float) -> None:
+        if not resistance_ohm > 0:
+            raise ValueError("isolation resistance must be > 0 ohm")
+        self.advance().isolation_resistance_ohm = resistance_ohm
+
+    def set_ambient_temperature(self, temperature_C: float) -> None:
+        plant = self.advance()
+        delta = temperature_C - plant.config.ambient_temperature_C
+        plant.config.ambient_temperature_C = temperature_C
+        plant.connector_temperature_C += delta
+
+
+class SimHardware(EVSEHardware):
+    name = "sim"
+    blocking = False
+
+    def __init__(self, clock: Clock, config: PlantConfig | None = None) -> None:
+        self.clock = clock
+        ev = SimulatedEV(follow_preset(400.0, 50.0))
+        self.plant = ChargerPlant(config or PlantConfig(), ev, start_time_s=clock.now())
+        self.pwm = SimPWM(self.plant, clock)
+        self.cp = SimCPReader(self.plant, clock)
+        self.contactor = SimContactor(self.plant, clock)
+        self.supply = SimSupply(self.plant, clock)
+        self.meter = SimMeter(self.plant, clock)
+        self.imd = SimIMD(self.plant, clock)
+        self.temperature = SimTemperature(self.plant, clock)
+        self.estop = SimEStop()
+        self._controls = SimulationControls(self.plant, clock, self.estop)
+
+    @property
+    def simulation(self) -> SimulationControls:
+        return self._controls
+
+    def close(self) -> None:
+        self.supply.emergency_off()
+        self.contactor.set_closed(False)
+        self.pwm.set_duty(100.0)
+
+
+def create_sim_hardware(clock: Clock, **options: object) -> SimHardware:
+    """Registry factory for the ``sim`` adapter."""
+    config = PlantConfig(**options) if options else None  # type: ignore[arg-type]
+    return SimHardware(clock, config)
