@@ -201,6 +201,11 @@ def create_app(controller: ChargerController | None = None, settings: Controller
                 "ambient_temperature_C": sim.plant.config.ambient_temperature_C,
                 "estop_pressed": sim.estop.pressed}
 
+    from ccs_sim.dashboard import router as dashboard_router
+    from ccs_sim.records_api import router as records_router
+
+    app.include_router(records_router)
+    app.include_router(dashboard_router)
     return app
 
 

@@ -1,0 +1,5 @@
+"""Session records API (list, export)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
