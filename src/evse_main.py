@@ -123,7 +123,8 @@ async def launch(options: LaunchOptions) -> None:
 
 def _start_codec(message_log: Path | None):
     """The Java EXI codec (one JVM child process), timed into ``message_log`` when given."""
-    from evse_secc.message_timing import JsonLinesExchangeLog, TimedEXICodec
+    from evse_secc.exchange_log import JsonLinesExchangeLog
+    from evse_secc.message_timing import TimedEXICodec
     from iso15118.shared.exificient_exi_codec import ExificientEXICodec
     from py4j.protocol import Py4JError
 

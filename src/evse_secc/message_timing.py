@@ -8,7 +8,7 @@ to the end of encoding its response, which is the SECC's whole processing time e
 read/write around it. ISO 15118-2's V2G_SECC_Msg_Performance_Time for CurrentDemandRes is 25 ms.
 
 The same records serve the interoperability tests (SessionStopRes with ResponseCode OK) and the
-benchmark; ``JsonLinesExchangeLog`` writes them one JSON object per line.
+benchmark; ``evse_secc.exchange_log`` holds the record type and writes/reads them as JSON lines.
 """
 
 from __future__ import annotations
@@ -16,26 +16,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from iso15118.shared.iexi_codec import IEXICodec
-from pydantic import BaseModel
 
-#: ISO 15118-2 Table 109: V2G_SECC_Msg_Performance_Time for CurrentDemandRes (standards.md §2.4).
-CURRENT_DEMAND_RES_PERFORMANCE_TIME_S = 0.025
-
-
-class MessageExchange(BaseModel):
-    """One request and the SECC's response to it."""
-
-    namespace: str
-    request: str
-    response: str
-    response_code: str | None
-    duration_s: float  # decode start of the request -> encode end of the response
-    decode_s: float
-    encode_s: float
+from evse_secc.exchange_log import MessageExchange
 
 
 def message_name(decoded: dict[str, Any]) -> str:
@@ -89,25 +74,3 @@ class TimedEXICodec(IEXICodec):
 
     def get_version(self) -> str:
         return self._inner.get_version()
-
-
-class JsonLinesExchangeLog:
-    """Appends each exchange to a file as one JSON line (flushed, so readers see it at once)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file: IO[str] = path.open("a", encoding="utf-8")
-
-    def __call__(self, exchange: MessageExchange) -> None:
-        self._file.write(exchange.model_dump_json() + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def read_exchanges(path: Path) -> list[MessageExchange]:
-    """The exchanges a ``JsonLinesExchangeLog`` wrote."""
-    if not path.exists():
-        return []
-    return [MessageExchange.model_validate_json(line)
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccs_sim.netns import VethLink
-from evse_secc.message_timing import MessageExchange, read_exchanges
+from evse_secc.exchange_log import MessageExchange, read_exchanges
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER_SCRIPT = REPO_ROOT / "src" / "evse_main.py"

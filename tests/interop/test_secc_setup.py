@@ -13,7 +13,8 @@ import evse_main
 from evse_secc import pki, preflight
 from evse_secc.errors import LaunchError
 from evse_secc.evse_id import check_evse_id, din_evse_id
-from evse_secc.message_timing import MessageExchange, TimedEXICodec, message_name, response_code
+from evse_secc.exchange_log import MessageExchange
+from evse_secc.message_timing import TimedEXICodec, message_name, response_code
 from evse_secc.options import LaunchOptions
 from evse_secc.protocols import DEFAULT_DC_PROTOCOLS, HlcProtocol, parse_protocols
 from evse_secc.secc_config import build_secc_setup
