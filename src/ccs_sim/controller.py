@@ -402,6 +402,7 @@ class ChargerController:
         await self.io(self.hw.contactor.set_closed, False)
         await self.io(self.hw.imd.stop_measurement)
         self.commanded_current_A = 0.0
+        await self.tick_now()
 
     async def _wait_current_below(self, limit_A: float, within_s: float) -> bool:
         deadline_s = self.clock.now() + within_s
@@ -460,7 +461,9 @@ class ChargerController:
             await self._wait_current_below(limit_A, 0.090)
             await self.io(self.hw.contactor.set_closed, False)
             await self.io(self.hw.imd.stop_measurement)
-            if fault.severity is not Severity.EMERGENCY:
+            await self.tick_now()
+            if fault.severity is not Severity.EMERGENCY and (session is None or session.source != "hlc"):
+                # Error shutdown kept the oscillator for the HLC session to end cleanly; without one, X1 now.
                 await self.io(self.hw.pwm.set_duty, 100.0)
             if session is not None:
                 await self._finalise_summary(session)

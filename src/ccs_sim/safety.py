@@ -50,6 +50,8 @@ class SafetyLimits:
     #: plus ripple; IEC 61851-23 CC.6.3 accuracy ±1.5 % / 0.5 A via EVerest docs).
     overcurrent_margin_fraction: float = 0.05
     overcurrent_margin_A: float = 5.0
+    #: During precharge: 2 A + 1 A (measurement accuracy 0.5 A, CC.6.3 via EVerest docs, twice over).
+    precharge_margin_A: float = 1.0
 
 
 class SafetySupervisor:
@@ -81,8 +83,11 @@ class SafetySupervisor:
         ovp_reference_V = ctx.negotiated_max_voltage_V or ctx.evse_max_voltage_V
         if max(m.output_voltage_V, m.supply_voltage_V) > standards.overvoltage_limit_V(ovp_reference_V):
             return "OVERVOLTAGE"
-        limit_A = standards.PRECHARGE_CURRENT_LIMIT_A if ctx.precharging else ctx.commanded_current_limit_A
-        margin_A = max(self.limits.overcurrent_margin_A, limit_A * self.limits.overcurrent_margin_fraction)
+        if ctx.precharging:
+            limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, self.limits.precharge_margin_A
+        else:
+            limit_A = ctx.commanded_current_limit_A
+            margin_A = max(self.limits.overcurrent_margin_A, limit_A * self.limits.overcurrent_margin_fraction)
         if m.contactor_closed and m.output_current_A > limit_A + margin_A:
             return "OVERCURRENT"
         energised = m.contactor_closed and m.output_voltage_V > standards.SAFE_DC_VOLTAGE_V
