@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -210,11 +211,20 @@ def create_app(controller: ChargerController | None = None, settings: Controller
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    cleaned = []
-    for error in exc.errors():
-        cleaned.append({key: (value if isinstance(value, (str, int, float, bool, list, type(None))) else str(value))
-                        for key, value in error.items() if key != "ctx"})
-    return cleaned
+    """Validation errors as strict JSON (no NaN/inf, no bytes, no exception objects)."""
+    return [{key: _strict_json(value) for key, value in error.items() if key != "ctx"} for error in exc.errors()]
+
+
+def _strict_json(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (str, int, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _strict_json(item) for key, item in value.items()}
+    return str(value)
 
 
 #: For ``uvicorn ccs_sim.fastapi_app:app``: settings from the environment (CCS_SIM_*), hardware built at start-up.
