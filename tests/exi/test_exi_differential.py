@@ -8,8 +8,11 @@ the same JSON as Java's decoder.
 Inputs the Java codec itself rejects are skipped (its own bugs, e.g. `ParameterSetID` > 32767,
 -20 "Contract" auth service, Signature headers needing javax.mail). Inputs the package's models
 accept but the XSD does not (missing required element, two members of one substitution group,
-value outside an n-bit facet) are xfailed: Java encodes them with non-strict second-level events
-(or silently drops data), which the native codec does not implement; it raises instead.
+value outside an n-bit facet) are counted, not compared: Java encodes them with non-strict
+second-level events, which the native codec does not implement (it raises instead). Java also
+writes such an event for some ISO 15118-2 MeteringReceiptReq instances without an Id (cause not
+yet found); native decoding of those streams raises. A kind where no instance was comparable is
+xfailed (or skipped when Java rejected all of them).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def _check(native_codec, java_codec, kind, seed: int) -> str:
         native_json = json.loads(native_codec.decode(java_bytes, kind.namespace))
     except EXIDecodeError as exc:
         assert "second-level" in str(exc), exc
-        return "schema-invalid"  # Java wrote an undeclared (non-strict) event for invalid input
+        return "java-second-level"  # Java wrote an undeclared (non-strict) event; not decodable yet
     assert native_json == java_json, message
     if _shape(java_json) != _shape(json.loads(message)):
         # Java's JAXB layer changed the message (dropped a second substitution-group member or an
@@ -86,6 +89,6 @@ def test_same_bytes_and_json_as_java(native_codec, java_codec, kind):
 
     run()
     if "identical" not in outcomes and "java-altered" not in outcomes:
-        if "schema-invalid" in outcomes:
-            pytest.xfail(f"only schema-invalid instances drawn: {outcomes}")
+        if "schema-invalid" in outcomes or "java-second-level" in outcomes:
+            pytest.xfail(f"only instances needing non-strict second-level events drawn: {outcomes}")
         pytest.skip(f"no instance the Java codec accepts: {outcomes}")
