@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ccs_sim import __version__
+from ccs_sim.access import AccessControlMiddleware, AccessPolicy, document_access_control
 from ccs_sim.api_models import (
     ContactorRequest,
     CPStateRequest,
@@ -27,16 +28,30 @@ from ccs_sim.api_models import (
 )
 from ccs_sim.controller import ChargerController, CommandRefused
 from ccs_sim.faults import FAULT_CATALOGUE
+from ccs_sim.metrics import ControllerMetrics
 from ccs_sim.session import SessionParams
 from ccs_sim.settings import ControllerSettings
+
+if TYPE_CHECKING:
+    from ccs_sim.runtime import Operations
 
 
 def _error(message: str, **extra: Any) -> dict[str, Any]:
     return {"status": "error", "message": message, **extra}
 
 
-def create_app(controller: ChargerController | None = None, settings: ControllerSettings | None = None) -> FastAPI:
-    """The API for ``controller``; without one, a controller is built from ``settings`` at start-up."""
+def create_app(controller: ChargerController | None = None, settings: ControllerSettings | None = None,
+               operations: "Operations | None" = None) -> FastAPI:
+    """The API for ``controller``; without one, a controller is built from ``settings`` at start-up, with
+    its session records (``settings.data_dir``), metrics and log binding (``runtime.attach_operations``).
+    With a controller, pass the ``operations`` you attached to it, if any (records then appear under
+    ``/sessions``; without them ``/sessions`` answers 503 and ``/metrics`` counts from now on)."""
+
+    def install(app: FastAPI, ops: "Operations") -> None:
+        app.state.operations = ops
+        app.state.session_store = ops.store
+        app.state.metrics = ops.metrics
+        ops.metrics.access = access_policy
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,21 +59,37 @@ def create_app(controller: ChargerController | None = None, settings: Controller
             app.state.controller = controller
             yield
             return
-        from ccs_sim.runtime import build_controller
+        from ccs_sim.runtime import attach_operations, build_controller
 
         owned = build_controller(settings or ControllerSettings())
+        ops = await attach_operations(owned)  # before start: a dead process's sessions are closed first
+        install(app, ops)
         await owned.start()
         app.state.controller = owned
         try:
             yield
         finally:
             await owned.shutdown()
+            await ops.close()
 
     app = FastAPI(title="CCS DC Live Controller", version=__version__, lifespan=lifespan,
                   description="Start/stop charging sessions, control contactor/PWM/CP, inject faults, "
                               "read status, metering and the vehicle's BMS/SLAC/ISO 15118 views.")
+    def current_token() -> str | None:
+        serving = getattr(app.state, "controller", None)
+        return (serving.settings if serving is not None else settings or ControllerSettings()).api_token
+
+    access_policy = AccessPolicy(current_token)
+    app.add_middleware(AccessControlMiddleware, policy=access_policy)
+    document_access_control(app, access_policy)
+    app.state.access = access_policy
     if controller is not None:
         app.state.controller = controller
+        if operations is not None:
+            install(app, operations)
+        else:
+            app.state.metrics = ControllerMetrics(controller).attach()
+            app.state.metrics.access = access_policy
 
     def ctl(request: Request) -> ChargerController:
         return request.app.state.controller
@@ -203,9 +234,11 @@ def create_app(controller: ChargerController | None = None, settings: Controller
                 "estop_pressed": sim.estop.pressed}
 
     from ccs_sim.dashboard import router as dashboard_router
+    from ccs_sim.metrics import router as metrics_router
     from ccs_sim.records_api import router as records_router
 
     app.include_router(records_router)
+    app.include_router(metrics_router)
     app.include_router(dashboard_router)
     return app
 

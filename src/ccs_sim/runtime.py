@@ -1,10 +1,16 @@
-"""Wiring: settings → clock → hardware (registry) → controller, with nothing done at import time."""
+"""Wiring: settings → clock → hardware (registry) → controller (+ records, metrics), nothing done at import time."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from ccs_sim.clock import Clock, RealClock, ScaledClock
 from ccs_sim.controller import ChargerController
+from ccs_sim.logs import SessionLogBinder
+from ccs_sim.metrics import ControllerMetrics
 from ccs_sim.orchestrator import SimSessionDriver
+from ccs_sim.records import AsyncSessionStore, SessionRecorder, default_database_path
 from ccs_sim.settings import ControllerSettings
 from evse_hal.registry import create_hardware
 
@@ -24,3 +30,35 @@ def build_controller(settings: ControllerSettings, clock: Clock | None = None) -
     controller = ChargerController(hardware, clock, settings)
     controller.register_sim_driver(SimSessionDriver)
     return controller
+
+
+@dataclass
+class Operations:
+    """What runs beside a controller: durable session records, metrics, session ids in the logs."""
+
+    store: AsyncSessionStore
+    recorder: SessionRecorder
+    metrics: ControllerMetrics
+    log_binder: SessionLogBinder
+
+    async def close(self) -> None:
+        """Final checkpoint of an open session (closed as interrupted), then the database."""
+        await self.recorder.close()
+        self.metrics.detach()
+        self.log_binder.detach()
+        await self.store.close()
+
+
+async def attach_operations(controller: ChargerController, database_path: Path | None = None) -> Operations:
+    """Open the session database (``settings.data_dir``/sessions.db unless ``database_path``), close the
+    sessions a dead process left running as interrupted, and attach records, metrics and log binding to
+    ``controller``. Call before ``controller.start()``."""
+    path = database_path or default_database_path(controller.settings.data_dir)
+    store = await AsyncSessionStore(path).open()
+    log_binder = SessionLogBinder(controller).attach()  # first: the recorder's own log lines carry the id
+    recorder = SessionRecorder(store, controller)
+    await recorder.recover()
+    recorder.attach()
+    metrics = ControllerMetrics(controller).attach()
+    metrics.recorder = recorder
+    return Operations(store=store, recorder=recorder, metrics=metrics, log_binder=log_binder)
