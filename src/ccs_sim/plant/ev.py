@@ -52,6 +52,8 @@ class SimulatedEV:
         self.contactor_closed = False
         self.energy_transfer_wanted = False
         self.spec_profile: SpecRequestProfile | None = None
+        #: The most a preset car asks for in a simulated session (the session's ``initial_current``).
+        self.request_cap_A: float | None = None
         #: Set by the protocol side (HLC) when a real EV stack sends its targets; overrides the model.
         self.hlc_target_voltage_V: float | None = None
         self.hlc_target_current_A: float | None = None
@@ -131,7 +133,8 @@ class SimulatedEV:
         if self.spec_profile is not None:
             return self.spec_profile.current_A(self.charging_time_s)
         pack_V = max(1.0, self.battery.ocv_V())
-        return max(0.0, min(self.preset.max_current_A, self.preset.max_power_W / pack_V,
+        cap_A = self.preset.max_current_A if self.request_cap_A is None else self.request_cap_A
+        return max(0.0, min(cap_A, self.preset.max_current_A, self.preset.max_power_W / pack_V,
                             self.preset.taper_current_A(self.battery.soc_fraction)))
 
     def charging_complete(self) -> bool:

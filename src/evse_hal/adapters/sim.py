@@ -215,7 +215,7 @@ class SimulationControls:
         if self.preset_name == "follow":
             ev.spec_profile = SpecRequestProfile(initial_current_A=initial_current_A)
         else:
-            ev.preset = preset
+            ev.request_cap_A = initial_current_A
         ev.plug_in()
         ev.react_to_pwm(plant.pwm_duty_percent)
         plant.ev = ev

@@ -1,0 +1,101 @@
+"""Clock semantics, the adapter registry, and nothing touching hardware at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+
+import pytest
+
+from ccs_sim.clock import ManualClock, ScaledClock
+from evse_hal import registry
+from evse_hal.adapters.sim import SimHardware
+from evse_hal.interfaces import EVSEHardware
+
+
+async def test_manual_clock_wakes_sleepers_in_deadline_order():
+    clock = ManualClock()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.now()))
+
+    tasks = [asyncio.create_task(sleeper(name, seconds)) for name, seconds in (("b", 2.0), ("a", 1.0), ("c", 3.0))]
+    await clock.advance(2.5)
+    assert woke == [("a", 1.0), ("b", 2.0)]
+    await clock.advance(1.0)
+    assert woke[-1] == ("c", 3.0) and clock.now() == 3.5
+    await asyncio.gather(*tasks)
+
+
+async def test_manual_clock_runs_a_long_simulation_as_fast_as_it_computes():
+    clock = ManualClock()
+
+    async def twenty_minutes() -> int:
+        ticks = 0
+        while clock.now() < 1200.0:
+            await clock.sleep(0.5)
+            ticks += 1
+        return ticks
+
+    assert await clock.run_until_complete(twenty_minutes()) == 2400
+    assert clock.now() == pytest.approx(1200.0)
+
+
+def test_scaled_clock_rejects_a_non_positive_speed():
+    with pytest.raises(ValueError):
+        ScaledClock(0)
+
+
+def test_unknown_adapter_error_lists_the_known_ones():
+    with pytest.raises(registry.UnknownAdapterError) as error:
+        registry.resolve_adapter("acme-can")
+    assert "acme-can" in str(error.value) and "sim" in str(error.value)
+
+
+def test_adapters_registered_in_process_and_lazily_imported():
+    created = []
+
+    def factory(clock, **options):  # type: ignore[no-untyped-def]
+        created.append(options)
+        return SimHardware(clock)
+
+    registry.register_adapter("bench-rig", factory)
+    try:
+        hardware = registry.create_hardware("bench-rig", ManualClock(), note="x")
+        assert isinstance(hardware, EVSEHardware) and created == [{"note": "x"}]
+        assert "bench-rig" in registry.known_adapters()
+    finally:
+        registry._registered.pop("bench-rig", None)
+
+
+def test_adapter_factory_returning_something_else_is_rejected():
+    registry.register_adapter("broken", lambda clock: object())
+    try:
+        with pytest.raises(TypeError, match="not an EVSEHardware"):
+            registry.create_hardware("broken", ManualClock())
+    finally:
+        registry._registered.pop("broken", None)
+
+
+def test_importing_the_api_module_touches_no_hardware(monkeypatch):
+    calls = []
+    monkeypatch.setattr(registry, "create_hardware", lambda *a, **k: calls.append(a))
+    sys.modules.pop("ccs_sim.fastapi_app", None)
+    module = importlib.import_module("ccs_sim.fastapi_app")
+    assert module.app is not None and calls == []
+
+
+async def test_uvicorn_module_app_builds_its_controller_at_startup(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CCS_SIM_SPEED", "50")
+    monkeypatch.setenv("CCS_SIM_DATA_DIR", str(tmp_path / "data"))
+    from ccs_sim.fastapi_app import create_app
+
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        controller = app.state.controller
+        assert controller.hw.name == "sim" and controller.clock.speed == 50.0
+        assert controller.latest is None or controller.latest.contactor_closed is False
