@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccs_sim.netns import VethLink
+from evse_main import READY_LINE_PREFIX
 from evse_secc.exchange_log import MessageExchange, read_exchanges
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,6 @@ LAUNCHER_SCRIPT = REPO_ROOT / "src" / "evse_main.py"
 EVCC_VENV = REPO_ROOT / ".venv-evcc"
 EVCC_PYTHON = EVCC_VENV / "bin" / "python"
 SETUP_EVCC_SCRIPT = REPO_ROOT / "scripts" / "setup-evcc.sh"
-READY_LINE_PREFIX = "evse-main: SECC ready"
 TLS_SERVER_LOG_LINE = "TLS server started"  # iso15118 secc/transport/tcp_server.py
 
 LAUNCHER_READY_TIMEOUT_S = 30.0  # JVM start (~1.2 s) + imports; generous for a loaded 2-core CI box
