@@ -11,6 +11,7 @@ Modules, one job each:
 * ``evse_slac``     ``SlacService``: the EVSE side, fed with control-pilot states.
 * ``ev_peer``       a simulated EV (plus the EVSE modem's frames a veth cannot produce); CLI.
 * ``evse_runner``   ``SlacService`` driven from stdin, reporting JSON lines (tests, benchmarks, manual use).
+* ``processes``     runs ``evse_runner`` / ``ev_peer`` as child processes (e.g. inside network namespaces).
 
 Importing this package has no side effects (``pyslac.session`` is imported on first use).
 """

@@ -21,7 +21,8 @@ CLI (root, inside the EV's network namespace)::
     python -m evse_slac.ev_peer --iface ev0 [--runs 3] [--sounds 10] [--threshold-db 40]
                                 [--attenuation-db 25] [--silent] [--no-modem] [--parm-deadline-s 30]
 
-prints ``RESULT {json}`` per run; exit status 0 when every run matched, 2 otherwise.
+prints ``READY {json}`` once listening, then ``RESULT {json}`` per run; exit status 0 when every run
+matched, 2 otherwise.
 """
 
 from __future__ import annotations
@@ -210,10 +211,13 @@ class EvSlacPeer:
 
 
 async def run_peer(iface: str, options: EvPeerOptions, runs: int,
-                   report: Callable[[EvSlacResult], None] = lambda result: None) -> list[EvSlacResult]:
-    """``runs`` plug-ins one after another on ``iface``; each result goes to ``report`` as it comes."""
+                   report: Callable[[EvSlacResult], None] = lambda result: None,
+                   ready: Callable[[EvSlacPeer], None] = lambda peer: None) -> list[EvSlacResult]:
+    """``runs`` plug-ins one after another on ``iface``; ``ready`` is called once the socket is open (the modem
+    emulation answers from then on), each result goes to ``report`` as it comes."""
     results = []
     async with EvSlacPeer(iface, options) as peer:
+        ready(peer)
         for _ in range(runs):
             result = await peer.run_once()
             report(result)
@@ -248,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     def report(result: EvSlacResult) -> None:
         print("RESULT " + json.dumps(result.as_json()), flush=True)
 
+    def ready(peer: EvSlacPeer) -> None:
+        print("READY " + json.dumps({"iface": peer.iface, "mac": mac_to_str(peer.mac)}), flush=True)
+
     try:
-        results = asyncio.run(run_peer(args.iface, options, args.runs, report))
+        results = asyncio.run(run_peer(args.iface, options, args.runs, report, ready))
     except KeyboardInterrupt:
         return 130
     return 0 if results and all(result.matched for result in results) else 2
