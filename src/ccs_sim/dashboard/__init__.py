@@ -1,5 +1,11 @@
-"""The live web dashboard served by the controller (page, assets, push stream)."""
+"""The live web dashboard served by the controller (page, assets, push stream).
 
-from fastapi import APIRouter
+``router`` carries the routes (see ``routes``): ``GET /`` (the page), ``GET /dashboard/assets/{name}``
+(its scripts and styles, shipped as package data: no CDN), ``GET /stream`` (Server-Sent Events of
+status + meter + vehicle snapshots, a documented API for any client) and ``GET /dashboard/snapshot``
+(one snapshot as JSON).
+"""
 
-router = APIRouter()
+from ccs_sim.dashboard.routes import router
+
+__all__ = ["router"]

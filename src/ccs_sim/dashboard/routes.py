@@ -1,0 +1,82 @@
+"""Dashboard routes: the page, its assets (package data, no CDN) and the push stream."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from ccs_sim.controller import ChargerController
+from ccs_sim.dashboard.snapshot import build_snapshot
+from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, MAX_RATE_HZ, MIN_RATE_HZ, snapshot_events
+
+router = APIRouter()
+
+#: The files the page loads, with their media types; nothing else under the package is served.
+ASSETS = {
+    "dashboard.css": "text/css; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "chart.js": "text/javascript; charset=utf-8",
+    "recorder.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "format.js": "text/javascript; charset=utf-8",
+}
+PAGE = "index.html"
+
+
+def _read_asset(name: str) -> bytes:
+    return resources.files(__package__).joinpath("assets", name).read_bytes()
+
+
+def _controller(request: Request) -> ChargerController:
+    return request.app.state.controller
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard_page() -> HTMLResponse:
+    """The live dashboard (open http://127.0.0.1:8000/ in a browser)."""
+    return HTMLResponse(_read_asset(PAGE), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/assets/{name}", include_in_schema=False)
+async def dashboard_asset(name: str) -> Response:
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise HTTPException(status_code=404, detail=f"no dashboard asset named {name!r}")
+    return Response(_read_asset(name), media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/snapshot", tags=["dashboard"])
+async def dashboard_snapshot(request: Request) -> dict[str, Any]:
+    """One snapshot, the same object a ``/stream`` event carries."""
+    return build_snapshot(_controller(request))
+
+
+@router.get("/stream", tags=["dashboard"], response_class=StreamingResponse, responses={200: {
+    "content": {"text/event-stream": {}},
+    "description": "Server-Sent Events, one `snapshot` event per period."}})
+async def stream(request: Request,
+                 rate: float = Query(DEFAULT_RATE_HZ, ge=MIN_RATE_HZ, le=MAX_RATE_HZ,
+                                     description="events per wall-clock second (default 5)"),
+                 limit: int | None = Query(None, ge=1, le=1_000_000,
+                                           description="end the stream after this many events (default: never)"),
+                 ) -> StreamingResponse:
+    """Live snapshots as Server-Sent Events (``text/event-stream``), for the dashboard and any other client.
+
+    Each event is ``event: snapshot`` with ``id:`` = a sequence number and ``data:`` = one line of JSON:
+    ``{"seq", "status" (= GET /status), "meter" (= GET /meter), "bms" (= GET /vehicle/bms),
+    "slac" (= GET /vehicle/slac), "iso15118" (= GET /vehicle/iso15118), "sim" (the simulated car and
+    plant knobs in force, null on hardware), "session" (current/last session id and its parameters),
+    "faults" (the newest fault-history entries: type, severity, source, message, time), "limits"}``.
+    The first event comes at once and sets ``retry: 2000``. Pacing is in wall time: ``rate`` events
+    per second (0.2–20, default 5) at any simulation speed; a slow reader gets the newest state, not a
+    backlog. Try: ``curl -N 'http://127.0.0.1:8000/stream?rate=1'``.
+    """
+    controller = _controller(request)
+    events = snapshot_events(lambda sequence: build_snapshot(controller, sequence), rate, asyncio.sleep,
+                             limit=limit)
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

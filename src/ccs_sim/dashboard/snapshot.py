@@ -1,0 +1,55 @@
+"""One snapshot of everything the dashboard shows, built from the controller's public views.
+
+The same dict is one event of ``GET /stream`` and the body of ``GET /dashboard/snapshot``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ccs_sim.controller import ChargerController
+
+#: How many of the newest fault-history entries a snapshot carries (the cause of the latest abort is the last one).
+RECENT_FAULTS = 5
+
+
+def sim_view(controller: ChargerController) -> dict[str, Any] | None:
+    """The simulated car's and plant's knobs in force (as ``GET /sim``), or None on real hardware."""
+    sim = controller.hw.simulation
+    if sim is None:
+        return None
+    plant = sim.plant
+    return {
+        "car": {"preset": sim.preset_name, "start_soc": sim.start_soc_percent,
+                "target_soc": sim.target_soc_percent, "soc": round(sim.ev.battery.soc_percent, 3),
+                "plugged_in": sim.ev.plugged_in, "contactor_closed": sim.ev.contactor_closed},
+        "plant": {"isolation_resistance_ohm": plant.isolation_resistance_ohm,
+                  "ambient_temperature_C": plant.config.ambient_temperature_C,
+                  "estop_pressed": sim.estop.pressed},
+    }
+
+
+def session_view(controller: ChargerController) -> dict[str, Any] | None:
+    """The current (or most recent) session's identity and the parameters in force for it."""
+    session = controller.session
+    if session is None:
+        return None
+    return {"session_id": session.session_id, "source": session.source,
+            "started_at": session.started_at.isoformat(), "params": asdict(session.params)}
+
+
+def build_snapshot(controller: ChargerController, sequence: int = 0) -> dict[str, Any]:
+    return {
+        "seq": sequence,
+        "status": controller.status_view(),
+        "meter": controller.meter_view(),
+        "bms": controller.bms_view(),
+        "slac": controller.slac_view,
+        "iso15118": controller.iso15118_view,
+        "sim": sim_view(controller),
+        "session": session_view(controller),
+        "faults": [dict(entry) for entry in controller.fault_history[-RECENT_FAULTS:]],
+        "limits": {"max_voltage_V": controller.evse_max_voltage_V, "max_current_A": controller.evse_max_current_A,
+                   "max_power_W": controller.evse_max_power_W},
+    }
