@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from slac_requirements import skip_without_pyslac
+
+skip_without_pyslac()
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

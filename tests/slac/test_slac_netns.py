@@ -6,6 +6,10 @@ skipped with a reason outside CI when namespaces are unavailable, and fails in C
 
 from __future__ import annotations
 
+from slac_requirements import skip_without_pyslac
+
+skip_without_pyslac()
+
 import pytest
 
 from ccs_sim.netns import VethLink
@@ -77,3 +81,23 @@ def test_silent_ev_fails_then_the_next_plug_in_matches(veth_link: VethLink, tmp_
         silent.stop()
         if ev is not None:
             ev.stop()
+
+
+@pytest.mark.parametrize("veth_link", ["slact"], indirect=True)
+def test_an_ev_that_finds_the_attenuation_too_high_does_not_match(veth_link: VethLink):
+    ev = EvPeerProcess(veth_link.in_ev([]), veth_link.ev_iface, runs=1, extra_args=["--threshold-db", "5"])
+    evse = EvseRunnerProcess(veth_link.in_evse([]), veth_link.evse_iface, settle_time_s=0.0)
+    try:
+        evse.cp("B")
+        result = ev.next_result(MATCH_TIMEOUT_S)
+        assert result["matched"] is False and "above 5.0 dB" in result["reason"]
+        assert result["attenuation_db"] == 25.0 and result["nmk"] is None
+        evse.send("status")
+        status = evse.next_event(lambda event: event["event"] == "status" and event["ev_mac"] is not None,
+                                 MATCH_TIMEOUT_S)
+        assert status["state"] == "MATCHING", "the EVSE waits for a CM_SLAC_MATCH.REQ that never comes"
+        evse.cp("A")
+        evse.wait_state("IDLE", MATCH_TIMEOUT_S)
+    finally:
+        evse.stop()
+        ev.stop()

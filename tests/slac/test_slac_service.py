@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from slac_requirements import skip_without_pyslac
+
+skip_without_pyslac()
+
 import asyncio
 import logging
 from dataclasses import dataclass, field
