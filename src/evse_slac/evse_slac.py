@@ -146,9 +146,12 @@ class SlacService:
         self._ensure_key_task()
 
     async def on_cp_state(self, state: str) -> None:
-        """Feed a control-pilot state: "A".."F", optionally with a suffix ("B1", "C2"); only the letter counts."""
+        """Feed a control-pilot state: "A".."F", optionally with a suffix ("B1", "C2"); only the letter counts.
+
+        Returns at once: matching runs in a task (its outcome arrives through status() and the callbacks);
+        "A" waits only for an ongoing matching task to be cancelled."""
         letter = state[:1].upper()
-        if letter not in CP_STATES or not state:
+        if not letter or letter not in CP_STATES:
             raise ValueError(f"not a control-pilot state: {state!r}")
         if letter == "A":
             await self._end_plugin()
