@@ -115,9 +115,21 @@ class ManualClock:
         return self._sleepers[0][0] if self._sleepers else None
 
     async def settle(self) -> None:
-        """Let every runnable task run until it blocks again (bounded number of loop passes)."""
-        for _ in range(self.SETTLE_YIELDS):
+        """Let every runnable task run until it blocks again.
+
+        On CPython's event loop the ready queue is visible, so this yields exactly until nothing else is
+        runnable; on another loop it yields a fixed number of passes.
+        """
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        await asyncio.sleep(0)
+        if ready is None:
+            for _ in range(self.SETTLE_YIELDS - 1):
+                await asyncio.sleep(0)
+            return
+        passes = 1
+        while ready and passes < 10_000:
             await asyncio.sleep(0)
+            passes += 1
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking sleepers in deadline order."""
@@ -155,18 +167,22 @@ class ManualClock:
         """
         task = asyncio.ensure_future(awaitable)
         limit_s = self._now_s + max_sim_s
+        await self.settle()
         while not task.done():
-            await self.settle()
-            if task.done():
-                break
-            deadline_s = self.next_deadline()
-            if deadline_s is None:
+            self._drop_cancelled()
+            if not self._sleepers:
                 await asyncio.sleep(0)
                 continue
+            deadline_s = self._sleepers[0][0]
             if deadline_s > limit_s:
                 task.cancel()
                 raise TimeoutError(f"simulation exceeded {max_sim_s} s of simulated time")
-            await self.advance(max(0.0, deadline_s - self._now_s))
+            self._now_s = max(self._now_s, deadline_s)
+            while self._sleepers and self._sleepers[0][0] <= self._now_s:
+                _, _, future = heapq.heappop(self._sleepers)
+                if not future.done():
+                    future.set_result(None)
+            await self.settle()
         return task.result()
 
     def _drop_cancelled(self) -> None:

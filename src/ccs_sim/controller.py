@@ -145,26 +145,39 @@ class ChargerController:
 
     # --- measurements and the control loop ----------------------------------------------------------
     async def measure(self) -> Measurements:
+        """Read every sensor once (in one worker-thread hop when the adapter blocks)."""
+        if self.hw.blocking:
+            return await asyncio.to_thread(self._measure_sync)
+        return self._measure_sync()
+
+    def _measure_sync(self) -> Measurements:
         hw = self.hw
-        duty = await self.io(hw.pwm.get_duty)
-        supply_V, supply_A = await self.io(hw.supply.get_status)
-        cp_positive_V = await self.io(hw.cp.read_voltage)
-        cp_negative_V = await self.io(hw.cp.read_negative_plateau_V)
+        duty = hw.pwm.get_duty()
+        supply_V, supply_A = hw.supply.get_status()
+        cp_positive_V = hw.cp.read_voltage()
+        cp_negative_V = hw.cp.read_negative_plateau_V()
         return Measurements(
             time_s=self.clock.now(),
             pilot=read_pilot(cp_positive_V, cp_negative_V, duty),
             cp_positive_V=cp_positive_V,
             cp_negative_V=cp_negative_V,
             duty_percent=duty,
-            contactor_closed=await self.io(hw.contactor.is_closed),
-            output_voltage_V=await self.io(hw.meter.read_voltage_V),
-            output_current_A=await self.io(hw.meter.read_current_A),
+            contactor_closed=hw.contactor.is_closed(),
+            output_voltage_V=hw.meter.read_voltage_V(),
+            output_current_A=hw.meter.read_current_A(),
             supply_voltage_V=supply_V,
             supply_current_A=supply_A,
-            isolation_ohm=await self.io(hw.imd.read_isolation_ohm),
-            connector_temperature_C=await self.io(hw.temperature.read_connector_temperature_C),
-            estop_pressed=bool(hw.estop and await self.io(hw.estop.is_pressed)),
+            isolation_ohm=hw.imd.read_isolation_ohm(),
+            connector_temperature_C=hw.temperature.read_connector_temperature_C(),
+            estop_pressed=bool(hw.estop and hw.estop.is_pressed()),
         )
+
+    def _meter_sync(self, sample: Measurements | None) -> "MeterReading":
+        meter = self.hw.meter
+        if sample is not None:
+            meter.update(sample.output_voltage_V, sample.output_current_A)
+        return MeterReading(energy_Wh=meter.get_energy_Wh(), avg_voltage_V=meter.get_avg_voltage(),
+                            avg_current_A=meter.get_avg_current(), session_time_s=meter.get_session_time_s())
 
     async def _control_loop(self) -> None:
         period_s = self.settings.control_period_s
@@ -187,8 +200,7 @@ class ChargerController:
         self._last_tick_s = now_s
         m = await self.measure()
         self.latest = m
-        await self.io(self.hw.meter.update, m.output_voltage_V, m.output_current_A)
-        await self.read_meter()
+        await self.read_meter(m)
         if self.current_control_active:
             await self._ramp_current(dt_s)
         self.context.commanded_current_limit_A = self.commanded_current_A
@@ -199,14 +211,12 @@ class ChargerController:
         for listener in self.tick_listeners:
             listener()
 
-    async def read_meter(self) -> "MeterReading":
-        meter = self.hw.meter
-        self.meter_reading = MeterReading(
-            energy_Wh=await self.io(meter.get_energy_Wh),
-            avg_voltage_V=await self.io(meter.get_avg_voltage),
-            avg_current_A=await self.io(meter.get_avg_current),
-            session_time_s=await self.io(meter.get_session_time_s),
-        )
+    async def read_meter(self, sample: Measurements | None = None) -> "MeterReading":
+        """Feed ``sample`` to the meter (if given) and read its counters."""
+        if self.hw.blocking:
+            self.meter_reading = await asyncio.to_thread(self._meter_sync, sample)
+        else:
+            self.meter_reading = self._meter_sync(sample)
         return self.meter_reading
 
     async def _ramp_current(self, dt_s: float) -> None:

@@ -22,6 +22,8 @@ from ccs_sim.session import EndReason, Phase, Stage
 
 class SimSessionDriver:
     source = "sim"
+    #: How often the car's request is read, like a CurrentDemandReq loop (real cars: 100–250 ms, standards.md §2.4).
+    EV_REQUEST_PERIOD_S = 0.05
 
     async def run(self, controller: ChargerController, session: ActiveSession) -> None:
         sim = controller.hw.simulation
@@ -67,7 +69,7 @@ class SimSessionDriver:
                 reason = EndReason.EV_FULL
                 break
             await self._follow_car(controller, ev)
-            await controller.clock.sleep(settings.control_period_s)
+            await controller.clock.sleep(self.EV_REQUEST_PERIOD_S)
         controller.end_session(Phase.COMPLETE, None, reason)
 
     @staticmethod

@@ -5,7 +5,6 @@ Presets follow ../shared/reference/standards.md §4.2 (representative values, no
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, replace
 
 #: NMC cell open-circuit voltage over SOC (0…1), 3.0–4.2 V/cell (standards.md §4.2).
@@ -14,17 +13,18 @@ NMC_CELL_OCV_CURVE: tuple[tuple[float, float], ...] = (
     (0.50, 3.74), (0.60, 3.82), (0.70, 3.90), (0.80, 3.98), (0.90, 4.08), (1.00, 4.20),
 )
 NMC_CELL_NOMINAL_V = 3.7
+#: Requested fraction of the maximum current over SOC: full to 50 %, 50 % at 80 %, 15 % at 95 % (standards.md §4.2).
+TAPER_CURVE: tuple[tuple[float, float], ...] = ((0.0, 1.0), (0.50, 1.0), (0.80, 0.50), (0.95, 0.15), (1.0, 0.05))
 
 
 def interpolate(curve: tuple[tuple[float, float], ...], x: float) -> float:
-    xs = [point[0] for point in curve]
-    if x <= xs[0]:
+    """Piecewise-linear lookup, clamped at both ends (curves are short: a linear scan is fastest)."""
+    if x <= curve[0][0]:
         return curve[0][1]
-    if x >= xs[-1]:
-        return curve[-1][1]
-    i = bisect.bisect_right(xs, x)
-    (x0, y0), (x1, y1) = curve[i - 1], curve[i]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return curve[-1][1]
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ class BatteryPreset:
 
     def taper_current_A(self, soc_fraction: float) -> float:
         """Current the car asks for at this SOC: full to 50 %, 50 % at 80 %, 15 % at 95 % (standards.md §4.2)."""
-        taper_curve = ((0.0, 1.0), (0.50, 1.0), (0.80, 0.50), (0.95, 0.15), (1.0, 0.05))
-        return self.max_current_A * interpolate(taper_curve, soc_fraction)
+        return self.max_current_A * interpolate(TAPER_CURVE, soc_fraction)
 
 
 BATTERY_PRESETS: dict[str, BatteryPreset] = {
