@@ -283,6 +283,7 @@ class SessionRecorder:
         self.writes = 0
         self.recovered_interrupted: list[str] = []
         self._open: "ActiveSession | None" = None
+        self._durable_start: str | None = None
         self._last_checkpoint_s = 0.0
         self._checkpoint_in_flight: asyncio.Future[Any] | None = None
 
@@ -307,12 +308,20 @@ class SessionRecorder:
                 listeners.remove(listener)
 
     # --- listeners --------------------------------------------------------------------------------------
+    async def record_start(self, session: "ActiveSession") -> None:
+        """Make the session's row durable now. The API awaits this before it acknowledges ``/start_session``:
+        a session a client was told about must survive a crash one instant later (the start listener
+        runs in the session's task, after the answer may already be on the wire)."""
+        if self._durable_start == session.session_id:
+            return
+        await self._write("insert_started", session.session_id, session.source, session.started_at.isoformat(),
+                          asdict(session.params), dict(session.ev_info))
+        self._durable_start = session.session_id
+
     async def on_session_start(self, session: "ActiveSession") -> None:
         self._open = session
         self._last_checkpoint_s = self.controller.clock.now()
-        params = asdict(session.params)
-        await self._write("insert_started", session.session_id, session.source, session.started_at.isoformat(),
-                          params, dict(session.ev_info))
+        await self.record_start(session)
 
     def on_tick(self) -> None:
         session = self._open
