@@ -118,6 +118,9 @@ def create_app(controller: ChargerController | None = None, settings: Controller
             session = controller_.start_session(params)
         except CommandRefused as refused:
             return _error(str(refused))
+        operations = getattr(request.app.state, "operations", None)
+        if operations is not None:
+            await operations.recorder.record_start(session)  # durable before it is acknowledged
         return {"status": "started", "session_id": session.session_id}
 
     @app.post("/stop_session")
