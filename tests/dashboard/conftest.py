@@ -18,6 +18,7 @@ from typing import Iterator
 
 import pytest
 
+from ccs_sim.dashboard import close_streams
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.settings import ControllerSettings
 
@@ -73,6 +74,7 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        close_streams(self.app)  # open /stream responses end, so uvicorn's shutdown does not wait on them
         self.server.should_exit = True
         self.thread.join(timeout=10.0)
         self.socket.close()

@@ -15,7 +15,8 @@ from ccs_sim.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.dashboard.routes import ASSETS, PAGE
 from ccs_sim.dashboard.snapshot import build_snapshot
-from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, format_event, snapshot_events
+from ccs_sim.dashboard import close_streams
+from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, STOP_POLL_S, format_event, snapshot_events
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.session import SessionParams
@@ -169,3 +170,21 @@ def test_assets_load_nothing_from_the_internet() -> None:
         assert not re.search(r'(src|href)=["\']?(https?:)?//', text), name
         assert not re.search(r'import[^;]*["\']https?://', text), name
         assert "fetch(\"http" not in text and "fetch('http" not in text, name
+
+
+async def test_stream_ends_soon_after_should_stop_even_at_a_slow_rate() -> None:
+    time = FakeTime()
+    stop_at_s = time.now_s + 0.6
+
+    events = await collect(snapshot_events(lambda seq: {"seq": seq}, 0.2, time.sleep, time.monotonic,
+                                           should_stop=lambda: time.now_s >= stop_at_s))
+    assert len(events) == 1  # the next event was 5 s away
+    assert time.now_s - stop_at_s <= STOP_POLL_S
+
+
+async def test_close_streams_ends_open_streams(rig) -> None:
+    controller, clock, client = rig
+    app = client._transport.app  # type: ignore[attr-defined]
+    close_streams(app)
+    answer = await client.get("/stream")  # would never end without the flag
+    assert answer.status_code == 200 and answer.text == ""

@@ -6,6 +6,6 @@ status + meter + vehicle snapshots, a documented API for any client) and ``GET /
 (one snapshot as JSON).
 """
 
-from ccs_sim.dashboard.routes import router
+from ccs_sim.dashboard.routes import close_streams, router
 
-__all__ = ["router"]
+__all__ = ["close_streams", "router"]

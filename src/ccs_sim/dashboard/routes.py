@@ -6,7 +6,7 @@ import asyncio
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from ccs_sim.controller import ChargerController
@@ -25,6 +25,14 @@ ASSETS = {
     "format.js": "text/javascript; charset=utf-8",
 }
 PAGE = "index.html"
+#: ``app.state`` flag that ends every open ``/stream`` response (see ``close_streams``).
+STREAMS_CLOSING = "dashboard_streams_closing"
+
+
+def close_streams(app: FastAPI) -> None:
+    """End every open ``/stream`` response within ``STOP_POLL_S``: call it when the server begins to shut
+    down (e.g. from ``uvicorn.Server.handle_exit``), or uvicorn waits for the streams, which never end."""
+    setattr(app.state, STREAMS_CLOSING, True)
 
 
 def _read_asset(name: str) -> bytes:
@@ -73,10 +81,11 @@ async def stream(request: Request,
     "faults" (the newest fault-history entries: type, severity, source, message, time), "limits"}``.
     The first event comes at once and sets ``retry: 2000``. Pacing is in wall time: ``rate`` events
     per second (0.2–20, default 5) at any simulation speed; a slow reader gets the newest state, not a
-    backlog. Try: ``curl -N 'http://127.0.0.1:8000/stream?rate=1'``.
+    backlog. The stream ends when the server shuts down (EventSource clients then reconnect). Try: ``curl -N 'http://127.0.0.1:8000/stream?rate=1'``.
     """
     controller = _controller(request)
+    state = request.app.state
     events = snapshot_events(lambda sequence: build_snapshot(controller, sequence), rate, asyncio.sleep,
-                             limit=limit)
+                             limit=limit, should_stop=lambda: getattr(state, STREAMS_CLOSING, False))
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -23,6 +23,8 @@ DEFAULT_RATE_HZ = 5.0
 MIN_RATE_HZ = 0.2
 MAX_RATE_HZ = 20.0
 RECONNECT_MS = 2000
+#: Longest single wait, so a stream notices ``should_stop`` (server shutting down) quickly at any rate.
+STOP_POLL_S = 0.25
 
 
 def format_event(data: dict[str, Any], event: str = "snapshot", event_id: int | None = None,
@@ -41,12 +43,14 @@ def format_event(data: dict[str, Any], event: str = "snapshot", event_id: int | 
 async def snapshot_events(snapshot: Callable[[int], dict[str, Any]], rate_hz: float,
                           sleep: Callable[[float], Awaitable[None]],
                           monotonic: Callable[[], float] = time.monotonic,
-                          limit: int | None = None) -> AsyncIterator[str]:
-    """Yield ``limit`` events (forever if None), the first at once, then one every ``1 / rate_hz`` seconds."""
+                          limit: int | None = None,
+                          should_stop: Callable[[], bool] = lambda: False) -> AsyncIterator[str]:
+    """Yield ``limit`` events (forever if None), the first at once, then one every ``1 / rate_hz`` seconds;
+    end early once ``should_stop()`` is true (checked at least every ``STOP_POLL_S``)."""
     period_s = 1.0 / rate_hz
     sequence = 0
     next_at_s = monotonic()
-    while limit is None or sequence < limit:
+    while (limit is None or sequence < limit) and not should_stop():
         sequence += 1
         yield format_event(snapshot(sequence), event_id=sequence, retry_ms=RECONNECT_MS if sequence == 1 else None)
         if limit is not None and sequence >= limit:
@@ -55,4 +59,8 @@ async def snapshot_events(snapshot: Callable[[int], dict[str, Any]], rate_hz: fl
         now_s = monotonic()
         if next_at_s < now_s:  # fell behind (slow client or busy loop): start a new schedule, no burst
             next_at_s = now_s + period_s
-        await sleep(next_at_s - now_s)
+        while now_s < next_at_s:
+            if should_stop():
+                return
+            await sleep(min(next_at_s - now_s, STOP_POLL_S))
+            now_s = monotonic()

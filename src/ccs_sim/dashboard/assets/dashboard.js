@@ -429,6 +429,13 @@ function historyRows() {
       else if (known.status === "running" && session.ended && session.summary) rows.set(session.id, session.summary);
     }
   }
+  const live = state.snapshot && state.snapshot.status;
+  if (live && live.session_active && rows.has(live.session_id)) {
+    // the durable record of a running session is a checkpoint; show the live counts instead
+    const meter = state.snapshot.meter;
+    rows.set(live.session_id, { ...rows.get(live.session_id), status: "running", energy_Wh: live.energy_Wh,
+      avg_voltage: meter.avg_voltage, avg_current: meter.avg_current, duration_s: live.time_s });
+  }
   return [...rows.values()].sort((a, b) => String(b.started_at || "").localeCompare(String(a.started_at || "")));
 }
 
@@ -486,6 +493,7 @@ function onSnapshot(snapshot) {
   renderPanel("panel-slac", snapshot.slac);
   renderPanel("panel-iso15118", snapshot.iso15118);
   if (recorded || !previous) refreshCharts();
+  if (snapshot.status.session_active && snapshot.seq % Math.max(1, Math.round(STREAM_RATE_HZ)) === 0) renderHistory(); // live row, ~1/s
   const summary = snapshot.status.last_session_summary;
   const endedId = summary ? summary.session_id : null;
   const sessionChanged = !previous || previous.status.session_id !== snapshot.status.session_id;
@@ -514,6 +522,7 @@ function connect() {
 
 // for tests and the curious: the page's state in the console
 window.dashboard = { state, recorder, charts };
+setText("stream-rate", String(STREAM_RATE_HZ));
 loadFaults();
 loadHistory();
 connect();
