@@ -35,8 +35,10 @@ TLS_SERVER_LOG_LINE = "TLS server started"  # iso15118 secc/transport/tcp_server
 
 LAUNCHER_READY_TIMEOUT_S = 30.0  # JVM start (~1.2 s) + imports; generous for a loaded 2-core CI box
 LAUNCHER_STOP_TIMEOUT_S = 10.0
-# EVCC: JVM start + session (~6-8 s cold) + its fixed 2 s + 3 s wait after SessionStopRes.
-EVCC_TIMEOUT_S = 90.0
+# EVCC: JVM start + session (~6-8 s cold) + its fixed 2 s + 3 s wait after SessionStopRes. The stock
+# EVCC hangs instead of exiting after SDPFailedError (e.g. after a CurrentDemandRes it timed out on).
+EVCC_TIMEOUT_S = 45.0
+EV_TIMED_OUT_ON_SECC = "TimeoutError occurred. Waited for Timeouts."  # iso15118 shared/comm_session.py
 # The EVCC's loop counter is also decremented in PowerDelivery/ready_to_charge (iso15118 0.31.2), so
 # this gives a couple of CurrentDemand/DC_ChargeLoop messages: enough to exercise the loop, short.
 CHARGE_LOOP_CYCLES = 5
@@ -209,6 +211,14 @@ class LauncherProcess:
 class EvccResult:
     returncode: int
     log: str
+
+    def diagnosis(self) -> str:
+        """A one-line reason for a failed run, when the log shows a known one."""
+        for line in self.log.splitlines():
+            if EV_TIMED_OUT_ON_SECC in line:
+                return ("the EV timed out waiting for the SECC (" + line.split("Waited for ")[1][:45] + "): the SECC "
+                        "answered too slowly (EXI codec under CPU contention?)")
+        return ""
 
 
 def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None) -> EvccResult:

@@ -28,7 +28,7 @@ def test_stock_evcc_completes_a_dc_session(case: InteropCase, secc_launcher: Lau
 
     exchanges = secc_launcher.exchanges()
     context = f"\n--- EVCC log tail ---\n{evcc.log[-3000:]}\n--- SECC log tail ---\n{secc_launcher.log_text()[-3000:]}"
-    assert evcc.returncode == 0, f"EVCC exited {evcc.returncode}{context}"
+    assert evcc.returncode == 0, f"EVCC exited {evcc.returncode}: {evcc.diagnosis()}{context}"
     stops = [e for e in exchanges if e.response == "SessionStopRes"]
     assert [e.response_code for e in stops] == ["OK"], f"SessionStopRes: {stops}{context}"
     assert stops[0].namespace.startswith(case.namespace_prefix)
