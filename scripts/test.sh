@@ -8,7 +8,7 @@ cd "$root"
 extras=(test)
 if [ "${CI:-}" = "true" ] || [ "${CCS_SIM_TEST_HLC:-}" = "1" ]; then
     extras+=(hlc)
-    if [ "$(id -u)" -eq 0 ]; then scripts/install-system-deps.sh netns; fi
+    if [ "$(id -u)" -eq 0 ]; then scripts/install-system-deps.sh netns chromium; fi
 fi
 scripts/setup.sh "${extras[@]}"
 exec "$root/.venv/bin/python" -m pytest "$@"

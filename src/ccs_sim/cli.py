@@ -47,7 +47,17 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"ccs-sim: Live Controller on http://{settings.host}:{settings.port}/ "
           f"(adapter {settings.adapter}, speed {settings.speed}x)", flush=True)
-    uvicorn.run(create_app(settings=settings), host=settings.host, port=settings.port, log_level="warning")
+    from ccs_sim.dashboard import close_streams
+
+    app = create_app(settings=settings)
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            close_streams(app)  # open dashboards' /stream responses end, so shutdown does not wait on them
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                           timeout_graceful_shutdown=5)).run()
     return 0
 
 
