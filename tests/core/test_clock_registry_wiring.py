@@ -99,3 +99,28 @@ async def test_uvicorn_module_app_builds_its_controller_at_startup(monkeypatch, 
         controller = app.state.controller
         assert controller.hw.name == "sim" and controller.clock.speed == 50.0
         assert controller.latest is None or controller.latest.contactor_closed is False
+
+
+async def test_a_blocking_adapter_is_read_and_commanded_off_the_event_loop():
+    import threading
+
+    from ccs_sim.controller import ChargerController
+
+    threads: set[str] = set()
+
+    class RecordingBlockingSim(SimHardware):
+        blocking = True
+
+    hardware = RecordingBlockingSim(ManualClock())
+    original = hardware.cp.read_voltage
+
+    def read_voltage() -> float:
+        threads.add(threading.current_thread().name)
+        return original()
+
+    hardware.cp.read_voltage = read_voltage  # type: ignore[method-assign]
+    controller = ChargerController(hardware, hardware.clock)
+    measurements = await controller.measure()
+    await controller.set_pwm_duty(5.0)
+    assert measurements.pilot.state == "A"
+    assert threads and threading.main_thread().name not in threads
