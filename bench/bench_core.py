@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from ccs_sim.clock import ManualClock, RealClock
+from ccs_sim.batch import simulate_session
+from ccs_sim.clock import RealClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.session import SessionParams
@@ -39,23 +40,11 @@ def percentile(values: list[float], fraction: float) -> float:
 # --- (a) simulation speed -------------------------------------------------------------------------------
 async def simulated_charge(control_period_s: float) -> tuple[float, float, float]:
     """10→80 % of the 800 V car on a manual clock; returns (simulated s, wall s, energy Wh)."""
-    clock = ManualClock()
-    controller = build_controller(ControllerSettings(_env_file=None, control_period_s=control_period_s), clock)
-    await clock.run_until_complete(controller.start())
-    started_wall = time.perf_counter()
-    controller.start_session(SessionParams(ev_preset="ev800", start_soc_percent=10, target_soc_percent=80,
-                                           initial_current_A=400, duration_s=3600))
-
-    async def until_done() -> None:
-        while controller.session_active or controller.stage.value != "ended":
-            await clock.sleep(1.0)
-
-    await clock.run_until_complete(until_done())
-    wall_s = time.perf_counter() - started_wall
-    simulated_s = clock.now()
-    energy = controller.last_session_summary.energy_Wh if controller.last_session_summary else 0.0
-    await clock.run_until_complete(controller.shutdown())
-    return simulated_s, wall_s, energy
+    result = await simulate_session(
+        SessionParams(ev_preset="ev800", start_soc_percent=10, target_soc_percent=80, initial_current_A=400,
+                      duration_s=3600),
+        ControllerSettings(_env_file=None, control_period_s=control_period_s))
+    return result.simulated_s, result.wall_s, result.summary.energy_Wh
 
 
 # --- (b) fault reaction at speed 1 -----------------------------------------------------------------------

@@ -61,6 +61,24 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulate(args: argparse.Namespace) -> int:
+    """One session on a manual clock, as fast as it computes; prints the summary as JSON."""
+    import asyncio
+    import json
+
+    from ccs_sim.batch import simulate_session
+    from ccs_sim.session import SessionParams
+
+    params = SessionParams(target_voltage_V=args.target_voltage, initial_current_A=args.current,
+                           duration_s=args.duration, ev_preset=args.preset, start_soc_percent=args.start_soc,
+                           target_soc_percent=args.target_soc)
+    result = asyncio.run(simulate_session(params))
+    print(json.dumps(result.summary.to_dict(), indent=2))
+    print(f"ccs-sim: {result.simulated_s:.0f} simulated s in {result.wall_s:.2f} wall s "
+          f"({result.speedup:.0f}x real time)", file=sys.stderr)
+    return 0 if result.summary.ended_phase == "COMPLETE" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ccs-sim", description="CCS DC charger controller and simulator")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
     serve_parser.set_defaults(handler=serve)
+    simulate_parser = commands.add_parser("simulate", help="run one simulated session faster than real time")
+    simulate_parser.add_argument("--preset", choices=("follow", "ev400", "ev800", "ev_small"), default="follow")
+    simulate_parser.add_argument("--start-soc", type=float, help="SOC at plug-in, %%")
+    simulate_parser.add_argument("--target-soc", type=float, help="SOC at which the car stops, %%")
+    simulate_parser.add_argument("--target-voltage", type=float, default=400.0)
+    simulate_parser.add_argument("--current", type=float, default=50.0, help="initial current / request cap, A")
+    simulate_parser.add_argument("--duration", type=float, default=10.0, help="charging duration limit, s")
+    simulate_parser.set_defaults(handler=simulate)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -141,12 +141,7 @@ class ManualClock:
             self._drop_cancelled()
             if not self._sleepers or self._sleepers[0][0] > target_s:
                 break
-            deadline_s = self._sleepers[0][0]
-            self._now_s = max(self._now_s, deadline_s)
-            while self._sleepers and self._sleepers[0][0] <= self._now_s:
-                _, _, future = heapq.heappop(self._sleepers)
-                if not future.done():
-                    future.set_result(None)
+            self._wake_next()
             await self.settle()
         self._now_s = target_s
         await self.settle()
@@ -177,13 +172,17 @@ class ManualClock:
             if deadline_s > limit_s:
                 task.cancel()
                 raise TimeoutError(f"simulation exceeded {max_sim_s} s of simulated time")
-            self._now_s = max(self._now_s, deadline_s)
-            while self._sleepers and self._sleepers[0][0] <= self._now_s:
-                _, _, future = heapq.heappop(self._sleepers)
-                if not future.done():
-                    future.set_result(None)
+            self._wake_next()
             await self.settle()
         return task.result()
+
+    def _wake_next(self) -> None:
+        """Move to the earliest deadline and wake every sleeper due then."""
+        self._now_s = max(self._now_s, self._sleepers[0][0])
+        while self._sleepers and self._sleepers[0][0] <= self._now_s:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
 
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0][2].done():

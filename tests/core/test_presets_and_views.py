@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccs_sim.clock import ManualClock
-from ccs_sim.runtime import build_controller
+from ccs_sim.batch import simulate_session
 from ccs_sim.session import SessionParams
 
 from ccs_sim.settings import ControllerSettings
@@ -44,23 +43,15 @@ async def test_slac_and_iso15118_views_exist_in_sim_mode(rig):
 
 
 async def test_800V_car_charges_10_to_80_percent_and_stops_itself():
-    clock = ManualClock()
-    controller = build_controller(ControllerSettings(_env_file=None, control_period_s=0.05), clock)
-    await clock.run_until_complete(controller.start())
-    controller.start_session(SessionParams(ev_preset="ev800", start_soc_percent=10, target_soc_percent=80,
-                                           initial_current_A=400, duration_s=3600))
-
-    async def until_done() -> None:
-        while controller.session_active or controller.stage.value != "ended":
-            await clock.sleep(1.0)
-
-    await clock.run_until_complete(until_done())
-    summary = controller.last_session_summary
-    assert summary is not None and summary.ended_phase == "COMPLETE" and summary.end_reason == "ev_target_soc_reached"
-    ev = controller.hw.simulation.ev
+    result = await simulate_session(
+        SessionParams(ev_preset="ev800", start_soc_percent=10, target_soc_percent=80, initial_current_A=400,
+                      duration_s=3600),
+        ControllerSettings(_env_file=None, control_period_s=0.05))
+    summary = result.summary
+    assert summary.ended_phase == "COMPLETE" and summary.end_reason == "ev_target_soc_reached"
+    ev = result.controller.hw.simulation.ev
     assert 80.0 <= ev.battery.soc_percent < 80.5
     # 70 % of 77.4 kWh, give or take losses in R·I: what the meter counted is what the pack took
     assert summary.energy_Wh == pytest.approx(ev.battery.charged_Wh, rel=0.01)
     assert 0.68 * 77_400 < summary.energy_Wh < 0.76 * 77_400
     assert 12 * 60 < summary.charging_time_s < 25 * 60  # E-GMP: 10→80 % in ~18 min
-    await clock.run_until_complete(controller.shutdown())
