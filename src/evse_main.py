@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from evse_secc.codecs import DEFAULT_EXI_CODEC, EXI_CODEC_ENV, EXI_CODEC_NAMES, is_exi_codec, resolve_exi_codec
 from evse_secc.errors import LaunchError
 from evse_secc.options import LaunchOptions
 from evse_secc.protocols import parse_protocols
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(default: PROTOCOLS of the SECC settings, else all DC protocols)")
     parser.add_argument("--api-host", help="serve the Live Controller API in this process on this host")
     parser.add_argument("--api-port", type=int, help="serve the Live Controller API in this process on this port")
+    parser.add_argument("--exi-codec", choices=EXI_CODEC_NAMES, default=None,
+                        help=f"EXI codec: native (pure Python, no Java runtime needed) or java (the iso15118 "
+                             f"package's, in a JVM; warmed up before the ready line) (default: "
+                             f"${EXI_CODEC_ENV} or {DEFAULT_EXI_CODEC})")
     parser.add_argument("--message-log", type=Path,
                         help="append one JSON line per request/response exchange (SECC timing, response codes)")
     return parser
@@ -62,6 +67,9 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
     controller = args.controller or environ.get(CONTROLLER_ENV) or "sim"
     if controller not in ("sim", "hal"):
         parser.error(f"{CONTROLLER_ENV}={controller!r}: expected sim or hal")
+    exi_codec = resolve_exi_codec(args.exi_codec, environ)
+    if not is_exi_codec(exi_codec):
+        parser.error(f"{EXI_CODEC_ENV}={exi_codec!r}: expected {' or '.join(EXI_CODEC_NAMES)}")
     cert_store = args.cert_store or (Path(environ[CERT_STORE_ENV]) if environ.get(CERT_STORE_ENV) else None)
     try:
         protocols = parse_protocols(args.protocols) if args.protocols else None
@@ -70,7 +78,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
     return LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
                          secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
                          protocols=protocols, api_host=args.api_host, api_port=args.api_port,
-                         message_log=args.message_log)
+                         message_log=args.message_log, exi_codec=exi_codec)
 
 
 def _refuse_unavailable_features(options: LaunchOptions) -> None:
@@ -103,12 +111,13 @@ async def launch(options: LaunchOptions) -> None:
     controller = build_controller(options.controller, options.evse_id)
     if options.evse_id is not None:
         check_evse_id(options.evse_id, setup.protocols)
-    preflight.check_java()
+    if options.exi_codec == "java":
+        preflight.check_java()
     iface = setup.config.iface
     link_local = preflight.ipv6_link_local_address(iface)
     preflight.check_sdp_port(iface)
     pki.check_cert_store(setup.cert_store, setup.tls_enforced, setup.tls_1_3)
-    codec, close_codec = _start_codec(options.message_log)
+    codec, close_codec = _start_codec(options.exi_codec, options.message_log, setup.protocols)
     setup.config.print_settings()
 
     def announce_ready() -> None:
@@ -121,28 +130,11 @@ async def launch(options: LaunchOptions) -> None:
         close_codec()
 
 
-def _start_codec(message_log: Path | None):
-    """The Java EXI codec (one JVM child process), timed into ``message_log`` when given."""
-    from evse_secc.exchange_log import JsonLinesExchangeLog
-    from evse_secc.message_timing import TimedEXICodec
-    from iso15118.shared.exificient_exi_codec import ExificientEXICodec
-    from py4j.protocol import Py4JError
+def _start_codec(name: str, message_log: Path | None, protocols):
+    """The EXI codec ``name`` (native, or java in a warmed-up JVM child), timed into ``message_log`` when given."""
+    from evse_secc.codecs import start_codec
 
-    try:
-        java_codec = ExificientEXICodec()
-    except (Py4JError, OSError) as exc:
-        raise LaunchError(f"the Java EXI codec did not start: {exc}") from exc
-
-    def close() -> None:
-        if exchange_log is not None:
-            exchange_log.close()
-        java_codec.gateway.shutdown()
-
-    if message_log is None:
-        exchange_log = None
-        return java_codec, close
-    exchange_log = JsonLinesExchangeLog(message_log)
-    return TimedEXICodec(java_codec, exchange_log), close
+    return start_codec(name, message_log, [protocol.name for protocol in protocols])
 
 
 async def _run_until_signalled(options: LaunchOptions) -> None:

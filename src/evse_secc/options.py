@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evse_secc.codecs import DEFAULT_EXI_CODEC, ExiCodecName
 from evse_secc.protocols import HlcProtocol
 
 ControllerName = Literal["sim", "hal"]
@@ -29,3 +30,4 @@ class LaunchOptions(BaseModel):
     api_host: str | None = None
     api_port: int | None = Field(None, ge=1, le=65535)
     message_log: Path | None = Field(None, description="JSON lines, one per request/response exchange")
+    exi_codec: ExiCodecName = Field(DEFAULT_EXI_CODEC, description="native (pure Python) or java (JVM child)")
