@@ -1,0 +1,3 @@
+from evse_ev.cli import main
+
+raise SystemExit(main())
