@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccs_sim import __version__
 from ccs_sim.access import AccessControlMiddleware, AccessPolicy, document_access_control
@@ -93,6 +94,12 @@ def create_app(controller: ChargerController | None = None, settings: Controller
 
     def ctl(request: Request) -> ChargerController:
         return request.app.state.controller
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Framework errors (unparsable body, unknown path, wrong method) in the API's error shape."""
+        return JSONResponse(status_code=exc.status_code, content=_error(str(exc.detail)),
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
