@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
@@ -31,6 +32,9 @@ logger = logging.getLogger("evse_main")
 CONTROLLER_ENV = "EVSE_CONTROLLER"
 CERT_STORE_ENV = "PKI_PATH"
 READY_LINE_PREFIX = "evse-main: SECC ready"  # printed (stdout) once SDP requests are being served
+SLAC_READY_LINE_PREFIX = "evse-main: SLAC listening"  # printed once SLAC waits for a plug-in (SECC starts on a match)
+API_DEFAULT_HOST = "127.0.0.1"  # --api-port without --api-host
+API_STOP_TIMEOUT_S = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,12 +86,14 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
 
 
 def _refuse_unavailable_features(options: LaunchOptions) -> None:
-    if options.api_host is not None or options.api_port is not None:
-        raise LaunchError("--api-host/--api-port: serving the Live Controller API in the launcher's process is "
-                          "not available yet; run the API separately (uvicorn ccs_sim.fastapi_app:app)")
-    if options.slac:
-        raise LaunchError("SLAC (matching through a PLC modem) is not wired into the launcher yet; on a link "
-                          "without a PLC modem (e.g. a veth pair) pass --no-slac")
+    if (options.api_host is not None or options.api_port is not None) and options.controller != "hal":
+        raise LaunchError("--api-host/--api-port serve the Live Controller API of --controller hal (the charger "
+                          "controller behind the SECC); --controller sim has none")
+    if options.api_host is not None and options.api_port is None:
+        raise LaunchError("--api-host needs --api-port")
+    if options.slac and options.controller != "hal":
+        raise LaunchError("SLAC is fed by the CP states the HAL measures: use --controller hal, or --no-slac on a "
+                          "link without a PLC modem (e.g. a veth pair)")
     if importlib.util.find_spec("iso15118") is None:
         raise LaunchError("the iso15118 package is not installed: scripts/setup.sh hlc")
 
@@ -108,7 +114,8 @@ async def launch(options: LaunchOptions) -> None:
 
     setup = build_secc_setup(options)
     logging.getLogger().setLevel(setup.config.log_level or "INFO")
-    controller = build_controller(options.controller, options.evse_id)
+    charger = _build_charger() if options.controller == "hal" else None
+    controller = build_controller(options.controller, options.evse_id, charger)
     if options.evse_id is not None:
         check_evse_id(options.evse_id, setup.protocols)
     if options.exi_codec == "java":
@@ -125,9 +132,97 @@ async def launch(options: LaunchOptions) -> None:
               f"{','.join(p.value for p in setup.protocols)}", flush=True)
 
     try:
-        await run_secc(setup, controller, codec, on_ready=announce_ready)
+        if charger is None:
+            await run_secc(setup, controller, codec, on_ready=announce_ready)
+        else:
+            async with _running_charger(charger, options):
+                serve_secc = lambda: run_secc(setup, controller, codec, on_ready=announce_ready)  # noqa: E731
+                if options.slac:
+                    await _run_slac_then_secc(charger, iface, options, serve_secc)
+                else:
+                    await serve_secc()
     finally:
         close_codec()
+
+
+async def _run_slac_then_secc(charger, iface: str, options: LaunchOptions, serve_secc) -> None:
+    """SLAC on ``iface`` fed by the HAL's CP states; the SECC starts on the first match (evse_secc.slac_link)."""
+    from evse_secc.slac_link import SlacLink, build_slac_service
+
+    try:
+        factory = build_slac_service(iface, options.evse_id or "EVSE", options.slac_config,
+                                     simulation=charger.hw.simulation is not None)
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"SLAC settings (--slac-config): {exc}") from exc
+    print(f"{SLAC_READY_LINE_PREFIX} on {iface}: plug in (CP B) to match", flush=True)
+    await SlacLink(charger, factory, serve_secc).run()
+
+
+def _build_charger():
+    """--controller hal: the one ChargerController (HAL adapter from CCS_SIM_ADAPTER, default sim), not started."""
+    from ccs_sim.runtime import build_controller as build_charger_controller
+    from ccs_sim.settings import ControllerSettings
+
+    settings = ControllerSettings()
+    if settings.speed != 1.0:
+        raise LaunchError(f"CCS_SIM_SPEED={settings.speed}: an ISO 15118 session runs in real time (speed 1)")
+    try:
+        return build_charger_controller(settings)
+    except (KeyError, ValueError, ImportError) as exc:
+        raise LaunchError(f"HAL adapter {settings.adapter!r} (CCS_SIM_ADAPTER): {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def _running_charger(charger, options: LaunchOptions):
+    """Session records attached, the control loop running and, with --api-port, the Live Controller API
+    served on this loop (127.0.0.1 unless --api-host); all stopped again on the way out."""
+    from ccs_sim.runtime import attach_operations
+
+    operations = await attach_operations(charger)
+    await charger.start()
+    api = None
+    try:
+        if options.api_port is not None:
+            api = await _start_api(charger, operations, options.api_host or API_DEFAULT_HOST, options.api_port)
+        yield
+    finally:
+        if api is not None:
+            server, task = api
+            server.should_exit = True
+            await asyncio.wait({task}, timeout=API_STOP_TIMEOUT_S)
+        await charger.shutdown()
+        await operations.close()
+
+
+async def _start_api(charger, operations, host: str, port: int):
+    """``ccs_sim.fastapi_app.create_app(charger)`` under uvicorn as a task of this loop (signals stay ours)."""
+    import socket
+
+    import uvicorn
+
+    from ccs_sim.fastapi_app import create_app
+
+    class EmbeddedServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # SIGINT/SIGTERM stop the whole launcher, not only the API
+            yield
+
+    try:
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(address[0], socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address[4])
+    except OSError as exc:
+        raise LaunchError(f"--api-host/--api-port: cannot listen on {host}:{port}: {exc}") from exc
+    config = uvicorn.Config(create_app(charger, operations=operations), log_level="warning", lifespan="on")
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(sockets=[listener]), name="live-controller-api")
+    while not server.started:
+        if task.done():
+            raise LaunchError(f"the Live Controller API did not start on {host}:{port}")
+        await asyncio.sleep(0.01)
+    print(f"evse-main: Live Controller API on http://{host}:{port}", flush=True)
+    return server, task
 
 
 def _start_codec(name: str, message_log: Path | None, protocols):

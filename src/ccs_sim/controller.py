@@ -584,7 +584,22 @@ class ChargerController:
         finally:
             self.context.precharging = False
 
+    async def precharge_step(self, target_V: float, current_A: float = standards.PRECHARGE_CURRENT_LIMIT_A) -> float:
+        """One non-blocking precharge step (the HLC flow: one per PreChargeReq): the output is driven
+        towards ``target_V`` (clamped to 0…EVSE max) with at most 2 A (IEC 61851-23 CC.5.2); the target
+        is re-applied each call (standards.md §2.3, BMW i3 quirk). Returns the voltage set.
+        ``begin_energy_transfer`` (or the end of the session) ends the precharge supervision."""
+        if self.stage is not Stage.PRECHARGE:
+            self.set_stage(Stage.PRECHARGE)
+        self.context.precharging = True
+        voltage_V = min(max(0.0, target_V), self.evse_max_voltage_V)
+        await self.io(self.hw.supply.set_current_limit, self.supervisor.clamp_precharge_current(current_A))
+        await self.io(self.hw.supply.set_voltage, voltage_V)
+        await self.io(self.hw.supply.set_enabled, True)
+        return voltage_V
+
     async def begin_energy_transfer(self, negotiated_max_voltage_V: float | None) -> None:
+        self.context.precharging = False
         self.context.energy_transfer_expected = True
         self.context.negotiated_max_voltage_V = negotiated_max_voltage_V
         if self.session is not None and self.session.charging_started_at_s is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+from typing import TYPE_CHECKING
 
 from iso15118.secc.controller.interface import EVSEControllerInterface
 from iso15118.shared.messages.enums import Protocol
@@ -12,7 +12,8 @@ from evse_secc.errors import LaunchError
 from evse_secc.evse_id import din_evse_id
 from evse_secc.options import ControllerName
 
-HAL_CONTROLLER_MODULE = "evse_hal.iso15118_hal_controller"
+if TYPE_CHECKING:
+    from ccs_sim.controller import ChargerController
 
 
 class SimEVSEControllerWithId(SimEVSEController):
@@ -28,23 +29,20 @@ class SimEVSEControllerWithId(SimEVSEController):
         return self._evse_id
 
 
-def build_controller(name: ControllerName, evse_id: str | None) -> EVSEControllerInterface:
+def build_controller(name: ControllerName, evse_id: str | None,
+                     charger: "ChargerController | None" = None) -> EVSEControllerInterface:
+    """The SECC's EVSE controller; ``hal`` needs the ``charger`` (the one ChargerController the API uses)."""
     if name == "sim":
         return SimEVSEController() if evse_id is None else SimEVSEControllerWithId(evse_id)
     if name == "hal":
-        return build_hal_controller(evse_id)
+        if charger is None:
+            raise LaunchError("--controller hal needs the charger controller (evse_main builds it)")
+        return build_hal_controller(evse_id, charger)
     raise LaunchError(f"unknown controller {name!r} (known: sim, hal)")
 
 
-def build_hal_controller(evse_id: str | None) -> EVSEControllerInterface:
-    """HOOK: construct our HalEVSEController (evse_hal.iso15118_hal_controller) on the shared HAL.
+def build_hal_controller(evse_id: str | None, charger: "ChargerController") -> EVSEControllerInterface:
+    """Our HalEVSEController on ``charger`` (the shared HAL, session state and safety supervisor)."""
+    from evse_hal.iso15118_hal_controller import HalEVSEController
 
-    To be wired when the HAL controller and the core session controller exist: build (or receive)
-    the one HAL instance and session controller the API also uses, and return
-    ``HalEVSEController(...)`` backed by them. Until then the launcher stops with a clear message.
-    """
-    if importlib.util.find_spec(HAL_CONTROLLER_MODULE) is None:
-        raise LaunchError("--controller hal is not available yet: evse_hal/iso15118_hal_controller.py is "
-                          "not written; use --controller sim (iso15118's SimEVSEController)")
-    raise LaunchError("--controller hal is not wired into the launcher yet "
-                      "(evse_secc.controllers.build_hal_controller); use --controller sim")
+    return HalEVSEController(charger, evse_id)

@@ -221,6 +221,24 @@ class SimulationControls:
         plant.ev = ev
         return ev
 
+    def prepare_hlc_car(self, pack_voltage_V: float, max_current_A: float) -> SimulatedEV:
+        """The battery and contactor behind an ISO 15118 EV stack (HLC sessions on the sim adapter).
+
+        The EV stack under test (e.g. iso15118's EVCC) is the car's brain; this is its body: a ``follow``
+        pack sitting at ``pack_voltage_V`` (what the EV asked to precharge to) that accepts up to
+        ``max_current_A``, and that wants energy, so it closes its contactor once the output is within
+        20 V of the pack (IEC 61851-23 CC.5.2) and takes the current the EVSE drives. The preset chosen
+        with ``configure_car`` is for simulated sessions; an EV stack brings its own voltages.
+        """
+        plant = self.advance()
+        soc_percent = self.start_soc_percent
+        ev = SimulatedEV(follow_preset(pack_voltage_V, max_current_A / 2.0), soc_percent, self.target_soc_percent)
+        ev.plug_in()
+        ev.react_to_pwm(plant.pwm_duty_percent)
+        ev.energy_transfer_wanted = True
+        plant.ev = ev
+        return ev
+
     def set_isolation_resistance(self, resistance_ohm: float) -> None:
         if not resistance_ohm > 0:
             raise ValueError("isolation resistance must be > 0 ohm")
