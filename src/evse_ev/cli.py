@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import sys
+from dataclasses import replace
 
 from evse_ev.api_client import ApiClient, ApiError
 from evse_ev.battery import EV_PRESETS, EvBattery, preset_named
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-soc", type=float, default=None, help="SOC at the first plug-in, %% "
                                                                       "(default: the preset's)")
     parser.add_argument("--target-soc", type=float, default=None, help="the EV stops charging here, %%")
+    parser.add_argument("--capacity-scale", type=float, default=1.0,
+                        help="scale the pack's capacity (same voltages and currents; e.g. 0.05 for a demo that "
+                             "goes 10 -> 80 %% in about a minute of real charging)")
     parser.add_argument("--protocol", default="ISO_15118_2", choices=DC_PROTOCOLS)
     parser.add_argument("--exi-codec", default="java", choices=("java", "native"))
     parser.add_argument("--sessions", type=int, default=1, help="plug-ins one after another")
@@ -73,18 +77,12 @@ def _time_scale(api: ApiClient | None, asked: float | None) -> float:
     return float(speed) if speed else 1.0
 
 
-def _sync_plant_car(api: ApiClient, battery: EvBattery) -> None:
-    """The simulated plant's car gets the same pack and SOC, so its physics match this EV's numbers."""
-    try:
-        api.post("/sim/car", {"preset": battery.preset.name, "start_soc": round(battery.soc_percent, 3),
-                              "target_soc": battery.target_soc_percent})
-    except ApiError as exc:
-        logging.getLogger(__name__).warning("could not set the plant's car: %s", exc)
-
-
 async def run(args: argparse.Namespace) -> int:
     api = ApiClient.from_url(args.api, args.api_token) if args.api else None
     preset = preset_named(args.preset)
+    if args.capacity_scale != 1.0:
+        preset = replace(preset, name=f"{preset.name}x{args.capacity_scale:g}",
+                         capacity_Wh=preset.capacity_Wh * args.capacity_scale)
     battery = EvBattery(preset, args.start_soc if args.start_soc is not None else preset.default_start_soc_percent,
                         args.target_soc if args.target_soc is not None else preset.default_target_soc_percent,
                         time_scale=await asyncio.to_thread(_time_scale, api, args.time_scale))
@@ -104,8 +102,6 @@ async def run(args: argparse.Namespace) -> int:
             _emit({"event": "ready", "iface": args.iface, "mac": mac_to_str(peer.mac), "protocol": args.protocol,
                    "time_scale": battery.time_scale, **battery.as_json()})
             for _ in range(args.sessions):
-                if api is not None:
-                    await asyncio.to_thread(_sync_plant_car, api, battery)
                 result = await ev.plug_in(options)
                 _emit(result)
                 outcomes.append(result.get("outcome"))

@@ -188,10 +188,12 @@ class BatteryEVController(SimEVController):
 
     # --- flow decisions --------------------------------------------------------------------------------------
     async def is_precharged(self, present_voltage_evse) -> bool:
-        if self.battery.precharged(present_voltage_evse.get_decimal_value()):
-            return True
         self.precharge_loop_cycles += 1
-        return self.precharge_loops_limit is not None and self.precharge_loop_cycles >= self.precharge_loops_limit
+        done = self.battery.precharged(present_voltage_evse.get_decimal_value()) or (
+            self.precharge_loops_limit is not None and self.precharge_loop_cycles >= self.precharge_loops_limit)
+        if done:  # the EV closes its contactor; from PowerDelivery(Start) on it asks for the charging curve
+            self.charging = not (self.stopped or self.battery.charging_complete())
+        return done
 
     async def ready_to_charge(self) -> bool:
         self.charging = not (self.stopped or self.battery.charging_complete())
