@@ -15,7 +15,7 @@ from iso15118.shared.iexi_codec import IEXICodec
 
 from exi_codec.decoder import decode_document
 from exi_codec.encoder import EXIEncodeError, encode_document
-from exi_codec.grammar import GrammarSet, build_grammar_set
+from exi_codec.grammar import GrammarSet, build_grammar_set, element_grammars
 from exi_codec.jar_grammars import read_jar_grammar
 
 CODEC_VERSION = "native-0.1 (grammars of EXICodec.jar 1.55)"
@@ -59,6 +59,18 @@ _FRAGMENT_ROOTS = {
 }
 
 
+# Optional elements the Java codec always writes: their JAXB fields in EXICodec.jar are primitives
+# (e.g. `protected short schemaID` in messages.appProtocol.SupportedAppProtocolRes), so decoding a
+# stream without the element gives 0 in the JSON, and encoding a JSON without it writes 0.
+# (namespace, element, child) -> (value, also when encoding); tests/exi checks each against Java.
+# MeteringReceiptReq's 0 is outside SAIDType (1..255): Java writes it as an undeclared (non-strict)
+# event, which the native encoder does not produce, so there the default is applied to decoding only.
+JAVA_PRIMITIVE_DEFAULTS = {
+    ("urn:iso:15118:2:2010:AppProtocol", "supportedAppProtocolRes", "SchemaID"): (0, True),
+    (ISO2_MSG_DEF, "MeteringReceiptReq", "SAScheduleTupleID"): (0, False),
+}
+
+
 def default_jar_path() -> str:
     """EXICodec.jar of the installed iso15118 package (read as a zip; no JRE needed)."""
     import iso15118.shared
@@ -85,6 +97,7 @@ class NativeEXICodec(IEXICodec):
                 gs = self._grammars.get(namespace)
                 if gs is None:
                     gs = build_grammar_set(*read_jar_grammar(self._jar_path, class_name))
+                    _attach_java_defaults(gs, namespace)
                     self._grammars[namespace] = gs
         return gs
 
@@ -112,3 +125,12 @@ class NativeEXICodec(IEXICodec):
 
     def get_version(self) -> str:
         return CODEC_VERSION
+
+
+def _attach_java_defaults(gs: GrammarSet, namespace: str) -> None:
+    for (ns, element, child), (value, on_encode) in JAVA_PRIMITIVE_DEFAULTS.items():
+        if ns == namespace:
+            for grammar in element_grammars(gs, element):
+                grammar.decode_defaults[child] = value
+                if on_encode:
+                    grammar.encode_defaults[child] = value

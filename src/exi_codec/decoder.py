@@ -45,6 +45,8 @@ def decode_element(r: BitReader, grammar: Grammar):
         else:
             raise EXIDecodeError(f"unsupported event kind {kind} in {state.name}")
         state = p.next
+    for key, default in grammar.decode_defaults.items():
+        out.setdefault(key, default)
     if len(out) == 1 and CH_KEY in out and not grammar.has_attributes:
         return out[CH_KEY]
     return out

@@ -59,6 +59,8 @@ def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
         content = value
     else:
         content = {CH_KEY: value}
+    if grammar.encode_defaults:
+        content = {**grammar.encode_defaults, **{k: v for k, v in content.items() if v is not None}}
     # remaining: key -> how many values of that key are still to be written (insertion order kept)
     remaining = {}
     known = grammar.reach

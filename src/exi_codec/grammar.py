@@ -65,7 +65,8 @@ class Production:
 
 
 class Grammar:
-    __slots__ = ("name", "prods", "width", "by_key", "reach", "repeated", "has_attributes", "choice_cache")
+    __slots__ = ("name", "prods", "width", "by_key", "reach", "repeated", "has_attributes", "choice_cache",
+                 "decode_defaults", "encode_defaults")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -76,6 +77,9 @@ class Grammar:
         self.repeated: frozenset = frozenset()  # (first start tag only) child names that repeat
         self.has_attributes = False
         self.choice_cache: dict = {}
+        # (first start tag only) child -> the value Java's JSON has / Java writes when the stream / JSON has none
+        self.decode_defaults: dict = {}
+        self.encode_defaults: dict = {}
 
 
 class GrammarSet:
@@ -227,3 +231,23 @@ def build_grammar_set(document: JObj, fragment: JObj) -> GrammarSet:
     builder.fill()
     _analyse(list(builder.grammars.values()))
     return GrammarSet(doc, frag)
+
+
+def element_grammars(gs: GrammarSet, local: str) -> list[Grammar]:
+    """The start-tag grammars of every element named ``local`` reachable from the document or fragment."""
+    found: dict[int, Grammar] = {}
+    seen: set[int] = set()
+    todo = [gs.doc_content, gs.fragment_content]
+    while todo:
+        g = todo.pop()
+        if id(g) in seen:
+            continue
+        seen.add(id(g))
+        for p in g.prods:
+            if p.kind == SE:
+                if p.local == local:
+                    found[id(p.element)] = p.element
+                todo.append(p.element)
+            if p.next is not None:
+                todo.append(p.next)
+    return list(found.values())
