@@ -201,9 +201,12 @@ class ChargerController:
         m = await self.measure()
         self.latest = m
         await self.read_meter(m)
+        limit_in_force_A = self.commanded_current_A  # the limit ``m`` was measured under
         if self.current_control_active:
             await self._ramp_current(dt_s)
-        self.context.commanded_current_limit_A = self.commanded_current_A
+        # Judge the reading against the limit in force when it was taken: a ramp step lowered after the
+        # reading (a late tick: a large step) is not an over-current.
+        self.context.commanded_current_limit_A = max(limit_in_force_A, self.commanded_current_A)
         fault = self.supervisor.find_fault(m, self.context)
         if fault is not None and self.active_fault is None:
             log.warning("supervisor detected %s", fault)
@@ -396,6 +399,10 @@ class ChargerController:
     async def ramp_down_and_open(self) -> None:
         """Normal shutdown: current down at ≤ 100 A/s (DG L4110), output off and contactor open below 1 A."""
         self.requested_current_A = 0.0
+        if self.latest is not None:
+            # The ramp starts from the current that flows: a limit far above it (a voltage-limited battery
+            # taking less than the EV asked for) need not be walked down at 100 A/s first.
+            self.commanded_current_A = min(self.commanded_current_A, max(0.0, self.latest.output_current_A))
         self.current_control_active = True
         reached = await self.wait_until(
             lambda: self.commanded_current_A <= 0.0 and self.latest is not None

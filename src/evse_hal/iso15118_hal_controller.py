@@ -32,7 +32,11 @@ import logging
 import time
 from typing import Any, Dict, List, Optional, Union
 
-from iso15118.secc.controller.ev_data import (
+from evse_hal import iso15118_compat
+
+iso15118_compat.install()  # before the first iso15118 import (pydantic.v1 hook; see that module)
+
+from iso15118.secc.controller.ev_data import (  # noqa: E402 (after the import hook)
     EVACCLLimits,
     EVACCPDLimits,
     EVDataContext,
