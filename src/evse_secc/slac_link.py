@@ -163,7 +163,7 @@ class CpLossRecord:
 
     cp_state: str
     at_s: float
-    current_at_loss_A: float
+    current_before_loss_A: float  # the last sample before the CP left B/C/D
     current_below_5A_after_s: float | None
     contactor_open_after_s: float | None
 
@@ -182,6 +182,7 @@ class CpLossTimeline:
         self.report = report
         self.records: list[CpLossRecord] = []
         self._was_closed_in_plugged_state = False
+        self._previous_current_A = 0.0
         self._pending: dict | None = None
 
     def on_tick(self) -> None:
@@ -191,9 +192,10 @@ class CpLossTimeline:
         if self._pending is None:
             if m.pilot.state in CP_LOST_STATES and self._was_closed_in_plugged_state:
                 self._pending = {"cp_state": m.pilot.state, "at_s": m.time_s,
-                                 "current_at_loss_A": round(m.output_current_A, 3),
+                                 "current_before_loss_A": round(self._previous_current_A, 3),
                                  "current_below_5A_after_s": None, "contactor_open_after_s": None}
             self._was_closed_in_plugged_state = m.contactor_closed and m.pilot.state in PLUGGED_STATES
+            self._previous_current_A = m.output_current_A
         pending = self._pending
         if pending is None:
             return

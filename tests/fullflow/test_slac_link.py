@@ -157,6 +157,6 @@ async def test_cp_loss_timeline_measures_on_the_controller_clock(rig: Rig) -> No
         await rig.clock.advance(0.005)
     assert len(records) == 1
     record = records[0]
-    assert record.cp_state == "A" and record.current_at_loss_A > 50
+    assert record.cp_state == "A" and record.current_before_loss_A > 50
     assert record.current_below_5A_after_s is not None and record.current_below_5A_after_s <= 0.030
     assert record.contactor_open_after_s is not None and record.contactor_open_after_s <= 0.100

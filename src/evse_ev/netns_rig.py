@@ -4,7 +4,8 @@ EVSE namespace and the simulated EV tool (``python -m evse_ev``) in the EV names
 The EV reaches the API over the veth (the launcher listens on ``::`` inside the EVSE namespace, whose only
 links are its loopback and the veth; the EV connects to the EVSE end's IPv6 link-local address). The
 launcher's stdout is kept in a log: its ready lines and the CP-loss timelines (``evse-main: CP loss {...}``).
-Used by the full-flow tests, the benchmark and the demo. Every process is stopped by its PID.
+Used by the full-flow tests (tests/fullflow), the benchmark (bench/bench_fullflow.py) and the demo
+(``python -m evse_ev.demo``). Every process is stopped by its PID. Needs root.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from ccs_sim.netns import VethLink
 from evse_main import READY_LINE_PREFIX, SLAC_READY_LINE_PREFIX
 from evse_secc.slac_link import CP_LOSS_LINE_PREFIX
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LAUNCHER_SCRIPT = REPO_ROOT / "src" / "evse_main.py"
 API_PORT = 8015
 EVSE_ID = "DE*CCS*E0000001*1"
 LAUNCHER_READY_TIMEOUT_S = 45.0
@@ -70,7 +69,7 @@ class Launcher:
         secc_env.write_text("LOG_LEVEL=INFO\nMESSAGE_LOG_JSON=False\nFREE_CHARGING_SERVICE=False\nAUTH_MODES=EIM\n")
         slac_env = self.workdir / "slac.env"
         slac_env.write_text(f"SLAC_INIT_TIMEOUT={self.slac_init_timeout_s}\nLOG_LEVEL=WARNING\n")
-        argv = [sys.executable, str(LAUNCHER_SCRIPT), "--controller", "hal", "--iface", self.link.evse_iface,
+        argv = [sys.executable, "-m", "evse_main", "--controller", "hal", "--iface", self.link.evse_iface,
                 "--secc-config", str(secc_env), "--slac-config", str(slac_env), "--protocols", self.protocol,
                 "--evse-id", EVSE_ID, "--api-host", "::", "--api-port", str(API_PORT),
                 "--exi-codec", self.exi_codec, "--message-log", str(self.workdir / "exchanges.jsonl")]

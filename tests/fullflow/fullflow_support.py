@@ -1,0 +1,26 @@
+"""Skip rule of the full-flow tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+
+
+def require_fullflow() -> None:
+    """Skip (outside CI) or fail (CI=true) when the full flow cannot run here."""
+    from ccs_sim.netns import netns_unavailable_reason
+
+    reason = netns_unavailable_reason()
+    missing = [name for name in ("iso15118", "pyslac") if importlib.util.find_spec(name) is None]
+    if reason is None and missing:
+        reason = f"{', '.join(missing)} not installed (scripts/setup.sh hlc)"
+    if reason is None and shutil.which("java") is None:
+        reason = "no 'java' on PATH: the EXI codec of the EV and the SECC needs a JRE"
+    if reason is None:
+        return
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the full-flow tests, but: {reason}")
+    pytest.skip(reason)
