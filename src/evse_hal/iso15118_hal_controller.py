@@ -319,8 +319,10 @@ class HalEVSEController(EVSEControllerInterface):
         if self._session is None or charger.session is not self._session:
             return
         self._last_message_at = charger.clock.utcnow()
-        charger.bms_view_override = bms_view_from_ev_data(self.ev_data_context, self._protocol_name())
         comm = self._comm_session
+        if self.ev_data_context.evcc_id is None and getattr(comm, "evcc_id", None):
+            self.ev_data_context.evcc_id = comm.evcc_id  # -20 keeps it in the session only
+        charger.bms_view_override = bms_view_from_ev_data(self.ev_data_context, self._protocol_name())
         energy_service = None
         if comm is not None and getattr(comm, "selected_energy_service", None) is not None:
             energy_service = comm.selected_energy_service.service.name  # -20: DC, DC_BPT, ...

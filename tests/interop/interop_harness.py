@@ -240,3 +240,99 @@ def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None)
         return EvccResult(returncode=-1, log=f"EVCC timed out after {EVCC_TIMEOUT_S} s\n{output or ''}")
     (workdir / "evcc.log").write_text(result.stdout + result.stderr, encoding="utf-8")
     return EvccResult(returncode=result.returncode, log=result.stdout + result.stderr)
+
+
+# --- the Live Controller API of ``--controller hal --api-port``, inside the EVSE namespace ---------------
+#: The API listens on 127.0.0.1 of the EVSE namespace (a fresh namespace: every port is free).
+API_PORT = 8080
+API_PATHS_MONITORED = ("/status", "/vehicle/bms", "/vehicle/iso15118")
+_API_MONITOR_SCRIPT = r"""
+import json, sys, time, urllib.request
+base, out, period = sys.argv[1], sys.argv[2], float(sys.argv[3])
+paths = sys.argv[4:]
+with open(out, "a", encoding="utf-8") as sink:
+    while True:
+        sample = {"t": time.time()}
+        for path in paths:
+            try:
+                with urllib.request.urlopen(base + path, timeout=2) as response:
+                    sample[path] = json.load(response)
+            except Exception as exc:
+                sample[path] = {"error": repr(exc)}
+        sink.write(json.dumps(sample) + "\n")
+        sink.flush()
+        time.sleep(period)
+"""
+_API_CALL_SCRIPT = r"""
+import json, sys, urllib.request
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+data = body.encode() if body else None
+request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=5) as response:
+    print(response.read().decode())
+"""
+
+
+def api_call(link: VethLink, method: str, path: str, body: dict | None = None, port: int = API_PORT) -> dict:
+    """One request to the launcher's API from inside the EVSE namespace; the JSON answer."""
+    result = subprocess.run(link.in_evse([sys.executable, "-c", _API_CALL_SCRIPT, method,
+                                          f"http://127.0.0.1:{port}{path}", json.dumps(body) if body else ""]),
+                            capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise AssertionError(f"{method} {path} failed: {result.stderr[-1000:]}")
+    return json.loads(result.stdout)
+
+
+@dataclass
+class ApiMonitor:
+    """Samples the API's live views every ``period_s`` from inside the EVSE namespace into a JSON-lines
+    file while a session runs (one helper process, stopped by PID)."""
+
+    link: VethLink
+    path: Path
+    port: int = API_PORT
+    period_s: float = 0.1
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "ApiMonitor":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(self.link.in_evse(
+            [sys.executable, "-c", _API_MONITOR_SCRIPT, f"http://127.0.0.1:{self.port}", str(self.path),
+             str(self.period_s), *API_PATHS_MONITORED]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def stop(self) -> list[dict]:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        return self.samples()
+
+    def samples(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def wait_for(self, predicate, timeout_s: float) -> dict:
+        """The first sample (read as they arrive) for which ``predicate(sample)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for sample in self.samples():
+                if predicate(sample):
+                    return sample
+            time.sleep(0.05)
+        raise AssertionError(f"no API sample matched within {timeout_s} s (last: {self.samples()[-1:]})")
+
+
+def phases_seen(samples: list[dict]) -> list[str]:
+    """The /status phases in the order they appeared (consecutive repeats collapsed)."""
+    phases: list[str] = []
+    for sample in samples:
+        phase = sample.get("/status", {}).get("phase")
+        if phase and (not phases or phases[-1] != phase):
+            phases.append(phase)
+    return phases
