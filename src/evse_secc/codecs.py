@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 ExiCodecName = Literal["native", "java"]
 EXI_CODEC_NAMES: tuple[ExiCodecName, ...] = ("native", "java")
-DEFAULT_EXI_CODEC: ExiCodecName = "java"
+DEFAULT_EXI_CODEC: ExiCodecName = "native"
 EXI_CODEC_ENV = "EXI_CODEC"
 EXI_CODEC_TRACE_ENV = "EXI_CODEC_TRACE"
 
