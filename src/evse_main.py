@@ -4,6 +4,11 @@
     evse-main --controller hal --evse-id DE*ABC*E1234567*1 --iface eth0 # our HAL-backed controller
     EVSE_CONTROLLER=hal python src/evse_main.py ...                      # same (package installed)
     evse-main --no-slac --iface veth0 --secc-config secc.env            # a link without a PLC modem
+    evse-main --controller hal --api-port 8000 ...                      # + the Live Controller API
+                                                                        #   (127.0.0.1 unless --api-host)
+
+With ``--controller hal`` the SECC, the API and the session records share one ChargerController on the
+HAL adapter named by the controller settings (``CCS_SIM_ADAPTER``, default ``sim``; real time only).
 
 Exit status: 0 after SIGINT/SIGTERM, 1 with one ``evse-main: error: ...`` line when the SECC cannot
 start or stops (missing interface, no IPv6 link-local address, no java, permission, bad settings).
