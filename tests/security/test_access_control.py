@@ -139,7 +139,15 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     import uvicorn
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+
+    def record(*args: Any, **kwargs: Any) -> None:
+        if args and isinstance(args[0], uvicorn.Server):  # Server.run(self)
+            calls.append({"host": args[0].config.host, "port": args[0].config.port})
+        else:  # uvicorn.run(app, host=..., port=...)
+            calls.append(kwargs)
+
+    monkeypatch.setattr(uvicorn, "run", record)
+    monkeypatch.setattr(uvicorn.Server, "run", record)
     for key in ("CCS_SIM_API_TOKEN", "CCS_SIM_HOST", "CCS_SIM_ALLOW_INSECURE_BIND"):
         monkeypatch.delenv(key, raising=False)
     return calls
