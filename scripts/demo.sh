@@ -5,7 +5,7 @@
 #
 #   sudo scripts/demo.sh [--full-pack] [--protocol DIN_SPEC_70121|ISO_15118_2|ISO_15118_20_DC]
 #
-# Set up first (once): scripts/setup.sh hlc  (iso15118, pyslac, a JRE for the EXI codec).
+# It installs what it needs on first use (scripts/setup.sh hlc: iso15118, pyslac, a JRE).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$repo/.venv/bin/python}"
@@ -14,8 +14,8 @@ if [[ $EUID -ne 0 ]]; then
     echo "      run: sudo scripts/demo.sh" >&2
     exit 2
 fi
-if [[ ! -x "$python" ]]; then
-    echo "demo: no Python environment at $python: run scripts/setup.sh hlc first (or set PYTHON=...)" >&2
-    exit 2
+if [[ -z "${PYTHON:-}" ]]; then
+    "$repo/scripts/setup.sh" hlc   # creates .venv and installs iso15118, pyslac and a JRE when missing
+    "$repo/scripts/install-system-deps.sh" netns
 fi
 exec "$python" -m evse_ev.demo "$@"
