@@ -5,23 +5,25 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator
 
 
 class _Body(BaseModel):
+    """Numbers are JSON numbers (StrictFloat: 400 and 400.0 yes; true, "400" no), finite, in range."""
+
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class StartSessionRequest(_Body):
-    target_voltage: float = Field(400.0, gt=0, le=1500, description="DC target voltage (V)")
-    initial_current: float = Field(50.0, ge=0, le=1000, description="initial current request (A)")
-    duration_s: float = Field(10.0, gt=0, le=86_400, description="charging duration after precharge (s)")
+    target_voltage: StrictFloat = Field(400.0, gt=0, le=1500, description="DC target voltage (V)")
+    initial_current: StrictFloat = Field(50.0, ge=0, le=1000, description="initial current request (A)")
+    duration_s: StrictFloat = Field(10.0, gt=0, le=86_400, description="charging duration after precharge (s)")
     # additive
     ev_preset: Literal["follow", "ev400", "ev800", "ev_small"] | None = Field(
         None, description="simulated car: 'follow' (pack follows target_voltage, the default) or a preset")
-    start_soc: float | None = Field(None, ge=0, le=100, description="simulated car's SOC at plug-in (%)")
-    target_soc: float | None = Field(None, ge=0, le=100, description="SOC at which the car stops (%)")
-    precharge_timeout_s: float | None = Field(None, gt=0, le=60)
+    start_soc: StrictFloat | None = Field(None, ge=0, le=100, description="simulated car's SOC at plug-in (%)")
+    target_soc: StrictFloat | None = Field(None, ge=0, le=100, description="SOC at which the car stops (%)")
+    precharge_timeout_s: StrictFloat | None = Field(None, gt=0, le=60)
 
 
 class ContactorRequest(_Body):
@@ -29,7 +31,7 @@ class ContactorRequest(_Body):
 
 
 class PWMRequest(_Body):
-    duty: float = Field(..., ge=0, le=100, description="duty cycle in percent")
+    duty: StrictFloat = Field(..., ge=0, le=100, description="duty cycle in percent")
 
     @field_validator("duty")
     @classmethod
@@ -50,11 +52,11 @@ class FaultRequest(_Body):
 
 class SimCarRequest(_Body):
     preset: Literal["follow", "ev400", "ev800", "ev_small"] | None = None
-    start_soc: float | None = Field(None, ge=0, le=100)
-    target_soc: float | None = Field(None, ge=0, le=100)
+    start_soc: StrictFloat | None = Field(None, ge=0, le=100)
+    target_soc: StrictFloat | None = Field(None, ge=0, le=100)
 
 
 class SimPlantRequest(_Body):
-    isolation_resistance_ohm: float | None = Field(None, gt=0, le=1e12)
-    ambient_temperature_C: float | None = Field(None, ge=-40, le=150)
-    estop_pressed: bool | None = None
+    isolation_resistance_ohm: StrictFloat | None = Field(None, gt=0, le=1e12)
+    ambient_temperature_C: StrictFloat | None = Field(None, ge=-40, le=150)
+    estop_pressed: StrictBool | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import sys
 
 from ccs_sim.settings import ControllerSettings
@@ -26,14 +25,15 @@ def serve(args: argparse.Namespace) -> int:
 
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "speed": args.speed, "adapter": args.adapter,
-        "api_token": args.api_token, "data_dir": args.data_dir,
+        "api_token": args.api_token, "data_dir": args.data_dir, "log_format": args.log_format,
     }.items() if value is not None}
     try:
         settings = ControllerSettings(**overrides)
     except Exception as error:  # pydantic's message names the bad setting
         print(f"ccs-sim: invalid setting: {error}", file=sys.stderr)
         return 2
-    if not _is_loopback(settings.host) and not settings.api_token and not args.allow_insecure:
+    if not _is_loopback(settings.host) and not settings.api_token and not (args.allow_insecure
+                                                                          or settings.allow_insecure_bind):
         print(f"ccs-sim: refusing to listen on {settings.host} without an API token: anyone on the network could "
               "switch the charger. Set CCS_SIM_API_TOKEN (or --api-token), or pass --allow-insecure.", file=sys.stderr)
         return 2
@@ -44,7 +44,9 @@ def serve(args: argparse.Namespace) -> int:
     except UnknownAdapterError as error:
         print(f"ccs-sim: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ccs_sim.logs import configure_logging
+
+    configure_logging(settings.log_format)
     print(f"ccs-sim: Live Controller on http://{settings.host}:{settings.port}/ "
           f"(adapter {settings.adapter}, speed {settings.speed}x)", flush=True)
     from ccs_sim.dashboard import close_streams
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--adapter", help="HAL adapter name (default sim)")
     serve_parser.add_argument("--api-token", help="token required by state-changing endpoints")
     serve_parser.add_argument("--data-dir", help="directory for the session database")
+    serve_parser.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
     serve_parser.set_defaults(handler=serve)

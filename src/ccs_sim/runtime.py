@@ -53,7 +53,7 @@ async def attach_operations(controller: ChargerController, database_path: Path |
     """Open the session database (``settings.data_dir``/sessions.db unless ``database_path``), close the
     sessions a dead process left running as interrupted, and attach records, metrics and log binding to
     ``controller``. Call before ``controller.start()``."""
-    path = database_path or default_database_path(controller.settings.data_dir)
+    path = database_path or controller.settings.records_db or default_database_path(controller.settings.data_dir)
     store = await AsyncSessionStore(path).open()
     log_binder = SessionLogBinder(controller).attach()  # first: the recorder's own log lines carry the id
     recorder = SessionRecorder(store, controller)

@@ -36,6 +36,9 @@ class ControllerSettings(BaseSettings):
     evse_max_power_W: float = Field(350_000.0, gt=0)
     # --- records ---
     data_dir: Path = Field(Path("data"), description="where the session database lives")
+    records_db: Path | None = Field(None, description="session database file (default: data_dir/sessions.db)")
+    # --- logs ---
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line, with session_id")
     # --- access control ---
     api_token: str | None = Field(None, description="token required by state-changing endpoints")
     allow_insecure_bind: bool = False
