@@ -10,8 +10,9 @@ Inputs the Java codec itself rejects are skipped (its own bugs, e.g. `ParameterS
 accept but the XSD does not (missing required element, two members of one substitution group,
 value outside an n-bit facet) are counted, not compared: Java encodes them with non-strict
 second-level events, which the native codec does not implement (it raises instead). Java also
-writes such an event for some ISO 15118-2 MeteringReceiptReq instances without an Id (cause not
-yet found); native decoding of those streams raises. A kind where no instance was comparable is
+writes such an event for ISO 15118-2 MeteringReceiptReq instances without SAScheduleTupleID: its
+JAXB field is a primitive, so Java writes 0, outside SAIDType (1..255), as an undeclared untyped
+value (see exi_codec.codec.JAVA_PRIMITIVE_DEFAULTS); native decoding of those streams raises. A kind where no instance was comparable is
 xfailed (or skipped when Java rejected all of them).
 """
 
