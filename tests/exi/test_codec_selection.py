@@ -102,3 +102,22 @@ def test_java_accepts_the_warm_up_samples_byte_identically(native_codec, java_co
         for message in messages:
             assert java_codec.encode(json.dumps(message), namespace) == native_codec.encode(json.dumps(message),
                                                                                             namespace)
+
+
+@pytest.mark.parametrize("codec, message", [("native", "'nosuch0' not found"), ("java", "no 'java' on PATH")])
+def test_launcher_needs_java_only_for_the_java_codec(codec, message, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]):
+    import os
+
+    saved = dict(os.environ)  # iso15118's load_envs exports the .env's keys into os.environ
+    monkeypatch.setenv("PATH", "/nonexistent")
+    env_file = tmp_path / "secc.env"
+    env_file.write_text("")
+    try:
+        with pytest.raises(SystemExit):
+            evse_main.main(["--no-slac", "--iface", "nosuch0", "--secc-config", str(env_file), "--exi-codec", codec])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    error = capsys.readouterr().err
+    assert error.startswith("evse-main: error: ") and message in error
