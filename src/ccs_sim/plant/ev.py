@@ -36,6 +36,11 @@ class SimulatedEV:
     - Its requests follow its charge curve (presets) or the spec's stepped profile (``follow`` car).
     """
 
+    #: The car notices a change of the PWM offer and moves S2 after this long.
+    PWM_REACTION_S = 0.03
+    #: With S2 open and current still flowing, the car opens its contactor under load after this long.
+    OPEN_UNDER_LOAD_AFTER_S = 0.5
+
     def __init__(self, preset: BatteryPreset, soc_percent: float | None = None,
                  target_soc_percent: float | None = None) -> None:
         self.preset = preset
@@ -58,6 +63,8 @@ class SimulatedEV:
         self.hlc_target_voltage_V: float | None = None
         self.hlc_target_current_A: float | None = None
         self.charging_time_s = 0.0
+        self._pending_s2: tuple[float, bool] | None = None
+        self._unready_since_s: float | None = None
 
     # --- control pilot -------------------------------------------------------------------------
     def cp_resistance_ohm(self) -> float | None:
@@ -77,6 +84,9 @@ class SimulatedEV:
         if state not in CP_STATES_SETTABLE:
             raise ValueError(f"CP state must be one of {', '.join(CP_STATES_SETTABLE)}, got {state!r}")
         self.auto_ready = False
+        self._pending_s2 = None
+        if state == "A" and self.plugged_in:
+            self.contactor_closed = False  # the plug left the inlet: the circuit is broken, whatever the contactors
         self.plugged_in = state != "A"
         self.s2_closed = state in ("C", "D")
         self.ventilation_required = state == "D"
@@ -91,25 +101,51 @@ class SimulatedEV:
         self.auto_ready = True
 
     def unplug(self) -> None:
+        self._pending_s2 = None
         self.plugged_in = False
         self.s2_closed = False
         self.contactor_closed = False
         self.energy_transfer_wanted = False
 
-    def react_to_pwm(self, duty_percent: float) -> None:
-        """S2 follows the EVSE's offer when the car handles it itself."""
+    def react_to_pwm(self, duty_percent: float, now_s: float | None = None) -> None:
+        """S2 follows the EVSE's offer when the car handles it itself, after the car's reaction time
+        (immediately when ``now_s`` is None, e.g. a car that plugs into an oscillating pilot)."""
         if not (self.auto_ready and self.plugged_in and not self.cp_shorted):
+            self._pending_s2 = None
             return
-        hlc_offer = abs(duty_percent - standards.CP_HLC_DUTY_PERCENT) <= 2.0
-        self.s2_closed = hlc_offer
+        wanted = abs(duty_percent - standards.CP_HLC_DUTY_PERCENT) <= 2.0
+        if wanted == self.s2_closed:
+            self._pending_s2 = None
+        elif now_s is None:
+            self.s2_closed = wanted
+            self._pending_s2 = None
+        elif self._pending_s2 is None or self._pending_s2[1] != wanted:
+            self._pending_s2 = (now_s + self.PWM_REACTION_S, wanted)
+
+    def advance(self, now_s: float) -> None:
+        """Apply what the car decided earlier once its reaction time has passed."""
+        if self._pending_s2 is not None and now_s >= self._pending_s2[0]:
+            self.s2_closed = self._pending_s2[1]
+            self._pending_s2 = None
 
     # --- contactor ------------------------------------------------------------------------------
-    def update_contactor(self, inlet_voltage_V: float, current_A: float) -> None:
+    def update_contactor(self, inlet_voltage_V: float, current_A: float, now_s: float = 0.0) -> None:
         ready = self.plugged_in and self.s2_closed and not self.cp_shorted
         if self.contactor_closed:
-            if not ready or (not self.energy_transfer_wanted
-                             and abs(current_A) < standards.CONTACTOR_OPEN_MAX_CURRENT_A):
-                self.contactor_closed = False
+            if ready and (self.energy_transfer_wanted or abs(current_A) >= standards.CONTACTOR_OPEN_MAX_CURRENT_A):
+                self._unready_since_s = None
+                return
+            if abs(current_A) < standards.CONTACTOR_OPEN_MAX_CURRENT_A:
+                self.contactor_closed = False  # opens once the current is gone (DG L1388)
+            elif not ready:
+                # The car no longer wants energy but current still flows: it opens under load (its level-3
+                # protection, DG L4123) only if the EVSE has not brought the current down in time.
+                if self._unready_since_s is None:
+                    self._unready_since_s = now_s
+                elif now_s - self._unready_since_s >= self.OPEN_UNDER_LOAD_AFTER_S:
+                    self.contactor_closed = False
+            if not self.contactor_closed:
+                self._unready_since_s = None
             return
         if ready and self.energy_transfer_wanted and inlet_voltage_V > 0.0 and \
                 abs(inlet_voltage_V - self.battery.ocv_V()) < standards.CONTACTOR_CLOSE_MAX_DELTA_V:

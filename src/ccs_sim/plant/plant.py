@@ -101,11 +101,11 @@ class ChargerPlant:
     def set_pwm_duty(self, duty_percent: float) -> None:
         self.pwm_duty_percent = duty_percent
         self.state_f = False
-        self.ev.react_to_pwm(duty_percent)
+        self.ev.react_to_pwm(duty_percent, self.time_s)
 
     def set_state_f(self) -> None:
         self.state_f = True
-        self.ev.react_to_pwm(100.0)
+        self.ev.react_to_pwm(100.0, self.time_s)
 
     # --- readings --------------------------------------------------------------------------------
     def cp_plateaus_V(self) -> tuple[float, float]:
@@ -139,7 +139,7 @@ class ChargerPlant:
     # --- physics -----------------------------------------------------------------------------------
     def _step(self, dt_s: float) -> None:
         cfg, ev = self.config, self.ev
-        ev.react_to_pwm(self.pwm_duty_percent) if not self.state_f else None
+        ev.advance(self.time_s + dt_s)
         battery = ev.battery
         if self.evse_contactor_closed and ev.contactor_closed:
             resistance = battery.preset.internal_resistance_ohm
@@ -188,7 +188,7 @@ class ChargerPlant:
         self._track_energised()
         self.meter.integrate(self.inlet_voltage_V, self.cable_current_A, dt_s, self.evse_contactor_closed)
         self._heat(dt_s)
-        ev.update_contactor(self.inlet_voltage_V, self.cable_current_A)
+        ev.update_contactor(self.inlet_voltage_V, self.cable_current_A, self.time_s + dt_s)
         if ev.contactor_closed and self.evse_contactor_closed and self.supply_current_A == 0.0:
             self.inlet_voltage_V = self.output_voltage_V = battery.terminal_voltage_V(0.0)
 
@@ -207,7 +207,7 @@ class ChargerPlant:
             self.energised_since_s = None
         else:
             self.inlet_voltage_V = self.output_voltage_V
-            ev.update_contactor(self.inlet_voltage_V, 0.0)
+            ev.update_contactor(self.inlet_voltage_V, 0.0, self.time_s)
             self._track_energised()
 
     def _track_energised(self) -> None:
