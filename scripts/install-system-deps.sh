@@ -3,14 +3,17 @@
 #   install-system-deps.sh java       a JRE for the iso15118 EXI codec (py4j + EXIficient jar)
 #   install-system-deps.sh netns      iproute2 for the network-namespace tests
 #   install-system-deps.sh chromium   headless Chromium for the dashboard tests
+#   install-system-deps.sh pki        openssl for the test certificates (iso15118's create_certs.sh)
 set -euo pipefail
 need_apt=()
 for what in "$@"; do
     case "$what" in
         java) command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless) ;;
-        netns) command -v ip >/dev/null 2>&1 || need_apt+=(iproute2) ;;
+        netns) command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+               command -v sysctl >/dev/null 2>&1 || need_apt+=(procps) ;;
+        pki) command -v openssl >/dev/null 2>&1 || need_apt+=(openssl) ;;
         chromium) command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) ;;
-        *) echo "install-system-deps: unknown feature '$what' (known: java netns chromium)" >&2; exit 2 ;;
+        *) echo "install-system-deps: unknown feature '$what' (known: java netns chromium pki)" >&2; exit 2 ;;
     esac
 done
 [ ${#need_apt[@]} -eq 0 ] && exit 0

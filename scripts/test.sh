@@ -5,10 +5,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-extras=(test)
-if [ "${CI:-}" = "true" ] || [ "${CCS_SIM_TEST_HLC:-}" = "1" ]; then
-    extras+=(hlc)
-    if [ "$(id -u)" -eq 0 ]; then scripts/install-system-deps.sh netns chromium; fi
+scripts/setup.sh test hlc
+if [ "${CI:-}" = "true" ]; then
+    # CI runs as root: what the namespace, interoperability and browser tests need.
+    scripts/install-system-deps.sh java netns chromium pki
 fi
-scripts/setup.sh "${extras[@]}"
 exec "$root/.venv/bin/python" -m pytest "$@"
