@@ -152,6 +152,10 @@ DIN_PMAX_MAX_W = 32_767
 #: ISO 15118-20 Table 204: DC = 2; ServiceParameterList Connector 2 = Extended, ControlMode 1 = Scheduled.
 DC_SERVICE_ID = ServiceV20.DC.value
 METER_ID = "CCS-SIM-METER"
+#: How often the API's vehicle views are rebuilt while the EV repeats a request (charge loop, precharge).
+VIEW_REFRESH_S = 0.1
+_LOOP_STATES = ("CurrentDemand", "DCChargeLoop", "PreCharge", "DCPreCharge", "CableCheck", "DCCableCheck",
+                "WeldingDetection", "DCWeldingDetection")
 #: Session stages in which energy transfer is under way (the contactor must be closed).
 _ENERGY_STAGES = (Stage.CURRENT_RAMP, Stage.CHARGING)
 
@@ -199,6 +203,7 @@ class HalEVSEController(EVSEControllerInterface):
         self._authorized: bool | None = None
         self._started_at = None
         self._last_message_at = None
+        self._views_built_s = float("-inf")
         self._background: set[asyncio.Task[Any]] = set()
         charger.tick_listeners.append(self._on_tick)
 
@@ -314,11 +319,19 @@ class HalEVSEController(EVSEControllerInterface):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _refresh_views(self) -> None:
+    def _refresh_views(self, force: bool = True) -> None:
+        """/vehicle/bms and /vehicle/iso15118 from the SECC's data. In the charge loop (``force`` False) the
+        timestamp moves with every message and the views are rebuilt at most every VIEW_REFRESH_S, so the
+        response path stays as short as the simulator's (bench/bench_secc.py)."""
         charger = self.charger
         if self._session is None or charger.session is not self._session:
             return
         self._last_message_at = charger.clock.utcnow()
+        now_s = charger.clock.now()
+        if not force and now_s - self._views_built_s < VIEW_REFRESH_S:
+            charger.iso15118_view["timestamps"]["last_message_at"] = self._last_message_at.isoformat()
+            return
+        self._views_built_s = now_s
         comm = self._comm_session
         if self.ev_data_context.evcc_id is None and getattr(comm, "evcc_id", None):
             self.ev_data_context.evcc_id = comm.evcc_id  # -20 keeps it in the session only
@@ -539,7 +552,7 @@ class HalEVSEController(EVSEControllerInterface):
             await self._begin_session(comm_session)
         if comm_session is not self._comm_session:
             return
-        self._refresh_views()
+        self._refresh_views(force=name not in _LOOP_STATES)
         if name == "SessionStop":
             stop_reason = getattr(comm_session, "stop_reason", None)
             if stop_reason is not None and getattr(stop_reason, "successful", False):
@@ -656,7 +669,7 @@ class HalEVSEController(EVSEControllerInterface):
             await self.charger.set_charge_targets(target_V, current_A)
         if sim is not None:
             sim.ev.hlc_target_voltage_V, sim.ev.hlc_target_current_A = voltage_V, current_A
-        self._refresh_views()
+        self._refresh_views(force=False)
 
     async def is_evse_current_limit_achieved(self) -> bool:
         target_A = plain_number(self.ev_data_context.target_current) or 0.0

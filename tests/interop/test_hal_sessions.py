@@ -32,6 +32,10 @@ pytestmark = [
 #: Enough CurrentDemand/DC_ChargeLoop requests to watch CHARGING through the API (the EVCC also counts
 #: PowerDelivery and ready_to_charge against it), few enough to keep each case ≈ 20 s.
 HAL_CHARGE_LOOPS = 12
+#: -20: the stock EVCC precharges to 20 kV (clamped to 1000 V) and then asks 200 V, so the simulated pack
+#: only appears at the first DC_ChargeLoopReq and the output must first slew down to it (~0.8 s); its loop
+#: also runs faster (~70 ms). More loops, so current flows for a while.
+HAL_CHARGE_LOOPS_20 = 30
 #: For /fault and /stop_session: a loop long enough that our side ends it, not the EV.
 LONG_CHARGE_LOOPS = 200
 HAL_ARGS = ("--api-port", str(API_PORT))
@@ -60,7 +64,8 @@ def test_stock_evcc_charges_from_the_hal_controller(case: InteropCase, secc_laun
     secc_launcher.start(case, pki)
     monitor = ApiMonitor(veth_link, tmp_path / "api.jsonl").start()
     try:
-        evcc = run_evcc(veth_link, _with_loops(case, HAL_CHARGE_LOOPS), tmp_path / "evcc", pki)
+        loops = HAL_CHARGE_LOOPS_20 if case.protocol.startswith("ISO_15118_20") else HAL_CHARGE_LOOPS
+        evcc = run_evcc(veth_link, _with_loops(case, loops), tmp_path / "evcc", pki)
         final = monitor.wait_for(lambda s: s.get("/status", {}).get("last_session_summary"), timeout_s=15.0)
     finally:
         samples = monitor.stop()
