@@ -141,16 +141,18 @@ async def launch(options: LaunchOptions) -> None:
             await run_secc(setup, controller, codec, on_ready=announce_ready)
         else:
             async with _running_charger(charger, options):
-                serve_secc = lambda: run_secc(setup, controller, codec, on_ready=announce_ready)  # noqa: E731
-                if options.slac:
-                    await _run_slac_then_secc(charger, iface, options, serve_secc)
-                else:
-                    await serve_secc()
+                from evse_secc.supervision import build_launcher_supervisor
+
+                # The SECC (and SLAC) under the supervisor: a death or hang -> fault, record, restart.
+                serve_secc = lambda on_ready: run_secc(setup, controller, codec, on_ready=on_ready)  # noqa: E731
+                make_slac_link = _slac_link_factory(charger, iface, options) if options.slac else None
+                await build_launcher_supervisor(charger, controller, serve_secc, announce_ready,
+                                                make_slac_link).run()
     finally:
         close_codec()
 
 
-async def _run_slac_then_secc(charger, iface: str, options: LaunchOptions, serve_secc) -> None:
+def _slac_link_factory(charger, iface: str, options: LaunchOptions):
     """SLAC on ``iface`` fed by the HAL's CP states; the SECC starts on the first match (evse_secc.slac_link)."""
     from evse_secc.slac_link import SlacLink, build_slac_service
 
@@ -160,7 +162,7 @@ async def _run_slac_then_secc(charger, iface: str, options: LaunchOptions, serve
     except (OSError, ValueError) as exc:
         raise LaunchError(f"SLAC settings (--slac-config): {exc}") from exc
     print(f"{SLAC_READY_LINE_PREFIX} on {iface}: plug in (CP B) to match", flush=True)
-    await SlacLink(charger, factory, serve_secc).run()
+    return lambda start_secc: SlacLink(charger, factory, start_secc)
 
 
 def _build_charger():

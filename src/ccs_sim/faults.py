@@ -52,7 +52,10 @@ FAULT_CATALOGUE: dict[str, FaultType] = {fault.name: fault for fault in (
     FaultType("SUPPLY_FAULT", Severity.EMERGENCY, "power stage reports a fault or does not follow its setpoint"),
     FaultType("COMMUNICATION_TIMEOUT", Severity.ERROR,
               "the EV stopped sending CurrentDemand / ChargeLoop requests (controller watchdog)", False),
-    FaultType("HLC_FAILURE", Severity.ERROR, "the ISO 15118 session ended abnormally", False),
+    FaultType("HLC_FAILURE", Severity.ERROR, "the ISO 15118 session ended abnormally, or the SECC task died "
+              "or hung (launcher supervisor)", False),
+    FaultType("SLAC_FAILURE", Severity.ERROR, "the SLAC (ISO 15118-3) task died or hung (launcher supervisor)",
+              False),
 )}
 
 

@@ -80,6 +80,11 @@ class SlacLink:
         self._last_letter: str | None = None
         self._secc_task: asyncio.Task[None] | None = None
         self._secc_exit: asyncio.Future[None] | None = None
+        self._feeder: asyncio.Task[None] | None = None
+        #: Supervision (evse_secc.supervision): SLAC serves once its service started; the controller-clock
+        #: time at which the CP change being handled now began (None when idle).
+        self.started = False
+        self.cp_change_since_s: float | None = None
         self.cp_loss_timeline = CpLossTimeline(controller, on_cp_loss or _print_cp_loss)
 
     @property
@@ -90,9 +95,10 @@ class SlacLink:
         """Serve until cancelled; returns or raises only when the SECC started on a match stops."""
         self._secc_exit = asyncio.get_running_loop().create_future()
         await self.service.start()
+        self.started = True
         self.controller.tick_listeners.append(self.on_tick)
         self.on_tick()  # the state right now (the control loop may not have ticked yet)
-        feeder = asyncio.create_task(self._feed_changes(), name="SLAC CP feed")
+        feeder = self._feeder = asyncio.create_task(self._feed_changes(), name="SLAC CP feed")
         try:
             await self._secc_exit
         finally:
@@ -119,10 +125,23 @@ class SlacLink:
     async def _feed_changes(self) -> None:
         while True:
             letter = await self._changes.get()
+            self.cp_change_since_s = self.controller.clock.now()
             try:
                 await self._apply(letter)
             except Exception:  # a failing step must not stop the feed for the next plug-in
                 logger.exception("SLAC: handling CP %s failed", letter)
+            finally:
+                self.cp_change_since_s = None
+
+    def hang_reason(self, budget_s: float) -> str | None:
+        """Why SLAC no longer follows the CP (its supervisor's hang check), or None while it does."""
+        if self._feeder is not None and self._feeder.done():
+            return "the CP feed task ended"
+        since_s = self.cp_change_since_s
+        if since_s is not None and self.controller.clock.now() - since_s > budget_s:
+            return f"a CP change has been in handling for {self.controller.clock.now() - since_s:.2f} s " \
+                   f"(budget {budget_s:.2f} s)"
+        return None
 
     async def _apply(self, letter: str) -> None:
         controller = self.controller
