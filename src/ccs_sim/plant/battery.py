@@ -100,13 +100,20 @@ class Battery:
         self.soc_fraction = soc_percent / 100.0
         self.charged_Ah = 0.0
         self.charged_Wh = 0.0
+        self._ocv_soc = -1.0
+        self._ocv_preset: BatteryPreset | None = None
+        self._ocv_V = 0.0
 
     @property
     def soc_percent(self) -> float:
         return 100.0 * self.soc_fraction
 
     def ocv_V(self) -> float:
-        return self.preset.ocv_V(self.soc_fraction)
+        # Cached per SOC: the plant asks several times per step, the SOC changes once.
+        if self._ocv_soc != self.soc_fraction or self._ocv_preset is not self.preset:
+            self._ocv_soc, self._ocv_preset = self.soc_fraction, self.preset
+            self._ocv_V = self.preset.ocv_V(self.soc_fraction)
+        return self._ocv_V
 
     def terminal_voltage_V(self, current_A: float) -> float:
         return self.ocv_V() + current_A * self.preset.internal_resistance_ohm

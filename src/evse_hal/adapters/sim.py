@@ -35,8 +35,11 @@ class _PlantDevice:
         self._clock = clock
 
     def _now(self) -> ChargerPlant:
-        self._plant.advance_to(self._clock.now())
-        return self._plant
+        plant = self._plant
+        now_s = self._clock.now()
+        if now_s > plant.time_s:
+            plant.advance_to(now_s)
+        return plant
 
 
 class SimPWM(_PlantDevice, PWMController):
