@@ -69,6 +69,9 @@ class CommandRefused(Exception):
 
 
 class ChargerController:
+    #: How far the current limit may run ahead of the current flowing, in seconds of ramp.
+    RAMP_HEADROOM_S = 0.1
+
     def __init__(self, hardware: EVSEHardware, clock: Clock, settings: ControllerSettings | None = None,
                  supervisor: SafetySupervisor | None = None) -> None:
         self.hw = hardware
@@ -227,7 +230,13 @@ class ChargerController:
         step_down = self.settings.current_ramp_down_A_per_s * dt_s
         target = min(self.requested_current_A, self.evse_max_current_A)
         if target > self.commanded_current_A:
-            self.commanded_current_A = min(target, self.commanded_current_A + step_up)
+            # The limit rises with the current actually flowing: when the battery takes less than the
+            # limit (voltage-limited), a later voltage step cannot jump the current by more than the headroom.
+            flowing_A = self.latest.output_current_A if self.latest is not None else 0.0
+            headroom_A = max(standards.PRECHARGE_CURRENT_LIMIT_A,
+                             self.settings.current_ramp_up_A_per_s * self.RAMP_HEADROOM_S)
+            self.commanded_current_A = min(target, self.commanded_current_A + step_up,
+                                           max(self.commanded_current_A, flowing_A + headroom_A))
         else:
             self.commanded_current_A = max(target, self.commanded_current_A - step_down)
         await self.io(self.hw.supply.set_current_limit, self.commanded_current_A)

@@ -143,3 +143,21 @@ async def test_fault_catalogue_is_documented(rig):
     names = {fault["type"] for fault in catalogue["faults"]}
     assert {"E_STOP", "OVERCURRENT", "OVERVOLTAGE", "ISOLATION_FAULT", "CP_LOSS", "OVER_TEMPERATURE"} <= names
     assert all(fault["severity"] in ("emergency", "error") and fault["description"] for fault in catalogue["faults"])
+
+
+async def test_current_cannot_jump_when_a_voltage_limited_battery_is_released(rig):
+    await rig.post("/start_session", {"ev_preset": "ev400", "start_soc": 30, "initial_current": 300,
+                                      "duration_s": 60})
+    await rig.until_phase("CHARGING")
+    ev = rig.controller.hw.simulation.ev
+    ev.hlc_target_voltage_V = ev.battery.ocv_V() + 2.0  # the car holds its voltage: ≈ 20 A flows
+    await rig.advance(5.0, step_s=0.05)
+    assert (await rig.status())["current"] < 30.0
+    ev.hlc_target_voltage_V = None  # now it asks its full voltage: the current must ramp, not step
+    rig.samples.clear()
+    await rig.advance(3.0, step_s=0.01, record=True)
+    currents = [sample["current"] for sample in rig.samples]
+    rises = [later - earlier for earlier, later in zip(currents, currents[1:])]
+    headroom_A = 100.0 * rig.controller.RAMP_HEADROOM_S
+    assert max(rises) <= headroom_A + 100.0 * 0.01 + 0.5
+    assert currents[-1] > 250.0
