@@ -56,6 +56,10 @@ class SimCarRequest(_Body):
     target_soc: StrictFloat | None = Field(None, ge=0, le=100)
 
 
+class SimSpeedRequest(_Body):
+    speed: StrictFloat = Field(..., gt=0, le=10_000, description="simulated seconds per wall second")
+
+
 class SimPlantRequest(_Body):
     isolation_resistance_ohm: StrictFloat | None = Field(None, gt=0, le=1e12)
     ambient_temperature_C: StrictFloat | None = Field(None, ge=-40, le=150)

@@ -57,6 +57,7 @@ class ScaledClock:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self._speed = float(speed)
+        self._sim_origin_s = 0.0
         self._wall_origin_s = time.monotonic()
         self._calendar_origin = datetime.now(timezone.utc)
 
@@ -65,7 +66,16 @@ class ScaledClock:
         return self._speed
 
     def now(self) -> float:
-        return (time.monotonic() - self._wall_origin_s) * self._speed
+        return self._sim_origin_s + (time.monotonic() - self._wall_origin_s) * self._speed
+
+    def set_speed(self, speed: float) -> None:
+        """Change the speed from now on; simulated time stays continuous. A sleep already under way keeps
+        the old rate until it ends (the controller's sleeps are at most a fraction of a second)."""
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self._sim_origin_s = self.now()
+        self._wall_origin_s = time.monotonic()
+        self._speed = float(speed)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self._speed)

@@ -25,6 +25,7 @@ from ccs_sim.api_models import (
     PWMRequest,
     SimCarRequest,
     SimPlantRequest,
+    SimSpeedRequest,
     StartSessionRequest,
 )
 from ccs_sim.controller import ChargerController, CommandRefused
@@ -225,6 +226,16 @@ def create_app(controller: ChargerController | None = None, settings: Controller
         sim.configure_car(body.preset, body.start_soc, body.target_soc)
         return {"status": "ok", "preset": sim.preset_name, "start_soc": sim.start_soc_percent,
                 "target_soc": sim.target_soc_percent, "applies": "from the next session"}
+
+    @app.post("/sim/speed")
+    async def sim_speed(request: Request, body: SimSpeedRequest) -> dict[str, Any]:
+        """Change how fast simulated time runs (scaled-clock simulations only), from now on."""
+        clock = ctl(request).clock
+        set_speed = getattr(clock, "set_speed", None)
+        if ctl(request).hw.simulation is None or set_speed is None:
+            return _error("the speed can only be changed in a simulation running on a scaled clock")
+        set_speed(body.speed)
+        return {"status": "ok", "speed": clock.speed}
 
     @app.post("/sim/plant")
     async def sim_plant(request: Request, body: SimPlantRequest) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from evse_hal.registry import create_hardware
 
 
 def make_clock(settings: ControllerSettings) -> Clock:
-    if settings.adapter != "sim" or settings.speed == 1.0:
+    """Hardware runs on the real clock; the simulation on a scaled one whose speed can change at run time."""
+    if settings.adapter != "sim":
         return RealClock()
     return ScaledClock(settings.speed)
 

@@ -124,3 +124,39 @@ async def test_a_blocking_adapter_is_read_and_commanded_off_the_event_loop():
     await controller.set_pwm_duty(5.0)
     assert measurements.pilot.state == "A"
     assert threads and threading.main_thread().name not in threads
+
+
+def test_scaled_clock_speed_changes_keep_time_continuous(monkeypatch):
+    import ccs_sim.clock as clock_module
+
+    wall = [100.0]
+    monkeypatch.setattr(clock_module.time, "monotonic", lambda: wall[0])
+    clock = ScaledClock(10.0)
+    wall[0] += 2.0
+    assert clock.now() == pytest.approx(20.0)
+    clock.set_speed(100.0)
+    assert clock.now() == pytest.approx(20.0) and clock.speed == 100.0
+    wall[0] += 0.5
+    assert clock.now() == pytest.approx(70.0)
+    with pytest.raises(ValueError):
+        clock.set_speed(0.0)
+
+
+async def test_speed_endpoint_changes_a_scaled_simulation_and_refuses_otherwise(monkeypatch, tmp_path):
+    import httpx
+
+    from ccs_sim.fastapi_app import create_app
+    from ccs_sim.runtime import build_controller
+    from ccs_sim.settings import ControllerSettings
+
+    controller = build_controller(ControllerSettings(_env_file=None, speed=5.0))
+    app = create_app(controller)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://charger") as client:
+        response = (await client.post("/sim/speed", json={"speed": 20})).json()
+        assert response == {"status": "ok", "speed": 20.0} and controller.clock.speed == 20.0
+        assert (await client.post("/sim/speed", json={"speed": 0})).status_code == 422
+    manual = build_controller(ControllerSettings(_env_file=None), ManualClock())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(manual)),
+                                 base_url="http://charger") as client:
+        refused = (await client.post("/sim/speed", json={"speed": 2})).json()
+        assert refused["status"] == "error" and "scaled clock" in refused["message"]

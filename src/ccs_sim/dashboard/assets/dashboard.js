@@ -356,6 +356,12 @@ $("form-plant").addEventListener("submit", async (event) => {
   const outcome = await postJSON("/sim/plant", body);
   showResult("result-plant", `sim/plant ${JSON.stringify(body)}`, outcome, "applied");
 });
+$("form-speed").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = formValues(event.target);
+  const outcome = await postJSON("/sim/speed", body);
+  showResult("result-speed", `sim/speed ${JSON.stringify(body)}`, outcome, "applied");
+});
 for (const button of document.querySelectorAll("[data-estop]")) {
   button.addEventListener("click", async () => {
     const pressed = button.dataset.estop === "true";
