@@ -173,8 +173,11 @@ def _build_charger():
     settings = ControllerSettings()
     if settings.speed != 1.0:
         raise LaunchError(f"CCS_SIM_SPEED={settings.speed}: an ISO 15118 session runs in real time (speed 1)")
+    from ccs_sim.clock import RealClock
+
     try:
-        return build_charger_controller(settings)
+        # The real clock: an ISO 15118 peer lives in real time, and it has no speed to change (/sim/speed refuses).
+        return build_charger_controller(settings, clock=RealClock())
     except (KeyError, ValueError, ImportError) as exc:
         raise LaunchError(f"HAL adapter {settings.adapter!r} (CCS_SIM_ADAPTER): {exc}") from exc
 
