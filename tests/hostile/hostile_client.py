@@ -56,6 +56,7 @@ def cases() -> dict[str, list[bytes]]:
         "truncated_header": [bytes([0x01, 0xFE, 0x80])],
         "random_bytes": [bytes(rng.getrandbits(8) for _ in range(512))],
         "valid_header_garbage_exi": [v2gtp(bytes([0xFF] * 40))],
+        "session_setup": [sap_req(), session_setup_req()],  # a well-behaved start (expects two answers)
         "session_setup_then_garbage": [sap_req(), session_setup_req(), v2gtp(bytes(rng.getrandbits(8)
                                                                                    for _ in range(64)))],
     }
@@ -91,7 +92,8 @@ def frames(data: bytes) -> list[int]:
     return found
 
 
-def run_case(name: str, chunks: list[bytes], iface: str, sdp_timeout_s: float) -> dict:
+def run_case(name: str, chunks: list[bytes], iface: str, sdp_timeout_s: float,
+             close_wait_s: float = CLOSE_WAIT_S) -> dict:
     address, port = sdp(iface, sdp_timeout_s)
     scope = socket.if_nametoindex(iface)
     received = b""
@@ -107,7 +109,7 @@ def run_case(name: str, chunks: list[bytes], iface: str, sdp_timeout_s: float) -
         sent_at = time.monotonic()
         tcp.settimeout(0.2)
         closed_after_s = None
-        while time.monotonic() - sent_at < CLOSE_WAIT_S:
+        while time.monotonic() - sent_at < close_wait_s:
             try:
                 data = tcp.recv(65536)
             except socket.timeout:
@@ -130,10 +132,15 @@ def main() -> None:
     parser.add_argument("--iface", required=True)
     parser.add_argument("--case", action="append", help="only these cases (default: all)")
     parser.add_argument("--sdp-timeout-s", type=float, default=15.0)
+    parser.add_argument("--close-wait-s", type=float, default=CLOSE_WAIT_S,
+                        help="how long to wait for the SECC to close each connection")
+    parser.add_argument("--no-sdp-after", action="store_true", help="skip the final SDP probe")
     args = parser.parse_args()
     table = cases()
-    for name in args.case or list(table):
-        print(json.dumps(run_case(name, table[name], args.iface, args.sdp_timeout_s)), flush=True)
+    for name in args.case or [name for name in table if name != "session_setup"]:
+        print(json.dumps(run_case(name, table[name], args.iface, args.sdp_timeout_s, args.close_wait_s)), flush=True)
+    if args.no_sdp_after:
+        return
     address, port = sdp(args.iface, args.sdp_timeout_s)  # SDP answers again: the next EV can start
     print(json.dumps({"case": "sdp_after", "address": address, "port": port}), flush=True)
 
