@@ -8,7 +8,10 @@
                                                                         #   (127.0.0.1 unless --api-host)
 
 With ``--controller hal`` the SECC, the API and the session records share one ChargerController on the
-HAL adapter named by the controller settings (``CCS_SIM_ADAPTER``, default ``sim``; real time only).
+HAL adapter named by the controller settings (``CCS_SIM_ADAPTER``, default ``sim``; real time only), and
+the SECC and SLAC tasks run under a supervisor (``evse_secc.supervision``): a task that dies or hangs is
+noticed within a second, the output is shut down through the controller (HLC_FAILURE / SLAC_FAILURE, in the
+session record), an ``evse-main: supervisor {...}`` line is printed and the task is restarted.
 
 Exit status: 0 after SIGINT/SIGTERM, 1 with one ``evse-main: error: ...`` line when the SECC cannot
 start or stops (missing interface, no IPv6 link-local address, no java, permission, bad settings).
