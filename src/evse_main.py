@@ -133,6 +133,8 @@ async def launch(options: LaunchOptions) -> None:
     preflight.check_sdp_port(iface)
     pki.check_cert_store(setup.cert_store, setup.tls_enforced, setup.tls_1_3)
     codec, close_codec = _start_codec(options.exi_codec, options.message_log, setup.protocols)
+    if charger is not None:
+        codec, close_codec = _log_messages_per_session(codec, close_codec, charger)
     setup.config.print_settings()
 
     def announce_ready() -> None:
@@ -236,6 +238,24 @@ async def _start_api(charger, operations, host: str, port: int):
         await asyncio.sleep(0.01)
     print(f"evse-main: Live Controller API on http://{host}:{port}", flush=True)
     return server, task
+
+
+def _log_messages_per_session(codec, close_codec, charger):
+    """Every decoded V2G message into <data_dir>/v2g/<session id>.jsonl (the controller's session id)."""
+    from evse_secc.session_message_log import SessionMessageLog, SessionMessageLogCodec
+
+    def session_id() -> str | None:
+        session = charger.session
+        active = charger.session_active and session is not None and session.source == "hlc"
+        return session.session_id if active else None
+
+    message_log = SessionMessageLog(charger.settings.data_dir / "v2g", session_id, now=charger.clock.utcnow)
+
+    def close() -> None:
+        message_log.close()
+        close_codec()
+
+    return SessionMessageLogCodec(codec, message_log), close
 
 
 def _start_codec(name: str, message_log: Path | None, protocols):

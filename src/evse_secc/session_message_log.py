@@ -1,0 +1,87 @@
+"""A per-session log of the decoded V2G messages, one JSON-lines file per charging session.
+
+``SessionMessageLogCodec`` wraps the SECC's EXI codec (the package's pluggable ``IEXICodec``, so iso15118
+is not patched): every message the SECC decodes (from the EV) or encodes (to the EV) is appended, decoded,
+to ``<directory>/<session id>.jsonl``, where the session id is the controller's (the one in
+``/status.session_id``, the session records and ``GET /sessions``). Messages outside a controller
+session (SDP-less handshakes that never start one) go to ``no-session.jsonl``.
+
+Each line: ``{"at": ISO-8601 UTC, "direction": "ev_to_evse" | "evse_to_ev", "namespace": …,
+"message": "CurrentDemandReq", "body": {decoded JSON}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from iso15118.shared.iexi_codec import IEXICodec
+
+from evse_secc.message_timing import message_name
+
+log = logging.getLogger(__name__)
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class SessionMessageLog:
+    """Appends decoded messages to one file per session id (files opened lazily, flushed per line)."""
+
+    def __init__(self, directory: Path, current_session_id: Callable[[], str | None],
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.directory = directory
+        self._current_session_id = current_session_id
+        self._now = now
+        self._files: dict[str, IO[str]] = {}
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, session_id: str | None) -> Path:
+        return self.directory / f"{_SAFE_NAME.sub('_', session_id or 'no-session')}.jsonl"
+
+    def append(self, direction: str, namespace: str, message_json: str) -> None:
+        try:
+            body = json.loads(message_json)
+            session_id = self._current_session_id()
+            key = session_id or "no-session"
+            file = self._files.get(key)
+            if file is None:
+                if len(self._files) > 16:  # keep few handles: older sessions are done
+                    for old in list(self._files)[:-8]:
+                        self._files.pop(old).close()
+                file = self._files[key] = self.path_for(session_id).open("a", encoding="utf-8")
+            file.write(json.dumps({"at": self._now().isoformat(), "direction": direction, "namespace": namespace,
+                                   "message": message_name(body), "body": body}, separators=(",", ":")) + "\n")
+            file.flush()
+        except (OSError, ValueError) as error:  # a full disk must not stop the charging session
+            log.warning("V2G message log: %s", error)
+
+    def close(self) -> None:
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
+
+
+class SessionMessageLogCodec(IEXICodec):
+    """An ``IEXICodec`` that writes every decoded/encoded message into the session's log."""
+
+    def __init__(self, inner: IEXICodec, message_log: SessionMessageLog) -> None:
+        self._inner = inner
+        self._log = message_log
+
+    def decode(self, stream: bytes, namespace: str) -> str:
+        decoded = self._inner.decode(stream, namespace)
+        self._log.append("ev_to_evse", namespace, decoded)
+        return decoded
+
+    def encode(self, message: str, namespace: str) -> bytes:
+        encoded = self._inner.encode(message, namespace)
+        self._log.append("evse_to_ev", namespace, message)
+        return encoded
+
+    def get_version(self) -> str:
+        return self._inner.get_version()
