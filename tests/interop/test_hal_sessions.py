@@ -7,6 +7,7 @@ and ``/fault`` / ``/stop_session`` during CurrentDemand stop the EV cleanly."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,6 +98,12 @@ def test_stock_evcc_charges_from_the_hal_controller(case: InteropCase, secc_laun
     records = api_call(veth_link, "GET", "/sessions")
     recorded = records.get("sessions") or records.get("items") or []
     assert any(r.get("session_id") == summary["session_id"] for r in recorded), records
+    # every decoded V2G message of the session, in the session's own log (issue 6 item 7)
+    message_log = secc_launcher.workdir / "data" / "v2g" / f"{summary['session_id']}.jsonl"
+    logged = [json.loads(line) for line in message_log.read_text().splitlines()]
+    names = {entry["message"] for entry in logged}
+    assert {"CurrentDemandReq", "CurrentDemandRes"} <= names or {"DC_ChargeLoopReq", "DC_ChargeLoopRes"} <= names, names
+    assert {entry["direction"] for entry in logged} == {"ev_to_evse", "evse_to_ev"}
     assert secc_launcher.stop() == 0, f"launcher did not stop cleanly{context}"
 
 
