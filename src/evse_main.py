@@ -125,7 +125,8 @@ async def launch(options: LaunchOptions) -> None:
     charger = _build_charger() if options.controller == "hal" else None
     controller = build_controller(options.controller, options.evse_id, charger)
     if options.evse_id is not None:
-        check_evse_id(options.evse_id, setup.protocols)
+        for warning in check_evse_id(options.evse_id, setup.protocols):
+            print(f"evse-main: warning: {warning}", file=sys.stderr, flush=True)
     if options.exi_codec == "java":
         preflight.check_java()
     iface = setup.config.iface

@@ -134,7 +134,7 @@ from ccs_sim.controller import ActiveSession, ChargerController, CommandRefused,
 from ccs_sim.faults import Severity, lookup_fault
 from ccs_sim.hlc_session import HlcSessionDriver, bms_view_from_ev_data, enum_value, iso15118_view, plain_number
 from ccs_sim.session import EndReason, Phase, SessionParams, Stage
-from evse_secc.evse_id import din_evse_id
+from evse_secc.evse_id import din_evse_id, iso_15118_2_evse_id
 
 logger = logging.getLogger(__name__)
 
@@ -396,6 +396,8 @@ class HalEVSEController(EVSEControllerInterface):
     async def get_evse_id(self, protocol: Protocol) -> str:
         if protocol == Protocol.DIN_SPEC_70121:
             return din_evse_id(self.evse_id)
+        if protocol == Protocol.ISO_15118_2:
+            return iso_15118_2_evse_id(self.evse_id)
         return self.evse_id
 
     async def get_supported_energy_transfer_modes(self, protocol: Protocol) -> List[EnergyTransferModeEnum]:

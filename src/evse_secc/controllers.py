@@ -9,7 +9,7 @@ from iso15118.shared.messages.enums import Protocol
 from iso15118.secc.controller.simulator import SimEVSEController
 
 from evse_secc.errors import LaunchError
-from evse_secc.evse_id import din_evse_id
+from evse_secc.evse_id import din_evse_id, iso_15118_2_evse_id
 from evse_secc.options import ControllerName
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ class SimEVSEControllerWithId(SimEVSEController):
     async def get_evse_id(self, protocol: Protocol) -> str:
         if protocol == Protocol.DIN_SPEC_70121:
             return din_evse_id(self._evse_id)
+        if protocol == Protocol.ISO_15118_2:
+            return iso_15118_2_evse_id(self._evse_id)
         return self._evse_id
 
 

@@ -4,11 +4,13 @@
   character per nibble (``0``..``9`` -> 0x0..0x9, ``*`` -> 0xA; an odd count is padded with the
   "unused" nibble 0xF), e.g. ``49*89*6360`` -> ``49A89A6360`` (the rule quoted in iso15118's
   simulator). Any other ID cannot be expressed; DIN SPEC 70121 then sends ``00`` (no EVSE ID).
-- ISO 15118-2: ``EVSEID`` is a string of 7..37 characters (``evseIDType``; iso15118 validates this).
+- ISO 15118-2: ``EVSEID`` is a string of 7..37 characters (``evseIDType``; iso15118 validates this). An ID
+  that does not fit is sent as ``ZZ00000``, the value ISO 15118-2 prescribes when no EVSE ID is available
+  (so the spec's ``--evse-id EVSE-1`` still charges; the launcher warns).
 - ISO 15118-20: a string of at most 255 characters.
 
-The ID is checked at start-up against the protocols offered, so a bad ID is a clear launch error
-instead of a failed SessionSetup when the first EV arrives.
+The ID is checked at start-up against the protocols offered: what cannot be sent as given is said then,
+not discovered at the first EV's SessionSetup.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ ISO_15118_2_EVSE_ID_LENGTH = (7, 37)  # ISO 15118-2 evseIDType: minLength 7, max
 ISO_15118_20_EVSE_ID_MAX_LENGTH = 255  # ISO 15118-20 identifierType maxLength
 DIN_EVSE_ID_MAX_HEX_DIGITS = 32  # DIN SPEC 70121 EVSEID hexBinary, at most 16 bytes
 DIN_NO_EVSE_ID = "00"
+#: ISO 15118-2: the EVSEID to use when none is available (evseIDType description, [V2G2-…] via the package's docs).
+ISO_15118_2_NO_EVSE_ID = "ZZ00000"
 _DIN_NIBBLES = {**{str(digit): format(digit, "X") for digit in range(10)}, "*": "A"}
 _DIN_UNUSED_NIBBLE = "F"
 
@@ -38,13 +42,23 @@ def din_evse_id(evse_id: str) -> str:
     return hex_digits
 
 
-def check_evse_id(evse_id: str, protocols: Iterable[HlcProtocol]) -> None:
-    """Raise LaunchError when ``evse_id`` cannot be sent in one of ``protocols``."""
+def iso_15118_2_evse_id(evse_id: str) -> str:
+    """``evse_id`` when ISO 15118-2 can carry it (7..37 characters), else ``ZZ00000`` (no EVSE ID)."""
+    low, high = ISO_15118_2_EVSE_ID_LENGTH
+    return evse_id if low <= len(evse_id) <= high else ISO_15118_2_NO_EVSE_ID
+
+
+def check_evse_id(evse_id: str, protocols: Iterable[HlcProtocol]) -> list[str]:
+    """Warnings for what cannot be sent as given; raise LaunchError for an ID no protocol can carry."""
     offered = set(protocols)
+    warnings = []
     low, high = ISO_15118_2_EVSE_ID_LENGTH
     if HlcProtocol.ISO_15118_2 in offered and not low <= len(evse_id) <= high:
-        raise LaunchError(
-            f"--evse-id {evse_id!r} has {len(evse_id)} characters; ISO 15118-2 needs {low}..{high} "
-            "(e.g. DE*ABC*E1234567*1). Use a longer ID or leave ISO_15118_2 out of --protocols.")
+        warnings.append(f"--evse-id {evse_id!r} has {len(evse_id)} characters; ISO 15118-2 needs {low}..{high} "
+                        f"(e.g. DE*ABC*E1234567*1), so ISO 15118-2 sessions get {ISO_15118_2_NO_EVSE_ID} (no EVSE ID)")
+    if HlcProtocol.DIN_SPEC_70121 in offered and din_evse_id(evse_id) == DIN_NO_EVSE_ID:
+        warnings.append(f"--evse-id {evse_id!r} is not a DIN SPEC 91286 ID (digits and *); DIN SPEC 70121 sessions "
+                        f"get {DIN_NO_EVSE_ID} (no EVSE ID)")
     if len(evse_id) > ISO_15118_20_EVSE_ID_MAX_LENGTH:
         raise LaunchError(f"--evse-id is longer than {ISO_15118_20_EVSE_ID_MAX_LENGTH} characters")
+    return warnings

@@ -12,7 +12,7 @@ import pytest
 import evse_main
 from evse_secc import pki, preflight
 from evse_secc.errors import LaunchError
-from evse_secc.evse_id import check_evse_id, din_evse_id
+from evse_secc.evse_id import check_evse_id, din_evse_id, iso_15118_2_evse_id
 from evse_secc.exchange_log import MessageExchange
 from evse_secc.message_timing import TimedEXICodec, message_name, response_code
 from evse_secc.options import LaunchOptions
@@ -44,10 +44,14 @@ def test_din_evse_id_packs_din_spec_91286_ids_and_sends_00_otherwise():
     assert din_evse_id("DE*ABC*E1234567*1") == "00"
 
 
-def test_evse_id_too_short_for_iso_15118_2_is_a_launch_error():
-    with pytest.raises(LaunchError, match="ISO 15118-2 needs 7..37"):
-        check_evse_id("EVSE-1", DEFAULT_DC_PROTOCOLS)
-    check_evse_id("EVSE-1", (HlcProtocol.DIN_SPEC_70121, HlcProtocol.ISO_15118_20_DC))
+def test_the_specs_short_evse_id_is_accepted_with_a_warning_and_sent_as_no_id_in_iso_15118_2():
+    warnings = check_evse_id("EVSE-1", DEFAULT_DC_PROTOCOLS)
+    assert any("ISO 15118-2 needs 7..37" in warning and "ZZ00000" in warning for warning in warnings)
+    assert iso_15118_2_evse_id("EVSE-1") == "ZZ00000"
+    assert iso_15118_2_evse_id("DE*ABC*E1234567*1") == "DE*ABC*E1234567*1"
+    assert check_evse_id("DE*ABC*E1234567*1", (HlcProtocol.ISO_15118_2, HlcProtocol.ISO_15118_20_DC)) == []
+    with pytest.raises(LaunchError, match="longer than 255"):
+        check_evse_id("E" * 256, DEFAULT_DC_PROTOCOLS)
 
 
 def test_config_from_env_file_keeps_written_protocol_order(tmp_path: Path, clean_environ):
