@@ -1,7 +1,8 @@
 """Property-based fuzzing of the whole HTTP API from its own OpenAPI schema (schemathesis), in process.
 
 Every operation gets generated requests, valid and invalid; every response must be: no 5xx, a status
-code the schema documents, the documented content type and a body that matches the documented schema.
+code the schema documents, the documented content type and a body that matches the documented schema;
+valid requests are accepted and invalid ones (wrong types, out of range) rejected.
 The app runs a simulated charger on a manual clock; a small middleware moves simulated time by 0.2 s
 before each request, so the fuzzer meets sessions in every phase (handshake, precharge, charging,
 ended, aborted by its own /fault calls) without any wall-clock waiting. Records go to a temporary
@@ -30,7 +31,7 @@ MAX_EXAMPLES = 100
 STEP_S = 0.2
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
           checks.response_schema_conformance, checks.response_headers_conformance,
-          checks.positive_data_acceptance]
+          checks.positive_data_acceptance, checks.negative_data_rejection]
 
 
 class AdvanceClock:
