@@ -63,6 +63,22 @@ _EVSE_STATUS = {"EVSEIsolationStatus": "Valid", "EVSEStatusCode": "EVSE_Ready", 
                 "EVSENotification": "None"}
 _ISO20_HEADER = {"SessionID": _SESSION_ID, "TimeStamp": 1700000000}
 
+def _current_demand_pair(ev_status: dict, res_extra: dict | None = None) -> tuple[dict, dict]:
+    """CurrentDemandReq/Res as DIN SPEC 70121 and ISO 15118-2 send them (same shape; -2 adds two fields)."""
+    request = {"V2G_Message": {"Header": {"SessionID": _SESSION_ID}, "Body": {"CurrentDemandReq": {
+        "DC_EVStatus": ev_status, "EVTargetCurrent": _pv(100, "A"), "EVMaximumVoltageLimit": _pv(450, "V"),
+        "EVMaximumCurrentLimit": _pv(200, "A"), "EVMaximumPowerLimit": _pv(900, "W", 2),
+        "BulkChargingComplete": False, "ChargingComplete": False, "RemainingTimeToFullSoC": _pv(600, "s"),
+        "RemainingTimeToBulkSoC": _pv(300, "s"), "EVTargetVoltage": _pv(400, "V")}}}}
+    response = {"V2G_Message": {"Header": {"SessionID": _SESSION_ID}, "Body": {"CurrentDemandRes": {
+        "ResponseCode": "OK", "DC_EVSEStatus": _EVSE_STATUS, "EVSEPresentVoltage": _pv(400, "V"),
+        "EVSEPresentCurrent": _pv(100, "A"), "EVSECurrentLimitAchieved": False,
+        "EVSEVoltageLimitAchieved": False, "EVSEPowerLimitAchieved": False,
+        "EVSEMaximumVoltageLimit": _pv(500, "V"), "EVSEMaximumCurrentLimit": _pv(200, "A"),
+        "EVSEMaximumPowerLimit": _pv(1500, "W", 2), **(res_extra or {})}}}}
+    return request, response
+
+
 #: Warm-up messages per protocol namespace: the charge loop the 25 ms limit is about, as the SECC and
 #: the package's EVCC send it (shapes from recorded sessions; tests/exi checks Java accepts them).
 WARMUP_MESSAGES: dict[str, tuple[dict, ...]] = {
@@ -71,32 +87,9 @@ WARMUP_MESSAGES: dict[str, tuple[dict, ...]] = {
                                                       "VersionNumberMinor": 0, "SchemaID": 1, "Priority": 1}]}},
         {"supportedAppProtocolRes": {"ResponseCode": "OK_SuccessfulNegotiation", "SchemaID": 1}},
     ),
-    DIN_NAMESPACE: (
-        {"V2G_Message": {"Header": {"SessionID": _SESSION_ID}, "Body": {"CurrentDemandReq": {
-            "DC_EVStatus": _DIN_EV_STATUS, "EVTargetCurrent": _pv(100, "A"), "EVMaximumVoltageLimit": _pv(450, "V"),
-            "EVMaximumCurrentLimit": _pv(200, "A"), "EVMaximumPowerLimit": _pv(900, "W", 2),
-            "BulkChargingComplete": False, "ChargingComplete": False, "RemainingTimeToFullSoC": _pv(600, "s"),
-            "RemainingTimeToBulkSoC": _pv(300, "s"), "EVTargetVoltage": _pv(400, "V")}}}},
-        {"V2G_Message": {"Header": {"SessionID": _SESSION_ID}, "Body": {"CurrentDemandRes": {
-            "ResponseCode": "OK", "DC_EVSEStatus": _EVSE_STATUS, "EVSEPresentVoltage": _pv(400, "V"),
-            "EVSEPresentCurrent": _pv(100, "A"), "EVSECurrentLimitAchieved": False,
-            "EVSEVoltageLimitAchieved": False, "EVSEPowerLimitAchieved": False,
-            "EVSEMaximumVoltageLimit": _pv(500, "V"), "EVSEMaximumCurrentLimit": _pv(200, "A"),
-            "EVSEMaximumPowerLimit": _pv(1500, "W", 2)}}}},
-    ),
-    ISO2_NAMESPACE: (
-        {"V2G_Message": {"Header": {"SessionID": _SESSION_ID}, "Body": {"CurrentDemandReq": {
-            "DC_EVStatus": _ISO2_EV_STATUS, "EVTargetCurrent": _pv(100, "A"), "EVMaximumVoltageLimit": _pv(450, "V"),
-            "EVMaximumCurrentLimit": _pv(200, "A"), "EVMaximumPowerLimit": _pv(900, "W", 2),
-            "BulkChargingComplete": False, "ChargingComplete": False, "RemainingTimeToFullSoC": _pv(600, "s"),
-            "RemainingTimeToBulkSoC": _pv(300, "s"), "EVTargetVoltage": _pv(400, "V")}}}},
-        {"V2G_Message": {"Header": {"SessionID": _SESSION_ID}, "Body": {"CurrentDemandRes": {
-            "ResponseCode": "OK", "DC_EVSEStatus": _EVSE_STATUS, "EVSEPresentVoltage": _pv(400, "V"),
-            "EVSEPresentCurrent": _pv(100, "A"), "EVSECurrentLimitAchieved": False,
-            "EVSEVoltageLimitAchieved": False, "EVSEPowerLimitAchieved": False,
-            "EVSEMaximumVoltageLimit": _pv(500, "V"), "EVSEMaximumCurrentLimit": _pv(200, "A"),
-            "EVSEMaximumPowerLimit": _pv(1500, "W", 2), "EVSEID": "DE*CCS*E0000001*1", "SAScheduleTupleID": 1}}}},
-    ),
+    DIN_NAMESPACE: _current_demand_pair(_DIN_EV_STATUS),
+    ISO2_NAMESPACE: _current_demand_pair(_ISO2_EV_STATUS,
+                                         {"EVSEID": "DE*CCS*E0000001*1", "SAScheduleTupleID": 1}),
     ISO20_DC_NAMESPACE: (
         {"DC_ChargeLoopReq": {"Header": _ISO20_HEADER, "MeterInfoRequested": False,
                               "DisplayParameters": {"PresentSOC": 55}, "EVPresentVoltage": _rv(400),
