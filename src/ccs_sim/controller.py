@@ -657,7 +657,7 @@ class ChargerController:
             "phase": self.phase.value,
             "error": self.error,
             "contactor_closed": bool(m.contactor_closed) if m else False,
-            "cp_state": cp_state if cp_state != "F" else "F",
+            "cp_state": cp_state,
             "voltage": round(m.output_voltage_V, 3) if m else 0.0,
             "current": round(m.output_current_A, 3) if m else 0.0,
             "energy_Wh": round(self.meter_reading.energy_Wh, 6),

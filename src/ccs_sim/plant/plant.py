@@ -200,10 +200,7 @@ class ChargerPlant:
             ev.contactor_closed = False
             self.inlet_voltage_V = 0.0
             self.cable_current_A = 0.0
-            if not self.supply_enabled:
-                self.supply_current_A = 0.0
-            else:
-                self.supply_current_A = 0.0
+            self.supply_current_A = 0.0  # nothing downstream draws until the next step
             self.energised_since_s = None
         else:
             self.inlet_voltage_V = self.output_voltage_V
