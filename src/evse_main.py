@@ -1,17 +1,28 @@
 """EVSE launcher: SLAC + ISO 15118 SECC + EVSE controller (+ the Live Controller API), one asyncio loop.
 
-    evse-main --evse-id DE*ABC*E1234567*1 --iface eth0                 # iso15118's SimEVSEController
+    python src/evse_main.py --evse-id EVSE-1 --iface eth0               # the spec's default (see below)
+    evse-main --evse-id DE*ABC*E1234567*1 --iface eth0 --api-port 8000  # + the Live Controller API
     evse-main --controller hal --evse-id DE*ABC*E1234567*1 --iface eth0 # our HAL-backed controller
     EVSE_CONTROLLER=hal python src/evse_main.py ...                      # same (package installed)
     evse-main --no-slac --iface veth0 --secc-config secc.env            # a link without a PLC modem
-    evse-main --controller hal --api-port 8000 ...                      # + the Live Controller API
-                                                                        #   (127.0.0.1 unless --api-host)
+                                                                        # (--api-port: 127.0.0.1 unless --api-host)
 
-With ``--controller hal`` the SECC, the API and the session records share one ChargerController on the
-HAL adapter named by the controller settings (``CCS_SIM_ADAPTER``, default ``sim``; real time only), and
-the SECC and SLAC tasks run under a supervisor (``evse_secc.supervision``): a task that dies or hangs is
-noticed within a second, the output is shut down through the controller (HLC_FAILURE / SLAC_FAILURE, in the
-session record), an ``evse-main: supervisor {...}`` line is printed and the task is restarted.
+The simulated HAL: one ChargerController on the HAL adapter named by the controller settings
+(``CCS_SIM_ADAPTER``, default ``sim``; real time only) is built whenever SLAC runs, ``--api-port`` is given or
+``--controller hal`` is chosen. Its CP measurements feed SLAC (a plug-in, CP B, starts matching; the SECC
+starts on the first match) and, with ``--api-port``, the Live Controller API serves that same controller on
+this loop (CP is driven through ``POST /control/cp_state``; the API's records are its session records).
+
+* ``--controller sim`` (the default, as the spec says): the SECC answers the EV from the ``iso15118``
+  package's ``SimEVSEController`` (its own simulated voltages and currents); the HAL's output is not
+  used by the SECC, so ``/status`` shows CP, PWM and ``/vehicle/slac`` but no ISO 15118 session phases.
+* ``--controller hal``: the SECC, the API and the session records share the HAL controller: the EV's
+  session drives the HAL's output and shows up in ``/status``, ``/vehicle/bms`` and the records.
+
+Either way the SECC and SLAC tasks run under a supervisor (``evse_secc.supervision``): a task that dies or
+hangs is noticed within a second, the HAL's output is shut down through the controller (HLC_FAILURE /
+SLAC_FAILURE, in the session record), an ``evse-main: supervisor {...}`` line is printed and the task is
+restarted. With ``--no-slac``, no ``--api-port`` and ``--controller sim`` no HAL is built: the SECC alone.
 
 Exit status: 0 after SIGINT/SIGTERM, 1 with one ``evse-main: error: ...`` line when the SECC cannot
 start or stops (missing interface, no IPv6 link-local address, no java, permission, bad settings).
@@ -43,12 +54,21 @@ READY_LINE_PREFIX = "evse-main: SECC ready"  # printed (stdout) once SDP request
 SLAC_READY_LINE_PREFIX = "evse-main: SLAC listening"  # printed once SLAC waits for a plug-in (SECC starts on a match)
 API_DEFAULT_HOST = "127.0.0.1"  # --api-port without --api-host
 API_STOP_TIMEOUT_S = 5.0
+HELP_EPILOG = """\
+default (python src/evse_main.py --evse-id EVSE-1 --iface eth0, the spec's command):
+  --controller sim with SLAC on: SLAC on --iface is fed by the CP of the simulated HAL (CCS_SIM_ADAPTER,
+  default sim); a plug-in (CP B, e.g. POST /control/cp_state with --api-port) starts matching and the first
+  match starts the SECC, which answers from iso15118's SimEVSEController. --api-port serves the Live
+  Controller API of that same HAL on this process's loop. --controller hal: the SECC drives the HAL's output.
+  Stops on SIGINT/SIGTERM (exit 0); a start-up problem is one 'evse-main: error: ...' line (exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evse-main", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="evse-main", description=__doc__.split("\n\n")[0], epilog=HELP_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--controller", choices=("sim", "hal"), default=None,
-                        help=f"EVSE controller behind the SECC (default: ${CONTROLLER_ENV} or sim)")
+                        help=f"EVSE controller behind the SECC (default: ${CONTROLLER_ENV} or sim): sim = the "
+                             f"iso15118 package's SimEVSEController, hal = ours on the simulated HAL's output")
     parser.add_argument("--evse-id", help="EVSE ID sent to the EV (ISO 15118-2 needs 7..37 characters)")
     parser.add_argument("--iface", help="network interface to the EV (default: NETWORK_INTERFACE of the "
                                         "SECC settings, else eth0)")
@@ -57,11 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--secc-config", type=Path, help="SECC .env file (iso15118 keys; default $CWD/.env)")
     parser.add_argument("--slac-config", type=Path, help="PySLAC .env file")
     parser.add_argument("--no-slac", action="store_true",
-                        help="no SLAC: serve SDP/V2G directly on a link without a PLC modem (e.g. a veth)")
+                        help="no SLAC: serve SDP/V2G directly on a link without a PLC modem (e.g. a veth) "
+                             "(default: SLAC on, fed by the simulated HAL's CP, with either controller)")
     parser.add_argument("--protocols", help="comma-separated, e.g. ISO_15118_20_DC,ISO_15118_2,DIN_SPEC_70121 "
                                             "(default: PROTOCOLS of the SECC settings, else all DC protocols)")
-    parser.add_argument("--api-host", help="serve the Live Controller API in this process on this host")
-    parser.add_argument("--api-port", type=int, help="serve the Live Controller API in this process on this port")
+    parser.add_argument("--api-host", help=f"host of the Live Controller API (default {API_DEFAULT_HOST})")
+    parser.add_argument("--api-port", type=int, help="serve the Live Controller API of the simulated HAL (the one "
+                                                     "SLAC listens to) in this process on this port, with either "
+                                                     "controller")
     parser.add_argument("--exi-codec", choices=EXI_CODEC_NAMES, default=None,
                         help=f"EXI codec: native (pure Python, no Java runtime needed) or java (the iso15118 "
                              f"package's, in a JVM; warmed up before the ready line) (default: "
@@ -93,15 +116,15 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
                          message_log=args.message_log, exi_codec=exi_codec)
 
 
+def needs_charger(options: LaunchOptions) -> bool:
+    """Whether the launcher builds the simulated HAL's ChargerController: the SECC's controller with
+    ``--controller hal``, the CP source of SLAC and what the API serves, whichever the SECC's controller."""
+    return options.controller == "hal" or options.slac or options.api_port is not None
+
+
 def _refuse_unavailable_features(options: LaunchOptions) -> None:
-    if (options.api_host is not None or options.api_port is not None) and options.controller != "hal":
-        raise LaunchError("--api-host/--api-port serve the Live Controller API of --controller hal (the charger "
-                          "controller behind the SECC); --controller sim has none")
     if options.api_host is not None and options.api_port is None:
         raise LaunchError("--api-host needs --api-port")
-    if options.slac and options.controller != "hal":
-        raise LaunchError("SLAC is fed by the CP states the HAL measures: use --controller hal, or --no-slac on a "
-                          "link without a PLC modem (e.g. a veth pair)")
     if importlib.util.find_spec("iso15118") is None:
         raise LaunchError("the iso15118 package is not installed: scripts/setup.sh hlc")
 
@@ -122,7 +145,9 @@ async def launch(options: LaunchOptions) -> None:
 
     setup = build_secc_setup(options)
     logging.getLogger().setLevel(setup.config.log_level or "INFO")
-    charger = _build_charger() if options.controller == "hal" else None
+    # The simulated HAL (CP for SLAC, the API's controller) with either SECC controller; the SECC's own
+    # controller is iso15118's SimEVSEController (sim) or ours on this same HAL (hal).
+    charger = _build_charger() if needs_charger(options) else None
     controller = build_controller(options.controller, options.evse_id, charger)
     if options.evse_id is not None:
         for warning in check_evse_id(options.evse_id, setup.protocols):
@@ -134,7 +159,7 @@ async def launch(options: LaunchOptions) -> None:
     preflight.check_sdp_port(iface)
     pki.check_cert_store(setup.cert_store, setup.tls_enforced, setup.tls_1_3)
     codec, close_codec = _start_codec(options.exi_codec, options.message_log, setup.protocols)
-    if charger is not None:
+    if charger is not None and options.controller == "hal":  # sessions of the HAL's records: hal only
         codec, close_codec = _log_messages_per_session(codec, close_codec, charger)
     setup.config.print_settings()
 
@@ -167,12 +192,14 @@ def _slac_link_factory(charger, iface: str, options: LaunchOptions):
                                      simulation=charger.hw.simulation is not None)
     except (OSError, ValueError) as exc:
         raise LaunchError(f"SLAC settings (--slac-config): {exc}") from exc
-    print(f"{SLAC_READY_LINE_PREFIX} on {iface}: plug in (CP B) to match", flush=True)
+    print(f"{SLAC_READY_LINE_PREFIX} on {iface}: plug in (CP B) to match (CP from HAL adapter "
+          f"{charger.settings.adapter!r}; SECC controller {options.controller})", flush=True)
     return lambda start_secc: SlacLink(charger, factory, start_secc)
 
 
 def _build_charger():
-    """--controller hal: the one ChargerController (HAL adapter from CCS_SIM_ADAPTER, default sim), not started."""
+    """The one ChargerController (HAL adapter from CCS_SIM_ADAPTER, default sim), not started: SLAC's CP, the
+    API's controller and, with --controller hal, the SECC's."""
     from ccs_sim.runtime import build_controller as build_charger_controller
     from ccs_sim.settings import ControllerSettings
 
@@ -192,9 +219,13 @@ def _build_charger():
 async def _running_charger(charger, options: LaunchOptions):
     """Session records attached, the control loop running and, with --api-port, the Live Controller API
     served on this loop (127.0.0.1 unless --api-host); all stopped again on the way out."""
+    from ccs_sim.records import RecordsUnavailable
     from ccs_sim.runtime import attach_operations
 
-    operations = await attach_operations(charger)
+    try:
+        operations = await attach_operations(charger)
+    except RecordsUnavailable as exc:  # in use by another process, damaged, read-only: one line, exit 1
+        raise LaunchError(str(exc)) from None
     await charger.start()
     api = None
     try:

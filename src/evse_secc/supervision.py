@@ -304,7 +304,7 @@ def build_launcher_supervisor(charger: "ChargerController", controller: Any,
                               on_secc_ready: Callable[[], None] = lambda: None,
                               make_slac_link: Callable[[Callable[[], Awaitable[None]]], Any] | None = None,
                               **supervisor_options: Any) -> LauncherSupervisor:
-    """The launcher's supervisor (``--controller hal``): the SECC (``serve_secc(on_ready)``, e.g. ``run_secc``)
+    """The launcher's supervisor (whenever it has a HAL: ``--controller hal``, SLAC or the API): the SECC (``serve_secc(on_ready)``, e.g. ``run_secc``)
     with its controller's calls timed, and, with ``make_slac_link(start_secc)`` (an ``evse_secc.slac_link
     .SlacLink`` factory), SLAC, which starts the SECC on its first match. Run it with ``await .run()``."""
     supervisor = LauncherSupervisor(charger, **supervisor_options)

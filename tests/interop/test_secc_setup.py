@@ -191,9 +191,7 @@ def test_launcher_options_from_command_line_and_environment():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--no-slac", "--iface", "lo", "--api-port", "8000"], "--controller hal"),
     (["--no-slac", "--iface", "lo", "--controller", "hal", "--api-host", "127.0.0.1"], "--api-port"),
-    (["--iface", "lo"], "--no-slac"),
     (["--no-slac", "--iface", "nosuch0", "--secc-config", "{empty_env_file}"], "'nosuch0' not found"),
 ])
 def test_launcher_reports_errors_as_one_line(argv, message, capsys: pytest.CaptureFixture[str], tmp_path: Path,
