@@ -51,7 +51,13 @@ class RealClock:
 
 
 class ScaledClock:
-    """Simulated time = wall time × speed, from the moment the clock is made."""
+    """Simulated time = wall time × speed, from the moment the clock is made.
+
+    A sleep waits for a *simulated* deadline: it computes the wall time left at the current speed and, when
+    the speed changes (``set_speed``), wakes and computes it again, so a sleep begun at speed 0.001 ends as
+    soon as its simulated deadline passes at the new speed (and a sleep begun fast is not cut short when the
+    simulation slows down).
+    """
 
     def __init__(self, speed: float = 1.0) -> None:
         if not speed > 0:
@@ -60,6 +66,8 @@ class ScaledClock:
         self._sim_origin_s = 0.0
         self._wall_origin_s = time.monotonic()
         self._calendar_origin = datetime.now(timezone.utc)
+        #: One future per sleep in progress (on whichever event loop it runs); a speed change resolves them all.
+        self._speed_change_waiters: set[asyncio.Future[None]] = set()
 
     @property
     def speed(self) -> float:
@@ -69,21 +77,45 @@ class ScaledClock:
         return self._sim_origin_s + (time.monotonic() - self._wall_origin_s) * self._speed
 
     def set_speed(self, speed: float) -> None:
-        """Change the speed from now on; simulated time stays continuous. A sleep already under way keeps
-        the old rate until it ends (the controller's sleeps are at most a fraction of a second)."""
+        """Change the speed from now on; simulated time stays continuous, and every sleep in progress wakes
+        and recomputes its remaining wall time for its unchanged simulated deadline."""
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         self._sim_origin_s = self.now()
         self._wall_origin_s = time.monotonic()
         self._speed = float(speed)
+        for waiter in list(self._speed_change_waiters):
+            # Thread-safe: set_speed may be called from outside the loop the sleeper runs on.
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self._speed)
+        if not seconds > 0:
+            await asyncio.sleep(0)
+            return
+        deadline_s = self.now() + seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining_wall_s = (deadline_s - self.now()) / self._speed
+            if remaining_wall_s <= 0:
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            timer = loop.call_later(remaining_wall_s, _resolve, waiter)
+            self._speed_change_waiters.add(waiter)
+            try:
+                await waiter  # the wall time left has passed, or the speed changed: look again
+            finally:
+                timer.cancel()
+                self._speed_change_waiters.discard(waiter)
 
     def utcnow(self) -> datetime:
         from datetime import timedelta
 
         return self._calendar_origin + timedelta(seconds=self.now())
+
+
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class ManualClock:
