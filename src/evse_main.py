@@ -281,7 +281,13 @@ def _log_messages_per_session(codec, close_codec, charger):
         active = charger.session_active and session is not None and session.source == "hlc"
         return session.session_id if active else None
 
-    message_log = SessionMessageLog(charger.settings.data_dir / "v2g", session_id, now=charger.clock.utcnow)
+    try:
+        message_log = SessionMessageLog(charger.settings.data_dir / "v2g", session_id, now=charger.clock.utcnow)
+    except OSError as exc:  # e.g. a read-only data directory: one line, like the session records' refusal
+        close_codec()
+        raise LaunchError(f"V2G message log directory {exc.filename or charger.settings.data_dir / 'v2g'} cannot "
+                          f"be created ({exc.strerror}): make the data directory writable by this user or choose "
+                          f"another (CCS_SIM_DATA_DIR)") from None
 
     def close() -> None:
         message_log.close()

@@ -33,6 +33,7 @@ from ccs_sim.faults import FAULT_CATALOGUE
 from ccs_sim.metrics import ControllerMetrics
 from ccs_sim.session import SessionParams
 from ccs_sim.settings import ControllerSettings
+from ccs_sim.startup_errors import StartupErrorReporting
 
 if TYPE_CHECKING:
     from ccs_sim.runtime import Operations
@@ -83,6 +84,7 @@ def create_app(controller: ChargerController | None = None, settings: Controller
 
     access_policy = AccessPolicy(current_token)
     app.add_middleware(AccessControlMiddleware, policy=access_policy)
+    app.add_middleware(StartupErrorReporting)  # a refused start-up (e.g. records database in use): one line
     document_access_control(app, access_policy)
     app.state.access = access_policy
     if controller is not None:

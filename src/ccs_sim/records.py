@@ -6,9 +6,18 @@ Guarantees (README "Session records"):
   while it runs (energy, averages, duration so far) and completed from the ``SessionSummary`` once the
   output is off and the meter has its final counts. A process that dies (SIGKILL, power loss) loses at
   most one checkpoint interval of charging plus the time one write takes.
-- On start-up, rows still marked ``running`` belong to a process that died: they are closed as
-  ``interrupted`` (``ended_phase`` ABORTED, ``end_reason`` "interrupted") with their last checkpointed
-  energy, and ``ended_at`` = the time of that checkpoint.
+- One process owns a database while it runs: ``SessionStore`` holds an exclusive ``flock`` on
+  ``<database>.lock`` (beside it; the owner's PID written in it) from open to close. The OS drops the lock
+  when the process ends, however it ends (SIGKILL, power loss), so ownership needs no clean-up. A second
+  server or launcher on the same database refuses to start (``DatabaseInUse``) before it reads or writes
+  anything: nothing a live process wrote is rewritten by another.
+- On start-up, rows still marked ``running`` belong to a process that died (a live one would hold the
+  lock): they are closed as ``interrupted`` (``ended_phase`` ABORTED, ``end_reason`` "interrupted") with
+  their last checkpointed energy, and ``ended_at`` = the time of that checkpoint.
+- A database that cannot be used (corrupt, not SQLite, read-only, in a directory that cannot be written,
+  a newer schema) is refused at open with ``RecordsUnavailable``: one line naming the file, the reason and
+  what to do. Writability is proven at open by a write transaction: a charger never starts on a database
+  it could not record a session in.
 
 Durability: WAL journal with ``synchronous=FULL``. In WAL mode NORMAL already survives an application
 crash (a committed transaction is in the WAL file, which the OS keeps); FULL adds an fsync of the WAL at
@@ -23,8 +32,11 @@ the event loop and keep their order (start → checkpoints → end). Each write 
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -32,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from ccs_sim.session import EndReason, Phase, SessionSummary
+from ccs_sim.startup_errors import StartupRefused
 
 if TYPE_CHECKING:
     from ccs_sim.controller import ActiveSession, ChargerController
@@ -45,6 +58,11 @@ SCHEMA_VERSION = 1
 DEFAULT_CHECKPOINT_INTERVAL_S = 0.5
 #: The EV fields worth keeping (what is known of the car); the rest of the BMS view is live data.
 EV_FIELDS = ("evcc_id", "present_soc", "protocol", "total_battery_capacity")
+
+#: Beside the database: ``sessions.db`` -> ``sessions.db.lock``, flock()ed by the owning process.
+LOCK_SUFFIX = ".lock"
+#: What to do when the data directory itself is the problem (both entry points take these).
+_CHOOSE_ANOTHER = "or choose another data directory (--data-dir / CCS_SIM_DATA_DIR, or CCS_SIM_RECORDS_DB)"
 
 STATUS_RUNNING = "running"
 STATUS_ENDED = "ended"
@@ -108,28 +126,173 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
+class RecordsUnavailable(StartupRefused):
+    """The session database cannot be used; ``str()`` is one line: which file, why, what to do."""
+
+
+class DatabaseInUse(RecordsUnavailable):
+    """Another live process owns the database (holds its lock)."""
+
+    def __init__(self, path: Path, owner_pid: int | None) -> None:
+        self.path = path
+        self.owner_pid = owner_pid
+        owner = f"PID {owner_pid}" if owner_pid is not None else "PID unknown"
+        super().__init__(f"session records database {path} is in use by another process ({owner}): one server or "
+                         f"launcher per database; stop that process {_CHOOSE_ANOTHER}")
+
+
+class DatabaseLock:
+    """An exclusive, non-blocking ``flock`` on ``<database>.lock`` for as long as it is held.
+
+    flock belongs to the open file description: the OS releases it when the process ends in any way, and
+    a second open of the same file (another process, or this one) cannot take it meanwhile. The holder's
+    PID is written into the file so that the refusal can name it (the lock, not the file, is the truth: a
+    stale PID left by a killed process is simply overwritten by the next owner)."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = _shown(database)
+        self.path = self.database.with_name(database.name + LOCK_SUFFIX)
+        self._fd: int | None = None
+
+    def acquire(self) -> "DatabaseLock":
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise RecordsUnavailable(_os_problem(self.database, f"cannot create its lock file {self.path}", exc)) \
+                from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner = _read_pid(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DatabaseInUse(self.database, owner) from None
+            raise RecordsUnavailable(_os_problem(self.database, f"cannot lock {self.path}", exc)) from exc
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the PID is a courtesy for the refusal message; the lock is held either way
+        self._fd = fd
+        return self
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor drops the flock
+
+
+def _shown(path: Path) -> Path:
+    """``path`` as the messages name it: absolute (the user may not know the process's working directory)."""
+    return Path(os.path.abspath(path))
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+def _os_problem(database: Path, what: str, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"session records database {database} cannot be written: {what} ({reason}); make its "
+                f"directory writable by this user {_CHOOSE_ANOTHER}")
+    return f"session records database {database}: {what} ({reason}); fix the path {_CHOOSE_ANOTHER}"
+
+
+def _damaged(database: Path, reason: str) -> str:
+    return (f"session records database {database} is damaged or not an SQLite database ({reason}): move it "
+            f"aside (keep it for inspection, or restore a backup) and start again to begin a new one, "
+            f"{_CHOOSE_ANOTHER}")
+
+
+def _sqlite_problem(database: Path, exc: sqlite3.Error) -> str:
+    """One line for an SQLite error met while opening ``database``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    reason = str(exc)
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return _damaged(database, reason)
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLITE_AUTH")):
+        return (f"session records database {database} cannot be written ({reason}): make the file and its "
+                f"directory writable by this user (the -wal and -shm files are created beside it) "
+                f"{_CHOOSE_ANOTHER}")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return (f"session records database {database} is locked by another program ({reason}): close it "
+                f"{_CHOOSE_ANOTHER}")
+    if name.startswith("SQLITE_FULL"):
+        return f"session records database {database} cannot be written ({reason}): free some disk space"
+    return f"session records database {database} cannot be opened ({reason}) {_CHOOSE_ANOTHER}"
+
+
 class SessionStore:
-    """The SQLite file. Not thread-safe by itself: use it from one thread (``AsyncSessionStore`` does)."""
+    """The SQLite file. Not thread-safe by itself: use it from one thread (``AsyncSessionStore`` does).
+
+    Opening takes the database's lock (``DatabaseLock``) first, then proves the file is a sound database
+    this process can write (``RecordsUnavailable`` otherwise, one line); ``close`` releases the lock."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=5.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: schema version {version} is newer than this program's "
-                               f"({SCHEMA_VERSION}); refusing to write to it")
-        if version < SCHEMA_VERSION:
-            # executescript commits first, so the script carries its own transaction
-            self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+        in_memory = str(path) == ":memory:"
+        self._lock: DatabaseLock | None = None
+        if not in_memory:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RecordsUnavailable(_os_problem(_shown(self.path), f"cannot create {_shown(self.path.parent)}",
+                                                     exc)) from exc
+            self._lock = DatabaseLock(self.path).acquire()
+        try:
+            self._db = self._open(str(path))
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise RecordsUnavailable(_sqlite_problem(_shown(self.path), exc)) from exc
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open(self, path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RecordsUnavailable(
+                    f"session records database {_shown(self.path)}: schema version {version} is newer than this "
+                    f"program's ({SCHEMA_VERSION}); refusing to write to it: use the newer program "
+                    f"{_CHOOSE_ANOTHER}")
+            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise RecordsUnavailable(_damaged(_shown(self.path), f"integrity check: {problems[0]}"))
+            # The schema (first start) or a no-op write: either way a write transaction, so a file this
+            # process cannot write is found now, not at the first session's start.
+            db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA if version < SCHEMA_VERSION else ''}\n"
+                             f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.close()
+            raise
+        return db
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            self._release_lock()
 
     def _transaction(self) -> sqlite3.Connection:
         return _Transaction(self._db)  # type: ignore[return-value]
@@ -236,7 +399,12 @@ class AsyncSessionStore:
         self.path = Path(path)
 
     async def open(self) -> "AsyncSessionStore":
-        self._store = await self._run(SessionStore, self.path)
+        """Open (and lock) the database; ``RecordsUnavailable`` if it cannot be used (the worker is stopped)."""
+        try:
+            self._store = await self._run(SessionStore, self.path)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
         return self
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:

@@ -53,12 +53,20 @@ class Operations:
 async def attach_operations(controller: ChargerController, database_path: Path | None = None) -> Operations:
     """Open the session database (``settings.data_dir``/sessions.db unless ``database_path``), close the
     sessions a dead process left running as interrupted, and attach records, metrics and log binding to
-    ``controller``. Call before ``controller.start()``."""
+    ``controller``. Call before ``controller.start()``.
+
+    The database is this process's until ``Operations.close()`` (a lock beside it): ``RecordsUnavailable``
+    (one line) if another live process owns it, or it is damaged or cannot be written; nothing is written."""
     path = database_path or controller.settings.records_db or default_database_path(controller.settings.data_dir)
     store = await AsyncSessionStore(path).open()
     log_binder = SessionLogBinder(controller).attach()  # first: the recorder's own log lines carry the id
     recorder = SessionRecorder(store, controller)
-    await recorder.recover()
+    try:
+        await recorder.recover()
+    except BaseException:
+        log_binder.detach()
+        await store.close()  # and its lock
+        raise
     recorder.attach()
     metrics = ControllerMetrics(controller).attach()
     metrics.recorder = recorder
