@@ -142,6 +142,9 @@ DEFAULT_EVSE_ID = "DE*CCS*E0000001*1"
 #: No request for this long during energy transfer → COMMUNICATION_TIMEOUT. IEC 61851-25 requires an error
 #: shutdown after 1 s without valid data (standards.md §2.4); iso15118's own sequence timer is 60 s.
 CHARGE_LOOP_WATCHDOG_S = 1.0
+#: A control tick this much later than the one before means our own event loop did not run (CPU contention):
+#: a request the EV sent meanwhile waits unread in the socket, so that time is not the EV's silence.
+EVENT_LOOP_STALL_S = 0.1
 #: Peak-to-peak current ripple of the power stage announced in DIN/-2 ChargeParameterDiscoveryRes
 #: (a power-module datasheet figure; no standard number).
 PEAK_CURRENT_RIPPLE_A = 2.0
@@ -200,6 +203,7 @@ class HalEVSEController(EVSEControllerInterface):
         self._car_ready = False
         self._watchdog_armed = False
         self._last_request_s = 0.0
+        self._last_tick_s: float | None = None
         self._authorized: bool | None = None
         self._started_at = None
         self._last_message_at = None
@@ -297,10 +301,15 @@ class HalEVSEController(EVSEControllerInterface):
 
     def _on_tick(self) -> None:
         """Every control tick: the charge-loop watchdog, and an output opened under the session."""
+        charger = self.charger
+        now_s = charger.clock.now()
+        previous_tick_s, self._last_tick_s = self._last_tick_s, now_s
         if not self._own_session_active():
             return
-        charger = self.charger
-        if self._watchdog_armed and charger.clock.now() - self._last_request_s > self.watchdog_s:
+        if self._watchdog_armed and previous_tick_s is not None and now_s - previous_tick_s > EVENT_LOOP_STALL_S:
+            # Our loop stalled: the stall does not count as the EV's silence (its request may be in the socket).
+            self._last_request_s += now_s - previous_tick_s - charger.settings.control_period_s
+        if self._watchdog_armed and now_s - self._last_request_s > self.watchdog_s:
             self._watchdog_armed = False
             silence_s = charger.clock.now() - self._last_request_s
             logger.error("no CurrentDemand/ChargeLoop request for %.2f s: COMMUNICATION_TIMEOUT", silence_s)

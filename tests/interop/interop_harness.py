@@ -12,6 +12,7 @@ read it (``read_exchanges``) for SessionStopRes OK, the messages seen and the ti
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -35,9 +36,10 @@ TLS_SERVER_LOG_LINE = "TLS server started"  # iso15118 secc/transport/tcp_server
 
 LAUNCHER_READY_TIMEOUT_S = 30.0  # JVM start (~1.2 s) + imports; generous for a loaded 2-core CI box
 LAUNCHER_STOP_TIMEOUT_S = 10.0
-# EVCC: JVM start + session (~6-8 s cold) + its fixed 2 s + 3 s wait after SessionStopRes. The stock
-# EVCC hangs instead of exiting after SDPFailedError (e.g. after a CurrentDemandRes it timed out on).
-EVCC_TIMEOUT_S = 45.0
+# EVCC: JVM start + session (~6-8 s cold) + its fixed 2 s + 3 s wait after SessionStopRes; a long charge
+# loop (120 loops at up to ~250 ms on a loaded 2-core machine) and a slow setup under load (~20 s seen) fit.
+# The stock EVCC hangs instead of exiting after SDPFailedError (e.g. after a CurrentDemandRes it timed out on).
+EVCC_TIMEOUT_S = 90.0
 EV_TIMED_OUT_ON_SECC = "TimeoutError occurred. Waited for Timeouts."  # iso15118 shared/comm_session.py
 # The EVCC's loop counter is also decremented in PowerDelivery/ready_to_charge (iso15118 0.31.2), so
 # this gives a couple of CurrentDemand/DC_ChargeLoop messages: enough to exercise the loop, short.
@@ -139,6 +141,21 @@ CASES: tuple[InteropCase, ...] = (
         needs_pki=True,
         expected_requests=("AuthorizationReq", *_DC_LOOP_20)),
 )
+
+
+def case_by_id(case_id: str) -> InteropCase:
+    return next(case for case in CASES if case.id == case_id)
+
+
+def launcher_case(*cases: InteropCase) -> InteropCase:
+    """The settings of ONE launcher serving all of ``cases`` (plain TCP): their protocols offered together
+    (``--protocols`` in the given order) and their SECC settings merged."""
+    assert not any(case.needs_pki or case.shared_env for case in cases), "TLS cases need their own launcher"
+    secc_env: dict[str, str] = {}
+    for case in cases:
+        secc_env.update(case.secc_env)
+    return InteropCase(id="+".join(case.id for case in cases), protocol=",".join(case.protocol for case in cases),
+                       namespace_prefix="", evcc_config={}, secc_env=secc_env)
 
 
 @dataclass
@@ -336,3 +353,60 @@ def phases_seen(samples: list[dict]) -> list[str]:
         if phase and (not phases or phases[-1] != phase):
             phases.append(phase)
     return phases
+
+
+# --- one EV session watched through the API (and an API action while it charges) ----------------------
+def charging_with_current(sample: dict) -> bool:
+    """/status of a sample shows energy transfer under way: phase CHARGING, contactor closed, current flowing
+    (the DIN/-2 EVCC asks 1 A; the cable check's and precharge's currents are not in phase CHARGING)."""
+    status = sample.get("/status", {})
+    return status.get("phase") == "CHARGING" and bool(status.get("contactor_closed")) and \
+        (status.get("current") or 0.0) >= 0.5
+
+
+@dataclass
+class WatchedSession:
+    """One EVCC session against a running launcher, seen through the API."""
+
+    evcc: EvccResult
+    samples: list[dict]
+    session_id: str
+    summary: dict  # /status last_session_summary of this session
+    answer: dict | None  # the API's answer to the action taken while it charged, if any
+
+    def current_flowed(self) -> bool:
+        return any(charging_with_current(s) for s in self.samples if s["/status"].get("session_id") == self.session_id)
+
+    def sampled_energy_Wh(self) -> float:
+        """∫V·I dt of this session's /status samples (trapezoids between sample times)."""
+        points = [(s["t"], s["/status"].get("voltage") or 0.0, s["/status"].get("current") or 0.0)
+                  for s in self.samples if s["/status"].get("session_id") == self.session_id]
+        return sum((t1 - t0) * (v0 * i0 + v1 * i1) / 2.0 for (t0, v0, i0), (t1, v1, i1) in zip(points, points[1:])) \
+            / 3600.0
+
+
+def watch_session(link: VethLink, case: InteropCase, workdir: Path, known_session_ids: set[str],
+                  action=None, charging_timeout_s: float = 60.0, end_timeout_s: float = 30.0) -> WatchedSession:
+    """Run the stock EVCC once (``case``) while sampling the API; call ``action()`` (an API request) once
+    current flows; return the session the controller ran for it (the first session id not in
+    ``known_session_ids``) once its summary is out."""
+    monitor = ApiMonitor(link, workdir / "api.jsonl").start()
+    answer = None
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(run_evcc, link, case, workdir / "evcc", None)
+            try:
+                if action is not None:
+                    monitor.wait_for(charging_with_current, timeout_s=charging_timeout_s)
+                    answer = action()
+            finally:
+                evcc = running.result()
+        started = monitor.wait_for(lambda s: s.get("/status", {}).get("session_id") not in (None, *known_session_ids),
+                                   timeout_s=5.0)
+        session_id = started["/status"]["session_id"]
+        ended = monitor.wait_for(lambda s: (s.get("/status", {}).get("last_session_summary") or {})
+                                 .get("session_id") == session_id, timeout_s=end_timeout_s)
+    finally:
+        samples = monitor.stop()
+    return WatchedSession(evcc=evcc, samples=samples, session_id=session_id,
+                          summary=ended["/status"]["last_session_summary"], answer=answer)
