@@ -26,6 +26,7 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "speed": args.speed, "adapter": args.adapter,
         "api_token": args.api_token, "data_dir": args.data_dir, "log_format": args.log_format,
+        "allowed_hosts": args.allowed_hosts,
     }.items() if value is not None}
     try:
         settings = ControllerSettings(**overrides)
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--api-token", help="token required by state-changing endpoints")
     serve_parser.add_argument("--data-dir", help="directory for the session database")
     serve_parser.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
+    serve_parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                              help="a name clients use in Host, besides localhost and the bound address (repeatable; "
+                                   "others are refused against DNS rebinding)")
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
     serve_parser.set_defaults(handler=serve)

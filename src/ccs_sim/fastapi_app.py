@@ -78,11 +78,17 @@ def create_app(controller: ChargerController | None = None, settings: Controller
     app = FastAPI(title="CCS DC Live Controller", version=__version__, lifespan=lifespan,
                   description="Start/stop charging sessions, control contactor/PWM/CP, inject faults, "
                               "read status, metering and the vehicle's BMS/SLAC/ISO 15118 views.")
-    def current_token() -> str | None:
+    def current_settings() -> ControllerSettings:
         serving = getattr(app.state, "controller", None)
-        return (serving.settings if serving is not None else settings or ControllerSettings()).api_token
+        return serving.settings if serving is not None else settings or ControllerSettings()
 
-    access_policy = AccessPolicy(current_token)
+    def current_token() -> str | None:
+        return current_settings().api_token
+
+    def allowed_hosts() -> list[str]:
+        return current_settings().allowed_hosts
+
+    access_policy = AccessPolicy(current_token, allowed_hosts_provider=allowed_hosts)
     app.add_middleware(AccessControlMiddleware, policy=access_policy)
     app.add_middleware(StartupErrorReporting)  # a refused start-up (e.g. records database in use): one line
     document_access_control(app, access_policy)
@@ -109,7 +115,7 @@ def create_app(controller: ChargerController | None = None, settings: Controller
         problems = []
         for error in exc.errors():
             where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-            problems.append(f"{where or 'body'}: {error.get('msg')}")
+            problems.append(_strict_json(f"{where or 'body'}: {error.get('msg')}"))
         return JSONResponse(status_code=422, content=_error("invalid request: " + "; ".join(problems),
                                                             detail=jsonable_errors(exc)))
 
@@ -274,7 +280,9 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def _strict_json(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, (str, int, bool, type(None))):
+    if isinstance(value, str):  # an unpaired surrogate as its escape: UTF-8 cannot encode it (the middleware
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")  # refuses those bodies before this)
+    if isinstance(value, (int, bool, type(None))):
         return value
     if isinstance(value, (list, tuple)):
         return [_strict_json(item) for item in value]

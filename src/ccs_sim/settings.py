@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ControllerSettings(BaseSettings):
@@ -25,6 +26,12 @@ class ControllerSettings(BaseSettings):
     cable_check_s: float = Field(1.0, ge=0.0, description="minimum cable-check length")
     cable_check_timeout_s: float = Field(25.0, gt=0, description="EVs give up after 30 s (standards.md §2.2)")
     precharge_timeout_s: float = Field(7.0, gt=0, description="ISO 15118-2 V2G_EVCC_PreCharge_Timeout")
+    discharge_after_cable_check: bool = Field(
+        True, description="after the insulation test, switch the supply off and wait for the output to fall below "
+                          "60 V before the cable check finishes; precharge then rises from there at ≤ 2 A "
+                          "(IEC 61851-23:2023 CC.4.1.2; EVerest cable_check_wait_below_60V_before_finish)")
+    discharge_timeout_s: float = Field(5.0, gt=0, description="the output must be below 60 V this long after the "
+                                                               "insulation test, else CABLE_CHECK_FAILED")
     current_ramp_up_A_per_s: float = Field(100.0, gt=0)
     current_ramp_down_A_per_s: float = Field(100.0, gt=0, le=100.0,
                                               description="normal shutdown ramp ≤ 100 A/s (DG L4110)")
@@ -42,3 +49,18 @@ class ControllerSettings(BaseSettings):
     # --- access control ---
     api_token: str | None = Field(None, description="token required by state-changing endpoints")
     allow_insecure_bind: bool = False
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="names (Host header) this server also answers to, besides localhost, loopback addresses and "
+                    "the address a request arrived on; every other Host is refused (DNS rebinding). "
+                    "CCS_SIM_ALLOWED_HOSTS: comma-separated or a JSON list")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_host_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [name.strip() for name in text.split(",") if name.strip()]
+        return value
