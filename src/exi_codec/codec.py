@@ -15,6 +15,7 @@ from iso15118.shared.iexi_codec import IEXICodec
 
 from exi_codec.decoder import decode_document
 from exi_codec.encoder import EXIEncodeError, encode_document
+from exi_codec.errors import EXIDecodeError
 from exi_codec.grammar import GrammarSet, build_grammar_set, element_grammars
 from exi_codec.jar_grammars import read_jar_grammar
 
@@ -118,10 +119,17 @@ class NativeEXICodec(IEXICodec):
         return json.dumps(self.decode_dict(stream, namespace), separators=(",", ":"))
 
     def decode_dict(self, stream: bytes, namespace: str) -> dict:
+        """The message in ``stream``; a malformed stream raises ``EXIDecodeError`` and nothing else (an unknown
+        namespace is the caller's error: ``ValueError``)."""
         gs = self.grammars(namespace)
-        if namespace == XMLDSIG_NS:
-            return decode_document(gs.fragment_content, bytes(stream), fragment=True)
-        return decode_document(gs.doc_content, bytes(stream), fragment=False)
+        try:
+            if namespace == XMLDSIG_NS:
+                return decode_document(gs.fragment_content, bytes(stream), fragment=True)
+            return decode_document(gs.doc_content, bytes(stream), fragment=False)
+        except EXIDecodeError:
+            raise
+        except Exception as exc:  # a check the reader and value decoders lack must not leak another type
+            raise EXIDecodeError(f"malformed EXI stream ({type(exc).__name__}: {exc})") from exc
 
     def get_version(self) -> str:
         return CODEC_VERSION

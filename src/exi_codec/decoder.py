@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from exi_codec.bits import BitReader
+from exi_codec.errors import EXIDecodeError
 from exi_codec.grammar import AT, CH, CH_KEY, ED, EE, SE, Grammar
 from exi_codec.values import read_value
 
 HEADER_BITS = 0b10000000
 
 
-class EXIDecodeError(ValueError):
-    pass
+__all__ = ["EXIDecodeError", "decode_document", "decode_element"]
 
 
 def _production(r: BitReader, state: Grammar):

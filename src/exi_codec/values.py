@@ -12,6 +12,7 @@ import base64
 import binascii
 
 from exi_codec.bits import BitReader, BitWriter
+from exi_codec.errors import EXIDecodeError
 from exi_codec.grammar import (
     BASE64,
     BOOLEAN,
@@ -28,6 +29,17 @@ from exi_codec.grammar import (
 
 class EXIValueError(ValueError):
     pass
+
+
+def _text(code_points: list[int]) -> str:
+    """W3C EXI 1.0 §7.1.10: a String is a sequence of code points of XML characters, so of Unicode scalar values
+    (U+0000..U+10FFFF without the UTF-16 surrogates U+D800..U+DFFF, which UTF-8 cannot encode)."""
+    try:
+        text = "".join(map(chr, code_points))
+        text.encode("utf-8")
+    except (ValueError, OverflowError) as exc:  # chr's range; UnicodeEncodeError (a ValueError) for a surrogate
+        raise EXIDecodeError(f"a character of the string is not a Unicode scalar value ({exc})") from exc
+    return text
 
 
 def _as_int(value) -> int:
@@ -105,6 +117,7 @@ def write_value(w: BitWriter, dt: Datatype, value) -> None:
 
 
 def read_value(r: BitReader, dt: Datatype):
+    """One typed value; a malformed one (out of range, longer than the stream) raises ``EXIDecodeError``."""
     kind = dt.kind
     if kind == NBIT:
         return r.bits(dt.bits) + dt.lower
@@ -117,16 +130,21 @@ def read_value(r: BitReader, dt: Datatype):
     if kind == STRING:
         n = r.uint()
         if n < 2:
-            raise EXIValueError("string table hit, but the Java codec never fills the string table")
-        return "".join(chr(r.uint()) for _ in range(n - 2))
+            raise EXIDecodeError("string table hit, but the Java codec never fills the string table")
+        if 8 * (n - 2) > r.remaining_bits():  # each character is at least one octet
+            raise EXIDecodeError(f"string of {n - 2} characters is longer than the rest of the EXI stream")
+        return _text([r.uint() for _ in range(n - 2)])
     if kind == ENUM:
-        return dt.values[r.bits(dt.bits)]
+        index = r.bits(dt.bits)
+        if index >= len(dt.values):
+            raise EXIDecodeError(f"enumeration index {index} out of range ({len(dt.values)} values)")
+        return dt.values[index]
     if kind == BOOLEAN:
         return bool(r.bits(1))
     if kind == HEX:
-        return r.raw_bytes(r.uint()).hex().upper()
+        return r.raw_bytes(r.length(8)).hex().upper()
     if kind == BASE64:
-        return base64.b64encode(r.raw_bytes(r.uint())).decode("ascii")
+        return base64.b64encode(r.raw_bytes(r.length(8))).decode("ascii")
     if kind == LIST:
-        return [read_value(r, dt.item) for _ in range(r.uint())]
-    raise NotImplementedError(f"EXI datatype kind {kind} not supported yet")
+        return [read_value(r, dt.item) for _ in range(r.length(0))]
+    raise EXIDecodeError(f"EXI datatype kind {kind} not supported by the native codec")
