@@ -235,6 +235,9 @@ async def _running_charger(charger, options: LaunchOptions):
     finally:
         if api is not None:
             server, task = api
+            from ccs_sim.dashboard import close_streams
+
+            close_streams(server.config.app)  # open /stream responses end, or the API waits for their clients
             server.should_exit = True
             await asyncio.wait({task}, timeout=API_STOP_TIMEOUT_S)
         await charger.shutdown()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -33,6 +34,21 @@ def close_streams(app: FastAPI) -> None:
     """End every open ``/stream`` response within ``STOP_POLL_S``: call it when the server begins to shut
     down (e.g. from ``uvicorn.Server.handle_exit``), or uvicorn waits for the streams, which never end."""
     setattr(app.state, STREAMS_CLOSING, True)
+
+
+def serving_server_exiting() -> Callable[[], bool]:
+    """Whether the uvicorn server serving this process has been asked to exit, as a check for the streams.
+
+    uvicorn waits for open connections to close before it runs the lifespan shutdown, and a stream never
+    closes by itself; ``uvicorn ccs_sim.fastapi_app:app`` gives the app no hook when SIGTERM/SIGINT arrive.
+    While it serves (in the main thread), uvicorn's own ``Server.handle_exit`` is the SIGTERM handler, so
+    the server, and its ``should_exit`` flag, can be found there (sse-starlette finds it the same way).
+    Without such a server (tests in a thread, the launcher's embedded server) ``close_streams`` does it.
+    """
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    if server is None or not hasattr(server, "should_exit"):
+        return lambda: False
+    return lambda: bool(server.should_exit)
 
 
 def _read_asset(name: str) -> bytes:
@@ -85,7 +101,9 @@ async def stream(request: Request,
     """
     controller = _controller(request)
     state = request.app.state
+    server_exiting = serving_server_exiting()
     events = snapshot_events(lambda sequence: build_snapshot(controller, sequence), rate, asyncio.sleep,
-                             limit=limit, should_stop=lambda: getattr(state, STREAMS_CLOSING, False))
+                             limit=limit,
+                             should_stop=lambda: getattr(state, STREAMS_CLOSING, False) or server_exiting())
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
