@@ -539,9 +539,13 @@ class ChargerController:
         await self.tick()
 
     async def cable_check(self, ev_max_voltage_V: float | None) -> str:
-        """Close the output, apply the CC.1 test voltage at ≤ 2 A, measure insulation. Returns the level:
-        VALID, WARNING or FAULT (raises SessionAbort on FAULT or when no measurement arrives in time)."""
+        """Close the output, apply the CC.1 test voltage at ≤ 2 A, measure insulation, then (with
+        ``discharge_after_cable_check``, the default) switch the supply off and return only once the output is
+        below 60 V (IEC 61851-23:2023 CC.4.1.2), so that precharge starts from a safe voltage and rises to the
+        EV's. Returns the level: VALID or WARNING (raises SessionAbort on FAULT, when no measurement arrives in
+        time, or when the output does not fall below 60 V within ``discharge_timeout_s``)."""
         test_V = standards.cable_check_test_voltage_V(ev_max_voltage_V, self.evse_max_voltage_V)
+        session = self.session
         self.set_stage(Stage.CABLE_CHECK)
         started_s = self.clock.now()
         await self.set_contactor(True)
@@ -566,6 +570,11 @@ class ChargerController:
         level = self.isolation_level(reading[-1])
         if level == "FAULT":
             raise SessionAbort("ISOLATION_FAULT", f"insulation {reading[-1]:.0f} Ω at {test_V:.0f} V")
+        if self.session is not session or not self.session_active:
+            # The session ended (a fault, a stop) while this check ran: its supply is no longer ours to command.
+            raise SessionAbort("CABLE_CHECK_FAILED", "the session ended during the cable check")
+        if self.settings.discharge_after_cable_check:
+            await self.discharge_output(self.settings.discharge_timeout_s)
         return level
 
     def isolation_level(self, resistance_ohm: float) -> str:
@@ -613,6 +622,27 @@ class ChargerController:
         await self.io(self.hw.supply.set_voltage, voltage_V)
         await self.io(self.hw.supply.set_enabled, True)
         return voltage_V
+
+    async def discharge_output(self, timeout_s: float) -> None:
+        """Switch the supply off and wait until the output is below 60 V (IEC 61851-23:2023 CC.4.1.2; EVerest's
+        ``cable_check_wait_below_60V_before_finish``): the power stage's active discharge empties the output
+        capacitance. The contactor stays closed, so the meter shows the fall. Raises
+        SessionAbort(CABLE_CHECK_FAILED) if the output is still at or above 60 V after ``timeout_s``."""
+        await self.io(self.hw.supply.set_current_limit, 0.0)
+        await self.io(self.hw.supply.set_voltage, 0.0)
+        await self.io(self.hw.supply.set_enabled, False)
+
+        def below_safe_voltage() -> bool:
+            m = self.latest
+            return m is not None and \
+                max(m.output_voltage_V, m.supply_voltage_V) < standards.CABLE_CHECK_DISCHARGE_BELOW_V
+
+        if not await self.wait_until(below_safe_voltage, timeout_s):
+            m = self.latest
+            voltage_V = max(m.output_voltage_V, m.supply_voltage_V) if m is not None else float("nan")
+            raise SessionAbort("CABLE_CHECK_FAILED",
+                               f"output still at {voltage_V:.0f} V {timeout_s:.1f} s after the insulation test "
+                               f"(must fall below {standards.CABLE_CHECK_DISCHARGE_BELOW_V:.0f} V)")
 
     async def begin_energy_transfer(self, negotiated_max_voltage_V: float | None) -> None:
         self.context.precharging = False

@@ -6,9 +6,11 @@ targets, ramp-down) that the SECC's HAL controller uses. Timing (spec):
 
 1. HANDSHAKE ≈ 2 s: the car plugs in (CP B), 5 % PWM after 0.5 s, the car answers with CP C.
 2. Cable check ≈ 1 s (stage of HANDSHAKE): contactor closed, CC.1 test voltage at ≤ 2 A, IMD reading;
-   an insulation fault aborts.
-3. PRECHARGE: output to the car's battery voltage (the session's ``target_voltage`` for the default
-   car) at ≤ 2 A, within ``precharge_timeout_s`` (default 7 s); the car closes its contactor once within 20 V.
+   an insulation fault aborts. Then the supply is switched off and its active discharge brings the output
+   below 60 V before the check finishes (``discharge_after_cable_check``, on by default).
+3. PRECHARGE: output up from below 60 V to the car's battery voltage (the session's ``target_voltage`` for
+   the default car) at ≤ 2 A — C·ΔV / 2 A, ≈ 0.5 s for 400 V — within ``precharge_timeout_s`` (default 7 s);
+   the car closes its contactor once within 20 V.
 4. CHARGING: deliver the car's request (``initial_current``, stepped down after 5 s for the default car),
    ramped ≤ 100 A/s; for ``duration_s`` or until the car is full.
 5. COMPLETE: summary recorded; the output ramps down ≤ 100 A/s and opens below 1 A; meter reset.

@@ -44,6 +44,15 @@ EMERGENCY_VOLTAGE_V = 60.0
 EMERGENCY_VOLTAGE_DEADLINE_S = 0.100
 #: Touch-safe DC voltage: EV unlocks / session setup shuts down above it (DG L472, L1781).
 SAFE_DC_VOLTAGE_V = 60.0
+#: After the insulation test the supply is switched off and the output falls below the touch-safe voltage
+#: before the cable check reports finished; precharge then starts from there (IEC 61851-23:2023 CC.4.1.2, last
+#: sentence of the early prints; EVerest EvseManager ``cable_check_wait_below_60V_before_finish``, default true,
+#: standards.md §2.2 and anchors.md).
+CABLE_CHECK_DISCHARGE_BELOW_V = SAFE_DC_VOLTAGE_V
+#: Accuracy of the EVSE's current measurement: ±1.5 % or ±0.5 A, whichever is larger (IEC 61851-23:2023 CC.6.3,
+#: via EVerest docs dc.rst, standards.md §2.6). The only tolerance a test of a current limit or rate may allow.
+CURRENT_MEASUREMENT_ACCURACY_FRACTION = 0.015
+CURRENT_MEASUREMENT_ACCURACY_MIN_A = 0.5
 #: EV precharge timeout, ISO 15118-2 V2G_EVCC_PreCharge_Timeout (Table 111, via standards.md §2.3).
 PRECHARGE_TIMEOUT_S = 7.0
 #: Insulation fault threshold, IEC 61851-23:2023 6.3.1.105 / CC.4.1.4 (via EVerest, standards.md §2.2).
@@ -75,3 +84,8 @@ def overvoltage_limit_V(negotiated_max_voltage_V: float) -> float:
     if negotiated_max_voltage_V <= 1000.0:
         return 1100.0
     return 1375.0
+
+
+def current_measurement_tolerance_A(current_A: float) -> float:
+    """How far a current reading may be off (IEC 61851-23:2023 CC.6.3: ±1.5 % or ±0.5 A, whichever is larger)."""
+    return max(CURRENT_MEASUREMENT_ACCURACY_MIN_A, CURRENT_MEASUREMENT_ACCURACY_FRACTION * abs(current_A))

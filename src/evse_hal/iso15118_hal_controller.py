@@ -5,11 +5,12 @@ Live Controller API also uses, so the API, the safety supervisor and the EV see 
 
 - CP state: the pilot reading (x2 while the 5 % PWM oscillates); the session's start sets 5 % PWM.
 - Cable check: ``start_cable_check`` runs ``ChargerController.cable_check`` (contactor closed, IEC 61851-23
-  CC.1 test voltage at ≤ 2 A, a real IMD reading) as a background task; ``is_contactor_closed`` answers
-  None while the contactor is closing, ``get_cable_check_status`` None while measuring, then
-  VALID / WARNING / FAULT.
+  CC.1 test voltage at ≤ 2 A, a real IMD reading, then the supply off until the output is below 60 V) as a
+  background task; ``is_contactor_closed`` answers None while the contactor is closing,
+  ``get_cable_check_status`` None while measuring and discharging, then VALID / WARNING / FAULT.
 - Precharge: every PreChargeReq re-applies the EV's target (clamped to the EV's and our maximum) at
-  ≤ 2 A (``precharge_step``). Charge loop: ``set_charge_targets`` (clamped to our limits; the current
+  ≤ 2 A (``precharge_step``): the output rises from below 60 V, so PreChargeRes never reports more than
+  the EV asked or its maximum. Charge loop: ``set_charge_targets`` (clamped to our limits; the current
   follows at the controller's slew). Present voltage/current are the meter's measurements.
 - ``stop_charger`` ramps down (≤ 100 A/s) and opens below 1 A before it returns.
 - Our faults, ``/stop_session`` and an output opened by ``/control/contactor`` reach the EV in the
@@ -240,6 +241,8 @@ class HalEVSEController(EVSEControllerInterface):
         """A new SECC communication session: a new session in the controller (phase HANDSHAKE)."""
         self._comm_session = comm_session
         self._session, self._driver, self._refusal = None, None, None
+        if self._cable_check_task is not None and not self._cable_check_task.done():
+            self._cable_check_task.cancel()  # the previous session's check must not command this one's supply
         self._cable_check_task, self._isolation = None, None
         self._energy_transfer = self._ev_stopping = self._car_ready = self._watchdog_armed = False
         self._authorized = None

@@ -22,6 +22,9 @@ async def test_cp_is_c2_while_5_percent_pwm_runs(rig: HlcRig):
 
 
 async def test_cable_check_closes_the_contactor_and_measures_at_the_cc1_voltage(rig: HlcRig):
+    measured: list[tuple[float, float | None]] = []
+    rig.controller.tick_listeners.append(lambda: measured.append(
+        (rig.controller.latest.output_voltage_V, rig.controller.latest.isolation_ohm)))
     await rig.handshake(ev_max_voltage_V=400.0)
     await rig.hal.start_cable_check()
     assert await rig.hal.is_contactor_closed() is None  # closing
@@ -31,9 +34,12 @@ async def test_cable_check_closes_the_contactor_and_measures_at_the_cc1_voltage(
     assert await rig.hal.get_cable_check_status() is None  # measuring
     await rig.until(lambda: _done(rig), timeout_s=5.0)
     assert await rig.hal.get_cable_check_status() == IsolationLevel.VALID
+    # The IMD measured at the CC.1 voltage: min(500, 400 + 50, EVSE max) …
+    insulation_readings_V = [voltage_V for voltage_V, isolation_ohm in measured if isolation_ohm is not None]
+    assert insulation_readings_V and max(insulation_readings_V) == pytest.approx(450.0, abs=10.0)
+    # … and the check finished with the output discharged below 60 V, the contactor still closed.
     m = rig.controller.latest
-    assert m.contactor_closed and m.isolation_ohm is not None
-    assert m.output_voltage_V == pytest.approx(450.0, abs=10.0)  # CC.1: min(500, 400 + 50, EVSE max)
+    assert m.contactor_closed and m.output_voltage_V < standards.SAFE_DC_VOLTAGE_V
     status = await rig.hal.get_dc_evse_status()
     assert status.evse_status_code == DCEVSEStatusCode.EVSE_READY
     assert status.evse_isolation_status == IsolationLevel.VALID
@@ -128,12 +134,26 @@ async def test_stop_charger_ramps_down_at_most_100_A_per_s_and_opens_below_1_A(r
     assert start_A > 50.0
     await rig.power_delivery_stop()
     assert rig.controller.active_fault is None, rig.controller.fault_history
-    for (t0, i0, _), (t1, i1, _) in zip(samples, samples[1:]):
-        if t1 - t0 >= 0.009:
-            assert (i0 - i1) / (t1 - t0) <= standards.NORMAL_RAMP_DOWN_A_PER_S * 1.6 + 10.0
+    assert_ramp_down_at_most_100_A_per_s([(t, current_A) for t, current_A, _ in samples])
     opened = [i for (_, i, closed) in samples if not closed]
     assert opened and opened[0] < 1.0
     assert not rig.controller.latest.contactor_closed  # before stop_charger returned
+
+
+def assert_ramp_down_at_most_100_A_per_s(samples: list[tuple[float, float]]) -> None:
+    """Normal shutdown: the current falls at most 100 A/s (DG L4110), over every window between two samples
+    (consecutive ticks and every longer span). The only allowance is the measurement accuracy IEC 61851-23:2023
+    CC.6.3 grants each of the two readings (±1.5 % or ±0.5 A, standards.md §2.6); a ramp even a few percent
+    faster than 100 A/s exceeds it over a long enough window."""
+    assert len(samples) > 10
+    for i, (t0, i0) in enumerate(samples):
+        for t1, i1 in samples[i + 1:]:
+            if t1 <= t0:
+                continue
+            allowed_fall_A = standards.NORMAL_RAMP_DOWN_A_PER_S * (t1 - t0) + \
+                standards.current_measurement_tolerance_A(i0) + standards.current_measurement_tolerance_A(i1)
+            assert i0 - i1 <= allowed_fall_A, \
+                f"{i0:.2f} A at {t0:.3f} s → {i1:.2f} A at {t1:.3f} s: {(i0 - i1) / (t1 - t0):.1f} A/s"
 
 
 async def test_voltage_limited_battery_stops_without_a_false_overcurrent(rig: HlcRig):
@@ -268,3 +288,83 @@ async def test_protocol_parameters_are_ours():
         assert schedules[0].p_max_schedule.schedule_entries[0].p_max.get_decimal_value() == 200_000.0
     finally:
         await rig.close()
+
+
+# --- issue 10 item 9: discharge below 60 V after the cable check, then precharge up at ≤ 2 A -----------------------
+#: The issue's car: EV maximum 398 V, so the CC.1 test voltage is min(500, 398 + 50) = 448 V.
+EV_MAX_398_V = 398.0
+
+
+def _record_ticks(rig: HlcRig) -> list[tuple[float, str, float, float, float]]:
+    """(time, stage, output V, supply V, supply A) at every control tick."""
+    ticks: list[tuple[float, str, float, float, float]] = []
+    rig.controller.tick_listeners.append(lambda: ticks.append(
+        (rig.clock.now(), rig.controller.stage.value, rig.controller.latest.output_voltage_V,
+         rig.controller.latest.supply_voltage_V, rig.controller.latest.supply_current_A)))
+    return ticks
+
+
+async def _cable_check_until_finished(rig: HlcRig) -> IsolationLevel:
+    """CableCheckReq every 50 ms until the HAL controller reports it finished."""
+    await rig.hal.start_cable_check()
+    level = await rig.hal.get_cable_check_status()
+    while level is None:
+        await rig.advance(0.05)
+        level = await rig.hal.get_cable_check_status()
+    await rig.enter("CableCheck")
+    return level
+
+
+async def _precharge_requests(rig: HlcRig, target_V: float, max_requests: int = 80) -> list[float]:
+    """PreChargeReq every 100 ms (target_V at 2 A) until the present voltage is within 10 V of the target,
+    as an EV does; returns the present voltage of every PreChargeRes."""
+    presents: list[float] = []
+    for _ in range(max_requests):
+        rig.hal.ev_data_context.target_voltage, rig.hal.ev_data_context.target_current = target_V, 2.0
+        await rig.hal.send_charging_command(target_V, 2.0, is_precharge=True)
+        present = await rig.hal.get_evse_present_voltage(rig.comm.protocol)
+        presents.append(float(present.get_decimal_value()))
+        await rig.enter("PreCharge")
+        if abs(presents[-1] - target_V) < 10.0:
+            break
+        await rig.advance(0.1)
+    return presents
+
+
+async def test_cable_check_is_finished_only_below_60_V_and_precharge_rises_from_there_at_most_2_A(rig: HlcRig):
+    ticks = _record_ticks(rig)
+    await rig.handshake(ev_max_voltage_V=EV_MAX_398_V)
+    assert await _cable_check_until_finished(rig) == IsolationLevel.VALID
+    m = rig.controller.latest
+    assert m.contactor_closed
+    assert m.output_voltage_V < standards.SAFE_DC_VOLTAGE_V and m.supply_voltage_V < standards.SAFE_DC_VOLTAGE_V
+    cable_check_V = [output_V for _, stage, output_V, _, _ in ticks if stage == "cable_check"]
+    assert max(cable_check_V) == pytest.approx(448.0, abs=10.0)  # the insulation test ran at CC.1's voltage
+
+    pack_V = 390.0
+    presents = await _precharge_requests(rig, pack_V)
+    assert presents[0] < standards.SAFE_DC_VOLTAGE_V  # the first PreChargeRes: still the discharged output
+    assert max(presents) <= pack_V  # never above what the EV asked …
+    assert abs(presents[-1] - pack_V) < 10.0  # … and reached
+
+    precharge = [(t, supply_A) for t, stage, _, _, supply_A in ticks if stage == "precharge"]
+    assert all(supply_A <= standards.PRECHARGE_CURRENT_LIMIT_A + 1e-9 for _, supply_A in precharge), \
+        max(supply_A for _, supply_A in precharge)
+    # The rise from < 60 V to the pack at ≤ 2 A into the output capacitance takes C·ΔV / 2 A: PRECHARGE lasts
+    # at least that long (the EV stack's PreCharge loop sees the voltage climb).
+    config = rig.sim.plant.config
+    capacitance_F = config.output_capacitance_F + config.cable_capacitance_F
+    assert capacitance_F * config.voltage_slew_up_V_per_s > 1.2 * standards.PRECHARGE_CURRENT_LIMIT_A  # can fail
+    physics_s = capacitance_F * (pack_V - 10.0 - standards.SAFE_DC_VOLTAGE_V) / standards.PRECHARGE_CURRENT_LIMIT_A
+    assert precharge[-1][0] - precharge[0][0] >= physics_s - rig.controller.settings.control_period_s
+    assert rig.controller.active_fault is None, rig.controller.fault_history
+
+
+async def test_precharge_present_voltage_never_exceeds_the_evs_maximum(rig: HlcRig):
+    """An EV asking more than its own maximum (398 V) is precharged to its maximum, never above, from the
+    first PreChargeRes on (today's main answered 448 V, the cable-check voltage)."""
+    await rig.handshake(ev_max_voltage_V=EV_MAX_398_V)
+    await _cable_check_until_finished(rig)
+    presents = await _precharge_requests(rig, 450.0, max_requests=30)
+    assert presents[0] < standards.SAFE_DC_VOLTAGE_V
+    assert max(presents) <= EV_MAX_398_V

@@ -1,6 +1,6 @@
 """One physically consistent charger + car plant, advanced lazily to the clock's present.
 
-Topology: DC supply (setpoints, slew, current/power limits, output capacitance) → EVSE contactor →
+Topology: DC supply (setpoints, slew, current/power limits, output capacitance, active discharge) → EVSE contactor →
 cable/inlet (with isolation resistance to PE) → car contactor → battery (OCV + R·I). The meter sits at
 the EVSE output after the contactor, so it sees exactly what flowed into the cable. Every simulated
 sensor reads this one state; ``advance_to(t)`` integrates from the last time to ``t`` in steps of at
@@ -33,10 +33,17 @@ class PlantConfig:
     current_slew_A_per_s: float = 2000.0
     #: Current fall when the output is disabled in an emergency (IEC 61851-23: < 5 A within 30 ms).
     emergency_current_fall_A_per_s: float = 40_000.0
-    output_capacitance_F: float = 0.001
+    #: DC-link capacitance at the power stage's output, before the contactor (representative: a few hundred µF
+    #: per power module, several modules in parallel). Precharge and cable check charge it at ≤ 2 A, so they
+    #: take C·ΔV / 2 A: 400 V in ≈ 0.6 s, 800 V in ≈ 1.3 s (well inside the EV's 7 s, standards.md §2.3).
+    output_capacitance_F: float = 0.003
     cable_capacitance_F: float = 0.0002
-    #: Active discharge of the output when disabled: < 60 V within 100 ms from 1000 V (τ = 20 ms).
-    discharge_time_constant_s: float = 0.020
+    #: Active discharge: the power stage is a source only (it cannot sink current), so like real DC power
+    #: modules it switches a discharge resistor across its output whenever it is disabled (switched off or
+    #: emergency off). τ = R·C = 6 Ω × 3.2 mF ≈ 19 ms: from 1000 V below 60 V within 100 ms (IEC 61851-23 9.4 /
+    #: CC.5.4 via DG L6247-6249) and from a cable-check voltage below 60 V in a few tens of ms. While enabled
+    #: with a setpoint below the output it regulates down at ``voltage_slew_down_V_per_s``.
+    discharge_resistance_ohm: float = 6.0
     isolation_resistance_ohm: float = 10e6
     #: IMD reading settles this long after the output is energised.
     imd_settle_s: float = 0.5
@@ -162,20 +169,21 @@ class ChargerPlant:
         else:
             capacitance = cfg.output_capacitance_F + (cfg.cable_capacitance_F if self.evse_contactor_closed else 0.0)
             before = self.output_voltage_V
+            # Leakage to PE through the insulation, part of what the supply delivers within its current limit.
+            leakage_A = before / self.isolation_resistance_ohm if self.evse_contactor_closed else 0.0
             if self.supply_enabled and not self.supply_emergency_off:
                 target = min(max(self.voltage_setpoint_V, cfg.min_voltage_V), cfg.max_voltage_V)
-                rise_limit = min(cfg.voltage_slew_up_V_per_s,
-                                 max(0.0, min(self.current_limit_A, cfg.max_current_A)) / capacitance) * dt_s
                 if target >= before:
-                    voltage = min(target, before + rise_limit)
+                    # Current-limited rise into the capacitance: dV/dt = (I_limit − I_leak) / C, at most the slew.
+                    available_A = max(0.0, min(self.current_limit_A, cfg.max_current_A) - leakage_A)
+                    voltage = min(target, before + min(cfg.voltage_slew_up_V_per_s, available_A / capacitance) * dt_s)
                 else:
                     voltage = max(target, before - cfg.voltage_slew_down_V_per_s * dt_s)
             else:
-                voltage = before * math.exp(-dt_s / cfg.discharge_time_constant_s)
+                voltage = before * math.exp(-dt_s / self.discharge_time_constant_s())
                 if voltage < 0.5:
                     voltage = 0.0
             self.output_voltage_V = voltage
-            leakage_A = voltage / self.isolation_resistance_ohm if self.evse_contactor_closed else 0.0
             charging_A = capacitance * (voltage - before) / dt_s
             self.supply_current_A = max(0.0, charging_A) + leakage_A
             if self.evse_contactor_closed:
@@ -191,6 +199,12 @@ class ChargerPlant:
         ev.update_contactor(self.inlet_voltage_V, self.cable_current_A, self.time_s + dt_s)
         if ev.contactor_closed and self.evse_contactor_closed and self.supply_current_A == 0.0:
             self.inlet_voltage_V = self.output_voltage_V = battery.terminal_voltage_V(0.0)
+
+    def discharge_time_constant_s(self) -> float:
+        """τ = R·C of the active discharge (the cable's capacitance too while the contactor is closed)."""
+        cfg = self.config
+        capacitance = cfg.output_capacitance_F + (cfg.cable_capacitance_F if self.evse_contactor_closed else 0.0)
+        return cfg.discharge_resistance_ohm * capacitance
 
     def _settle_instant(self) -> None:
         """Apply a switching event at the present instant (no time passes)."""
