@@ -19,7 +19,7 @@ from ccs_sim.clock import Clock
 from ccs_sim.faults import FaultType, Severity, lookup_fault
 from ccs_sim.pilot import read_pilot
 from ccs_sim.precharge import PrechargeControl, PrechargeTimeout
-from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext
+from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext, SupplyCurrentLimitHistory
 from ccs_sim.session import STAGE_PHASE, EndReason, Phase, SessionParams, SessionSummary, Stage
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.vehicle import empty_bms_view, empty_iso15118_view, empty_slac_view, sim_bms_view
@@ -54,6 +54,13 @@ class ActiveSession:
     charging_started_at_s: float | None = None
     summary: SessionSummary | None = None
     ev_info: dict[str, Any] = field(default_factory=dict)
+    #: What the supervisor knows of this car (its maximum voltage, whether energy may flow): built fresh
+    #: for each session, in force from the moment the session's own flow runs until its wind-down ends.
+    supervision: SupervisionContext = field(default_factory=SupervisionContext)
+    #: The meter counts for this session (started after the previous session's wind-down, reset at its own).
+    owns_meter: bool = False
+    #: The summary took the meter's final counts and the end listeners (records) ran: exactly once.
+    finalised: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,28 @@ class MeterReading:
     session_time_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class ContactorCommandResult:
+    """What a contactor command did: for an open under load, the shutdown that came first."""
+
+    #: The output current when the command arrived, and when the contactor opened (None: not opened).
+    current_at_command_A: float = 0.0
+    current_at_open_A: float | None = None
+    #: The output was shut down to < 1 A before opening (the command came with 1 A or more flowing).
+    shutdown_first: bool = False
+    #: The fault raised when the supply did not follow its off command (the emergency shutdown opened).
+    emergency: str | None = None
+
+    def describe(self) -> str | None:
+        if self.emergency is not None:
+            return (f"{self.current_at_command_A:.1f} A flowing: the supply did not bring the current below "
+                    f"1 A after it was disabled; {self.emergency} emergency shutdown opened the contactor")
+        if self.shutdown_first:
+            return (f"{self.current_at_command_A:.1f} A flowing: the output was shut down first and the contactor "
+                    f"opened at {self.current_at_open_A:.2f} A (< 1 A, IEC 61851-23 / DG L1283)")
+        return None
+
+
 class CommandRefused(Exception):
     """A command the safety rules or the current state forbid; the message says why."""
 
@@ -71,6 +100,10 @@ class CommandRefused(Exception):
 class ChargerController:
     #: How far the current limit may run ahead of the current flowing, in seconds of ramp.
     RAMP_HEADROOM_S = 0.1
+    #: A contactor open command under load waits this long for the disabled supply to bring the current
+    #: below 1 A (the supply contract: 0 A within 10 ms), then treats it as a SUPPLY_FAULT emergency, whose
+    #: shutdown still opens within the 100 ms of IEC 61851-23 CC.5.4 (DG L6247-6249).
+    COMMAND_OPEN_DEADLINE_S = 0.030
 
     def __init__(self, hardware: EVSEHardware, clock: Clock, settings: ControllerSettings | None = None,
                  supervisor: SafetySupervisor | None = None) -> None:
@@ -88,7 +121,10 @@ class ChargerController:
         self.session_active = False
         self.session: ActiveSession | None = None
         self.last_session_summary: SessionSummary | None = None
-        self.context = SupervisionContext(evse_max_voltage_V=self.evse_max_voltage_V)
+        #: The supervision context in force: the running (or winding-down) session's, else an idle one.
+        self.context = self._idle_context()
+        #: The current limits the supply was told (over-current is judged against these, not the ramp's plan).
+        self.supply_limits = SupplyCurrentLimitHistory(self.supervisor.limits.supply_current_response_s)
         self.latest: Measurements | None = None
         self.meter_reading = MeterReading()
         self.requested_current_A = 0.0
@@ -107,10 +143,14 @@ class ChargerController:
         self.fault_listeners: list[Callable[[FaultType], Awaitable[None] | None]] = []
         self.tick_listeners: list[Callable[[], None]] = []
         self._session_task: asyncio.Task[None] | None = None
-        self._wind_down_task: asyncio.Task[None] | None = None
+        #: Shutdowns under way (a session's normal wind-down, a fault's emergency open), each finishing
+        #: its own session's record; none is ever cancelled by a later session or fault.
+        self._shutdown_tasks: set[asyncio.Task[None]] = set()
+        #: The shutdown that holds the output now (a later, more severe fault may take over the output,
+        #: but the earlier task still finishes its session).
+        #: The latest fault's shutdown (its severity and task): a later fault escalates it or joins it.
+        self._fault_shutdown: tuple[Severity, asyncio.Task[None]] | None = None
         self._control_task: asyncio.Task[None] | None = None
-        self._quiescent = asyncio.Event()
-        self._quiescent.set()
         self._last_tick_s: float | None = None
         self._sim_driver_factory: Callable[[], SessionDriver] | None = None
 
@@ -120,12 +160,40 @@ class ChargerController:
         await self.put_outputs_safe()
         self._control_task = asyncio.create_task(self._control_loop(), name="control-loop")
 
+    def _idle_context(self) -> SupervisionContext:
+        return SupervisionContext(evse_max_voltage_V=self.evse_max_voltage_V)
+
+    def _track_shutdown(self, coroutine: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._shutdown_tasks.add(task)
+        task.add_done_callback(self._shutdown_tasks.discard)
+        return task
+
+    @property
+    def shutting_down(self) -> bool:
+        """A shutdown (wind-down or emergency open) is still bringing the output to its safe state."""
+        return any(not task.done() for task in self._shutdown_tasks)
+
+    async def wait_quiescent(self) -> None:
+        """Return once no shutdown is under way (every earlier session's record is final)."""
+        while True:
+            pending = [task for task in self._shutdown_tasks if not task.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending)
+
     async def shutdown(self) -> None:
-        for task in (self._session_task, self._wind_down_task, self._control_task):
-            if task is not None and not task.done():
+        # A cancelled session may still end itself (and start a wind-down) as it unwinds: repeat until
+        # nothing of ours is left running.
+        while True:
+            tasks = [task for task in (self._session_task, *self._shutdown_tasks, self._control_task)
+                     if task is not None and not task.done()]
+            if not tasks:
+                break
+            for task in tasks:
                 task.cancel()
-        for task in (self._session_task, self._wind_down_task, self._control_task):
-            if task is not None:
+            for task in tasks:
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
@@ -204,12 +272,13 @@ class ChargerController:
         m = await self.measure()
         self.latest = m
         await self.read_meter(m)
-        limit_in_force_A = self.commanded_current_A  # the limit ``m`` was measured under
+        # Judge the reading against the limits the supply was actually told during its response time
+        # before the reading: not against a ramp step planned but not yet sent, nor one the stage had no
+        # time to follow (a late tick at high simulation speed makes both large).
+        judged_limit_A = self.supply_limits.highest_in_force_A(m.time_s)
         if self.current_control_active:
             await self._ramp_current(dt_s)
-        # Judge the reading against the limit in force when it was taken: a ramp step lowered after the
-        # reading (a late tick: a large step) is not an over-current.
-        self.context.commanded_current_limit_A = max(limit_in_force_A, self.commanded_current_A)
+        self.context.commanded_current_limit_A = judged_limit_A
         fault = self.supervisor.find_fault(m, self.context)
         if fault is not None and self.active_fault is None:
             log.warning("supervisor detected %s", fault)
@@ -239,7 +308,13 @@ class ChargerController:
                                            max(self.commanded_current_A, flowing_A + headroom_A))
         else:
             self.commanded_current_A = max(target, self.commanded_current_A - step_down)
-        await self.io(self.hw.supply.set_current_limit, self.commanded_current_A)
+        await self.set_supply_current_limit(self.commanded_current_A)
+
+    async def set_supply_current_limit(self, limit_A: float) -> None:
+        """Tell the power stage its current limit. Every limit goes through here: the supervisor judges
+        the output current against the limits the stage was told (``supply_limits``)."""
+        self.supply_limits.told(self.clock.now(), limit_A)
+        await self.io(self.hw.supply.set_current_limit, limit_A)
 
     async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
         """Poll ``condition`` every control period (simulated time); False if ``timeout_s`` passes first."""
@@ -286,7 +361,8 @@ class ChargerController:
                 raise CommandRefused("no simulated car on this adapter: sessions come from the ISO 15118 SECC")
             driver = self._sim_driver_factory()
         session = ActiveSession(session_id=uuid.uuid4().hex[:12], params=params, source=driver.source,
-                                started_at_s=self.clock.now(), started_at=self.clock.utcnow())
+                                started_at_s=self.clock.now(), started_at=self.clock.utcnow(),
+                                supervision=self._idle_context())
         self.session = session
         self.session_active = True
         self.error = None
@@ -298,10 +374,13 @@ class ChargerController:
         return session
 
     async def _run_session(self, driver: SessionDriver, session: ActiveSession) -> None:
-        await self._quiescent.wait()  # a previous session's wind-down finishes first
-        self._quiescent.clear()
+        # Every earlier shutdown finishes first (its session's record takes the meter's final counts);
+        # nothing of this session touches the output, the meter or the supervision before that.
+        await self.wait_quiescent()
         try:
+            self._take_over_for(session)
             await self.io(self.hw.meter.start)
+            session.owns_meter = True
             for listener in self.session_start_listeners:
                 result = listener(session)
                 if asyncio.iscoroutine(result):
@@ -321,8 +400,25 @@ class ChargerController:
             if self.session is session and self.session_active:
                 # the driver returned without ending the session: end it normally
                 self.end_session(Phase.COMPLETE, None, EndReason.DURATION_ELAPSED)
-            if self._wind_down_task is None or self._wind_down_task.done():
-                self._quiescent.set()
+
+    def _take_over_for(self, session: ActiveSession) -> None:
+        """Per-session state, built fresh: the new car's supervision context, no current asked or
+        commanded, no current control, the supply told 0 A."""
+        self.context = session.supervision
+        self.requested_current_A = self.commanded_current_A = 0.0
+        self.current_control_active = False
+        self.supply_limits.told(self.clock.now(), 0.0)
+
+    def _release(self, session: ActiveSession | None) -> None:
+        """A shutdown is over: the supervision context goes back to idle unless a newer session owns it."""
+        if session is not None and self.context is session.supervision:
+            self.context = self._idle_context()
+
+    def _set_stage_for(self, session: ActiveSession | None, stage: Stage) -> None:
+        """A shutdown reports its stage only while its session is still the controller's latest one (or,
+        for a shutdown without a session, while no session runs)."""
+        if (self.session is session) if session is not None else not self.session_active:
+            self.set_stage(stage)
 
     def request_stop(self) -> bool:
         """``/stop_session``: the session ends ABORTED now; the output ramps down ≤ 100 A/s and opens < 1 A."""
@@ -339,21 +435,30 @@ class ChargerController:
         self.session_active = False
         self.phase = phase
         self.error = error
-        self.current_control_active = False
-        self.requested_current_A = 0.0
-        self.context.energy_transfer_expected = False
-        self.context.precharging = False
+        if self.context is session.supervision:
+            # Only a session that took the output over touches its control: a session ended while an
+            # earlier one still winds down must not stop that ramp.
+            self.current_control_active = False
+            self.requested_current_A = 0.0
+            self.context.energy_transfer_expected = False
+            self.context.precharging = False
         session.summary = self._summary_now(session, phase, error, reason)
         self.last_session_summary = session.summary
         if self._session_task is not None and self._session_task is not asyncio.current_task():
             self._session_task.cancel()
         if reason is not EndReason.FAULT:
             self.set_stage(Stage.RAMP_DOWN)
-            self._wind_down_task = asyncio.create_task(self._wind_down_normally(session), name="wind-down")
+            earlier = [task for task in self._shutdown_tasks if not task.done()]
+            self._track_shutdown(self._wind_down_normally(session, earlier), f"wind-down-{session.session_id}")
+
+    def session_meter_reading(self, session: ActiveSession) -> MeterReading:
+        """The meter's counts for ``session``: zero unless the meter counts for it (a session that ended
+        before the previous one's wind-down finished never had the meter)."""
+        return self.meter_reading if session.owns_meter else MeterReading()
 
     def _summary_now(self, session: ActiveSession, phase: Phase, error: str | None,
                      reason: EndReason) -> SessionSummary:
-        meter = self.meter_reading
+        meter = self.session_meter_reading(session)
         charging_time_s = 0.0 if session.charging_started_at_s is None else \
             self.clock.now() - session.charging_started_at_s
         ev_info = dict(session.ev_info)
@@ -375,42 +480,61 @@ class ChargerController:
             ev=ev_info,
         )
 
-    async def _finalise_summary(self, session: ActiveSession) -> None:
-        """After the output is off: the summary takes the meter's final counts, then the meter resets."""
+    async def _finalise_session(self, session: ActiveSession) -> None:
+        """After the output is off, exactly once per session: the summary takes the meter's final counts
+        (if the meter counted for this session; then it resets) and the end listeners (records) run."""
+        if session.finalised:
+            return
+        session.finalised = True
         summary = session.summary
-        if summary is not None:
+        if session.owns_meter:
             meter = await self.read_meter()
-            summary.energy_Wh = round(meter.energy_Wh, 6)
-            summary.avg_voltage = round(meter.avg_voltage_V, 6)
-            summary.avg_current = round(meter.avg_current_A, 6)
+            if summary is not None:
+                summary.energy_Wh = round(meter.energy_Wh, 6)
+                summary.avg_voltage = round(meter.avg_voltage_V, 6)
+                summary.avg_current = round(meter.avg_current_A, 6)
+            await self.io(self.hw.meter.reset)
+            session.owns_meter = False
+            await self.read_meter()
+        if summary is not None:
             for listener in self.session_end_listeners:
-                result = listener(summary)
-                if asyncio.iscoroutine(result):
-                    await result
-        await self.io(self.hw.meter.reset)
-        await self.read_meter()
-        if self.session is session:
-            self.set_stage(Stage.ENDED)
+                try:
+                    result = listener(summary)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    log.exception("session-end listener failed for %s", session.session_id)
+        self._set_stage_for(session, Stage.ENDED)
 
-    async def _wind_down_normally(self, session: ActiveSession) -> None:
+    async def _wind_down_normally(self, session: ActiveSession, earlier: list[asyncio.Task[None]]) -> None:
+        took_over = self.context is session.supervision
         try:
-            await self.ramp_down_and_open()
+            if took_over:
+                await self.ramp_down_and_open(session)
+            elif earlier:
+                await asyncio.wait(earlier)  # the output is an earlier session's: its shutdown ends first
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("normal wind-down failed; forcing the safe state")
             await self.put_outputs_safe()
         finally:
-            await self.io(self.hw.pwm.set_duty, 100.0)
-            await self._finalise_summary(session)
-            self._quiescent.set()
+            if took_over:
+                await self.io(self.hw.pwm.set_duty, 100.0)
+            await self._finalise_session(session)
+            self._release(session)
 
-    async def ramp_down_and_open(self) -> None:
-        """Normal shutdown: current down at ≤ 100 A/s (DG L4110), output off and contactor open below 1 A."""
+    async def ramp_down_and_open(self, session: ActiveSession | None = None) -> None:
+        """Normal shutdown: current down at ≤ 100 A/s (DG L4110), output off and contactor open below 1 A.
+        ``session``: the session this shutdown ends (default: the latest one; its stage is reported only
+        while it is the latest)."""
+        if session is None:
+            session = self.session
         self.requested_current_A = 0.0
         if self.latest is not None:
             # The ramp starts from the current that flows: a limit far above it (a voltage-limited battery
-            # taking less than the EV asked for) need not be walked down at 100 A/s first.
+            # taking less than the EV asked for) need not be walked down at 100 A/s first. The supply keeps
+            # the limit it was told until the next ramp step tells it the lower one.
             self.commanded_current_A = min(self.commanded_current_A, max(0.0, self.latest.output_current_A))
         self.current_control_active = True
         reached = await self.wait_until(
@@ -418,13 +542,13 @@ class ChargerController:
             and self.latest.output_current_A < standards.CONTACTOR_OPEN_MAX_CURRENT_A,
             self.settings.ramp_down_timeout_s)
         self.current_control_active = False
-        await self.io(self.hw.supply.set_current_limit, 0.0)
+        await self.set_supply_current_limit(0.0)
         await self.io(self.hw.supply.set_enabled, False)
         if not reached:
             log.error("current did not fall below 1 A within %.1f s; emergency off", self.settings.ramp_down_timeout_s)
             await self.io(self.hw.supply.emergency_off)
             await self._wait_current_below(standards.EMERGENCY_CURRENT_A, standards.EMERGENCY_CURRENT_DEADLINE_S)
-        self.set_stage(Stage.WELDING_DETECTION)
+        self._set_stage_for(session, Stage.WELDING_DETECTION)
         await self.io(self.hw.contactor.set_closed, False)
         await self.io(self.hw.imd.stop_measurement)
         self.commanded_current_A = 0.0
@@ -446,22 +570,26 @@ class ChargerController:
 
         Supply off at once (both severities); emergency also stops the oscillator (X1). The session (if
         any) ends ABORTED with ``error`` = the fault name; the contactor opens once the current is below
-        5 A (emergency) or 1 A (error), within 100 ms at the latest, in a background task.
+        5 A (emergency) or 1 A (error), within 100 ms at the latest, in a shutdown task of its own. No
+        shutdown already under way is cancelled: each finishes its own session's record.
         """
         fault, known = lookup_fault(name)
         fault_name = name.strip() if not known else fault.name
         self.fault_history.append({"type": fault_name, "severity": fault.severity.value, "source": source,
                                    "known": known, "message": message, "time_s": self.clock.now(),
                                    "at": self.clock.utcnow().isoformat()})
-        if self.active_fault is not None and self._wind_down_task is not None and not self._wind_down_task.done() \
-                and self.stage is Stage.EMERGENCY_SHUTDOWN:
-            return fault, known  # a shutdown is already under way
+        running = self._fault_shutdown
+        if not self.session_active and self.active_fault is not None and running is not None \
+                and not running[1].done() \
+                and (running[0] is Severity.EMERGENCY or fault.severity is Severity.ERROR):
+            return fault, known  # a shutdown at least as severe is already under way, and no session to end
         self.active_fault = fault_name
+        self.current_control_active = False
+        self.requested_current_A = self.commanded_current_A = 0.0
+        self.supply_limits.told(self.clock.now(), 0.0)
         await self.io(self.hw.supply.emergency_off)
         if fault.severity is Severity.EMERGENCY:
             await self.io(self.hw.pwm.set_duty, 100.0)
-        self.current_control_active = False
-        self.requested_current_A = self.commanded_current_A = 0.0
         session = self.session if self.session_active else None
         if session is not None:
             self.end_session(Phase.ABORTED, fault_name, EndReason.FAULT)
@@ -469,10 +597,8 @@ class ChargerController:
             self.phase = Phase.ABORTED
             self.error = fault_name
         self.stage = Stage.EMERGENCY_SHUTDOWN
-        if self._wind_down_task is not None and not self._wind_down_task.done():
-            self._wind_down_task.cancel()
-        self._quiescent.clear()
-        self._wind_down_task = asyncio.create_task(self._emergency_open(fault, session), name="emergency-open")
+        task = self._track_shutdown(self._emergency_open(fault, session), f"emergency-open-{fault_name}")
+        self._fault_shutdown = (fault.severity, task)
         for listener in self.fault_listeners:
             result = listener(fault)
             if asyncio.iscoroutine(result):
@@ -481,10 +607,14 @@ class ChargerController:
 
     async def _emergency_open(self, fault: FaultType, session: ActiveSession | None) -> None:
         try:
-            limit_A = standards.EMERGENCY_CURRENT_A if fault.severity is Severity.EMERGENCY \
-                else standards.CONTACTOR_OPEN_MAX_CURRENT_A
+            emergency = fault.severity is Severity.EMERGENCY
+            limit_A = standards.EMERGENCY_CURRENT_A if emergency else standards.CONTACTOR_OPEN_MAX_CURRENT_A
             # Open as soon as the current allows, and within 90 ms whatever happens (< 100 ms budget).
-            await self._wait_current_below(limit_A, 0.090)
+            if not await self._wait_current_below(limit_A, 0.090) and not emergency:
+                # Only an emergency opens under load: the stage did not follow its off command, which is one.
+                current_A = await self.io(self.hw.meter.read_current_A)
+                self._record_escalation(fault, current_A)
+                await self.io(self.hw.pwm.set_duty, 100.0)
             await self.io(self.hw.contactor.set_closed, False)
             await self.io(self.hw.imd.stop_measurement)
             await self.tick_now()
@@ -492,10 +622,19 @@ class ChargerController:
                 # Error shutdown kept the oscillator for the HLC session to end cleanly; without one, X1 now.
                 await self.io(self.hw.pwm.set_duty, 100.0)
             if session is not None:
-                await self._finalise_summary(session)
-            self.set_stage(Stage.ENDED)
+                await self._finalise_session(session)
+            self._set_stage_for(session, Stage.ENDED)
         finally:
-            self._quiescent.set()
+            if session is not None:
+                self._release(session)
+
+    def _record_escalation(self, fault: FaultType, current_A: float) -> None:
+        log.error("%s: the output still carried %.1f A after the supply was switched off; opening as an "
+                  "emergency (SUPPLY_FAULT)", fault.name, current_A)
+        self.fault_history.append({"type": "SUPPLY_FAULT", "severity": Severity.EMERGENCY.value,
+                                   "source": "supervisor", "known": True,
+                                   "message": f"{current_A:.1f} A after the supply was switched off for {fault.name}",
+                                   "time_s": self.clock.now(), "at": self.clock.utcnow().isoformat()})
 
     # --- primitives used by session drivers ---------------------------------------------------------
     def ev_side_voltage_V(self) -> float | None:
@@ -509,20 +648,47 @@ class ChargerController:
                 return float(present)
         return None
 
-    async def set_contactor(self, closed: bool) -> None:
-        """Open or close the output contactor; closing is vetted by the supervisor."""
+    async def set_contactor(self, closed: bool) -> ContactorCommandResult:
+        """Open or close the output contactor.
+
+        Closing is vetted by the supervisor (|V_out - V_ev| < 20 V). Opening never breaks DC under load:
+        with 1 A or more flowing, the output is shut down first (an error shutdown: current control off,
+        supply disabled, which brings the current to 0 within 10 ms by the supply's contract, not the
+        100 A/s ramp) and the contactor opens once the current is below 1 A (DG L1283-1285). If the
+        current does not fall below 1 A within ``COMMAND_OPEN_DEADLINE_S``, the power stage did not
+        follow: that is a SUPPLY_FAULT emergency, recorded as one, and the emergency shutdown opens.
+        """
         if closed:
             supply_V, _ = await self.io(self.hw.supply.get_status)
             refusal = self.supervisor.vet_contactor_close(supply_V, self.ev_side_voltage_V())
             if refusal:
                 self.refusals += 1
                 raise CommandRefused(refusal)
-        else:
-            current_A = await self.io(self.hw.meter.read_current_A)
-            if current_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
-                log.warning("contactor opened under load (%.1f A) by command", current_A)
-        await self.io(self.hw.contactor.set_closed, closed)
+            await self.io(self.hw.contactor.set_closed, True)
+            await self.tick_now()
+            return ContactorCommandResult()
+        current_A = await self.io(self.hw.meter.read_current_A)
+        if current_A < standards.CONTACTOR_OPEN_MAX_CURRENT_A:
+            await self.io(self.hw.contactor.set_closed, False)
+            await self.tick_now()
+            return ContactorCommandResult(current_at_command_A=current_A, current_at_open_A=current_A)
+        log.warning("contactor open commanded under load (%.1f A): shutting the output down first", current_A)
+        self.current_control_active = False
+        self.requested_current_A = self.commanded_current_A = 0.0
+        await self.set_supply_current_limit(0.0)
+        await self.io(self.hw.supply.set_enabled, False)
+        if not await self._wait_current_below(standards.CONTACTOR_OPEN_MAX_CURRENT_A, self.COMMAND_OPEN_DEADLINE_S):
+            still_A = await self.io(self.hw.meter.read_current_A)
+            await self.raise_fault("SUPPLY_FAULT", source="supervisor",
+                                   message=f"{still_A:.1f} A flowing {self.COMMAND_OPEN_DEADLINE_S * 1000:.0f} ms "
+                                           f"after the supply was disabled for a contactor open command")
+            return ContactorCommandResult(current_at_command_A=current_A, shutdown_first=True,
+                                          emergency="SUPPLY_FAULT")
+        opened_at_A = await self.io(self.hw.meter.read_current_A)
+        await self.io(self.hw.contactor.set_closed, False)
         await self.tick_now()
+        return ContactorCommandResult(current_at_command_A=current_A, current_at_open_A=opened_at_A,
+                                      shutdown_first=True)
 
     async def set_pwm_duty(self, duty_percent: float) -> None:
         if not 0.0 <= duty_percent <= 100.0:
@@ -545,12 +711,13 @@ class ChargerController:
         EV's. Returns the level: VALID or WARNING (raises SessionAbort on FAULT, when no measurement arrives in
         time, or when the output does not fall below 60 V within ``discharge_timeout_s``)."""
         test_V = standards.cable_check_test_voltage_V(ev_max_voltage_V, self.evse_max_voltage_V)
+        self.note_ev_max_voltage(ev_max_voltage_V)
         session = self.session
         self.set_stage(Stage.CABLE_CHECK)
         started_s = self.clock.now()
         await self.set_contactor(True)
         await self.io(self.hw.imd.start_measurement)
-        await self.io(self.hw.supply.set_current_limit, standards.PRECHARGE_CURRENT_LIMIT_A)
+        await self.set_supply_current_limit(standards.PRECHARGE_CURRENT_LIMIT_A)
         await self.io(self.hw.supply.set_voltage, test_V)
         await self.io(self.hw.supply.set_enabled, True)
         reading: list[float] = []
@@ -595,7 +762,7 @@ class ChargerController:
             while True:
                 control.retarget(target_V(), self.evse_max_voltage_V)
                 setpoint = control.setpoint()
-                await self.io(self.hw.supply.set_current_limit, setpoint.current_limit_A)
+                await self.set_supply_current_limit(setpoint.current_limit_A)
                 await self.io(self.hw.supply.set_voltage, setpoint.voltage_V)
                 await self.io(self.hw.supply.set_enabled, True)
                 m = self.latest
@@ -618,7 +785,7 @@ class ChargerController:
             self.set_stage(Stage.PRECHARGE)
         self.context.precharging = True
         voltage_V = min(max(0.0, target_V), self.evse_max_voltage_V)
-        await self.io(self.hw.supply.set_current_limit, self.supervisor.clamp_precharge_current(current_A))
+        await self.set_supply_current_limit(self.supervisor.clamp_precharge_current(current_A))
         await self.io(self.hw.supply.set_voltage, voltage_V)
         await self.io(self.hw.supply.set_enabled, True)
         return voltage_V
@@ -628,7 +795,7 @@ class ChargerController:
         ``cable_check_wait_below_60V_before_finish``): the power stage's active discharge empties the output
         capacitance. The contactor stays closed, so the meter shows the fall. Raises
         SessionAbort(CABLE_CHECK_FAILED) if the output is still at or above 60 V after ``timeout_s``."""
-        await self.io(self.hw.supply.set_current_limit, 0.0)
+        await self.set_supply_current_limit(0.0)
         await self.io(self.hw.supply.set_voltage, 0.0)
         await self.io(self.hw.supply.set_enabled, False)
 
@@ -644,10 +811,17 @@ class ChargerController:
                                f"output still at {voltage_V:.0f} V {timeout_s:.1f} s after the insulation test "
                                f"(must fall below {standards.CABLE_CHECK_DISCHARGE_BELOW_V:.0f} V)")
 
+    def note_ev_max_voltage(self, ev_max_voltage_V: float | None) -> None:
+        """The car's maximum voltage, once known (before the cable check): from then on this session's
+        over-voltage protection follows it (IEC 61851-23:2023 6.3.1.106.2 Table 103). It lives in the
+        session's own supervision context, so the next car starts from the EVSE's own limit again."""
+        if ev_max_voltage_V is not None and ev_max_voltage_V > 0:
+            self.context.negotiated_max_voltage_V = ev_max_voltage_V
+
     async def begin_energy_transfer(self, negotiated_max_voltage_V: float | None) -> None:
         self.context.precharging = False
         self.context.energy_transfer_expected = True
-        self.context.negotiated_max_voltage_V = negotiated_max_voltage_V
+        self.note_ev_max_voltage(negotiated_max_voltage_V)
         if self.session is not None and self.session.charging_started_at_s is None:
             self.session.charging_started_at_s = self.clock.now()
         self.commanded_current_A = min(self.commanded_current_A, standards.PRECHARGE_CURRENT_LIMIT_A)

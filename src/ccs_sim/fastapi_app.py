@@ -169,12 +169,18 @@ def create_app(controller: ChargerController | None = None, settings: Controller
     async def control_contactor(request: Request, body: ContactorRequest) -> dict[str, Any]:
         controller_ = ctl(request)
         try:
-            await controller_.set_contactor(body.closed)
+            result = await controller_.set_contactor(body.closed)
         except CommandRefused as refused:
             closed = bool(controller_.latest and controller_.latest.contactor_closed)
             return _error(str(refused), contactor_closed=closed)
         closed = bool(controller_.latest and controller_.latest.contactor_closed)
-        return {"status": "ok", "contactor_closed": closed}
+        answer: dict[str, Any] = {"status": "ok", "contactor_closed": closed}
+        if result.shutdown_first:  # additive: the open came under load and went through a shutdown
+            answer.update(shutdown_first=True, current_at_command_A=round(result.current_at_command_A, 3),
+                          current_at_open_A=None if result.current_at_open_A is None
+                          else round(result.current_at_open_A, 3),
+                          emergency=result.emergency, message=result.describe())
+        return answer
 
     @app.post("/control/pwm")
     async def control_pwm(request: Request, body: PWMRequest) -> dict[str, Any]:

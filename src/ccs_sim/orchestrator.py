@@ -18,6 +18,7 @@ targets, ramp-down) that the SECC's HAL controller uses. Timing (spec):
 
 from __future__ import annotations
 
+from ccs_sim import standards
 from ccs_sim.controller import ActiveSession, ChargerController, SessionAbort
 from ccs_sim.session import EndReason, Phase, Stage
 
@@ -84,8 +85,10 @@ class SimSessionDriver:
             controller.set_stage(Stage.OUTPUT_INTERRUPTED)
             controller.current_control_active = False
             controller.commanded_current_A = 0.0
-            await controller.io(controller.hw.supply.set_current_limit, 2.0)
+            await controller.set_supply_current_limit(standards.PRECHARGE_CURRENT_LIMIT_A)
             await controller.io(controller.hw.supply.set_voltage, ev.precharge_target_V())
+            # An open under load shut the supply off first; upstream of the open contactor it may run again.
+            await controller.io(controller.hw.supply.set_enabled, True)
             return
         if controller.stage is Stage.OUTPUT_INTERRUPTED:
             if not ev.contactor_closed:

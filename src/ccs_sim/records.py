@@ -524,7 +524,7 @@ class SessionRecorder:
     # --- helpers ------------------------------------------------------------------------------------------
     def checkpoint_now(self, session: "ActiveSession") -> Checkpoint:
         controller = self.controller
-        meter = controller.meter_reading
+        meter = controller.session_meter_reading(session)  # zero for a session the meter never counted for
         now_s = controller.clock.now()
         charging_s = 0.0 if session.charging_started_at_s is None else now_s - session.charging_started_at_s
         ev = dict(session.ev_info)

@@ -7,6 +7,7 @@ controller, which owns the hardware.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from ccs_sim import standards
@@ -43,6 +44,46 @@ class SupervisionContext:
     evse_max_voltage_V: float = 1000.0
 
 
+class SupplyCurrentLimitHistory:
+    """The current limits the power stage was told, with when: what a reading may be judged against.
+
+    A reading taken at ``t`` shows the stage's answer to every limit in force shortly before ``t``: the
+    stage needs time to bring its current down to a lowered limit. So a reading is an over-current only
+    above the highest limit that was in force at any moment of the ``response_s`` before it (never
+    against a limit that was lowered in the controller but not yet told to the stage).
+    """
+
+    def __init__(self, response_s: float) -> None:
+        self.response_s = response_s
+        self._told: deque[tuple[float, float]] = deque([(float("-inf"), 0.0)])
+
+    def told(self, time_s: float, limit_A: float) -> None:
+        """The stage was told ``limit_A`` at ``time_s``."""
+        if limit_A == self._told[-1][1]:
+            return
+        self._told.append((time_s, limit_A))
+        # Keep one entry that was in force before the window of the newest reading; older ones are moot.
+        while len(self._told) > 2 and self._told[1][0] <= time_s - self.response_s:
+            self._told.popleft()
+
+    def in_force_A(self) -> float:
+        """The limit the stage holds now."""
+        return self._told[-1][1]
+
+    def highest_in_force_A(self, reading_time_s: float) -> float:
+        """The highest limit in force at any time within ``response_s`` before (and up to) ``reading_time_s``."""
+        window_start_s = reading_time_s - self.response_s
+        highest_A = 0.0
+        told = self._told
+        for index, (since_s, limit_A) in enumerate(told):
+            if since_s > reading_time_s:
+                break
+            until_s = told[index + 1][0] if index + 1 < len(told) else float("inf")
+            if until_s > window_start_s:
+                highest_A = max(highest_A, limit_A)
+        return highest_A
+
+
 @dataclass(frozen=True)
 class SafetyLimits:
     connector_temperature_limit_C: float = 90.0
@@ -52,6 +93,10 @@ class SafetyLimits:
     overcurrent_margin_A: float = 5.0
     #: During precharge: 2 A + 1 A (measurement accuracy 0.5 A, CC.6.3 via EVerest docs, twice over).
     precharge_margin_A: float = 1.0
+    #: Time the power stage may take to bring its current down to a lowered limit (its current loop's
+    #: response; not a number from a standard: put the module's datasheet figure here). The controller's
+    #: ramp steps are ≤ 100 A/s × one tick; the simulated stage slews 2000 A/s, so 50 ms covers 100 A.
+    supply_current_response_s: float = 0.05
 
 
 class SafetySupervisor:
@@ -85,10 +130,15 @@ class SafetySupervisor:
             return "OVERVOLTAGE"
         if ctx.precharging:
             limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, self.limits.precharge_margin_A
+        elif ctx.commanded_current_limit_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
+            # The supply holds the 2 A of cable check / precharge / re-matching (or less): judged as precharge.
+            limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, self.limits.precharge_margin_A
         else:
             limit_A = ctx.commanded_current_limit_A
             margin_A = max(self.limits.overcurrent_margin_A, limit_A * self.limits.overcurrent_margin_fraction)
-        if m.contactor_closed and m.output_current_A > limit_A + margin_A:
+        # The larger of the two current readings: in precharge the supply also charges its own output
+        # capacitance, which the meter after the contactor does not see.
+        if m.contactor_closed and max(m.output_current_A, m.supply_current_A) > limit_A + margin_A:
             return "OVERCURRENT"
         energised = m.contactor_closed and m.output_voltage_V > standards.SAFE_DC_VOLTAGE_V
         if energised and m.isolation_ohm is not None and m.isolation_ohm < standards.ISOLATION_FAULT_OHM:

@@ -6,6 +6,8 @@ guide (DG) rather than read from the normative text, the comment says so.
 
 from __future__ import annotations
 
+import math
+
 # --- Control pilot, IEC 61851-1 Annex A (standards.md §1) -------------------------------------
 CP_SOURCE_RESISTOR_OHM = 1000.0  # R1 1 kΩ ±3 % (DG L2495)
 CP_OSCILLATOR_V = 12.0  # ±12 V ±5 % (DG L2513)
@@ -70,7 +72,9 @@ def cable_check_test_voltage_V(ev_max_voltage_V: float | None, evse_max_voltage_
         return min(CABLE_CHECK_DEFAULT_TEST_V, evse_max_voltage_V)
     if ev_max_voltage_V <= 500.0:
         return min(500.0, ev_max_voltage_V + 50.0, evse_max_voltage_V)
-    return min(evse_max_voltage_V, 1.1 * ev_max_voltage_V)
+    # 0.1 V below the float product at most: 1.1 × 850 V must stay at the 935 V protection level of Table 103
+    # (overvoltage_limit_V), not a rounding error above it.
+    return min(evse_max_voltage_V, math.floor(11.0 * ev_max_voltage_V) / 10.0)
 
 
 def overvoltage_limit_V(negotiated_max_voltage_V: float) -> float:

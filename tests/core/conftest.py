@@ -30,6 +30,22 @@ class Rig:
     async def post(self, path: str, body: Any = None) -> httpx.Response:
         return await self.client.post(path, json=body)
 
+    async def command(self, path: str, body: Any = None, timeout_s: float = 1.0,
+                      step_s: float = 0.001) -> httpx.Response:
+        """POST a command that may wait on simulated time (an open under load shuts the output down
+        first): the clock moves in ``step_s`` steps until the answer arrives."""
+        import asyncio
+
+        pending = asyncio.ensure_future(self.post(path, body))
+        end_s = self.clock.now() + timeout_s
+        await self.clock.settle()
+        while not pending.done():
+            if self.clock.now() >= end_s:
+                pending.cancel()
+                raise AssertionError(f"POST {path} {body}: no answer within {timeout_s} simulated s")
+            await self.clock.advance(step_s)
+        return pending.result()
+
     async def status(self) -> dict[str, Any]:
         return (await self.client.get("/status")).json()
 

@@ -232,7 +232,8 @@ async def test_contactor_opened_by_command_stops_the_session_safely(rig: HlcRig)
     await rig.precharge(500.0)
     await rig.power_delivery_start()
     await rig.current_demand(500.0, 50.0, loops=10)
-    await rig.controller.set_contactor(False)
+    result = await rig.run_while_advancing(rig.controller.set_contactor(False), timeout_s=1.0)
+    assert result.shutdown_first and result.current_at_open_A < 1.0  # no DC broken under load
     await rig.advance(0.05)
     assert rig.controller.status_view()["phase"] == "ABORTED"
     assert (await rig.hal.get_dc_evse_status()).evse_notification == EVSENotificationV2.STOP_CHARGING

@@ -43,8 +43,11 @@ OVP_LIMIT_400V_CLASS_V = standards.overvoltage_limit_V(420.0)
 #: What the test drives the power stage to in a 400 V car's cable check: above 550 V, far below the 935 V of an
 #: 800 V car (EV maximum 835 V) and the 1100 V of the 1000 V charger.
 RUNAWAY_SUPPLY_V = 600.0
-#: An over-voltage shuts down at the next control tick; 600 V is reached ≈ 0.13 s after the runaway starts.
-OVP_REACTION_MAX_S = 0.5
+#: Bound on the whole probe: the output climbs towards 600 V at ≤ 2 A into the output capacitance.
+OVP_REACTION_MAX_S = 3.0
+#: How far the output may climb past the limit before the supervisor's next tick sees it: 2 A into the output
+#: capacitance for one 10 ms control period is a few volts; 10 V bounds it.
+OVP_TICK_RISE_MAX_V = 10.0
 #: "within tens of ms" (issue 10, item 2): gaps between the first fault, the next start and the second fault.
 FAULT_START_FAULT_GAPS_S = (0.0, 0.002, 0.005, 0.02, 0.05)
 FAULT_TYPES = ("E_STOP", "OVERCURRENT", "ISOLATION_FAULT", "CP_LOSS", "SUPPLY_FAULT", "OVER_TEMPERATURE",
@@ -215,11 +218,19 @@ async def run_overvoltage_probe(rig: SoakRig, kind: str, rng: random.Random) -> 
     runaway_at_s = rig.clock.now()
     rig.controller.hw.supply.set_voltage(RUNAWAY_SUPPLY_V)
     served.notes.append(f"supply runaway to {RUNAWAY_SUPPLY_V:.0f} V in the cable check after an 800 V car")
-    stopped = await rig.clock.advance_until(lambda: not rig.controller.session_active, OVP_REACTION_MAX_S, 0.01)
-    peak_V = rig.controller.latest.output_voltage_V
-    assert stopped and rig.controller.error == "OVERVOLTAGE", \
+    peak_V = 0.0
+
+    def stopped_or_past_the_limit() -> bool:
+        nonlocal peak_V
+        peak_V = max(peak_V, rig.controller.latest.output_voltage_V)
+        return not rig.controller.session_active or peak_V > OVP_LIMIT_400V_CLASS_V + OVP_TICK_RISE_MAX_V
+
+    # The output climbs at ≤ 2 A into its capacitance: the shutdown must come as it crosses 550 V, not 935 V.
+    await rig.clock.advance_until(stopped_or_past_the_limit, OVP_REACTION_MAX_S, 0.001)
+    assert not rig.controller.session_active and rig.controller.error == "OVERVOLTAGE", \
         {"after_s": rig.clock.now() - runaway_at_s, "output_V": peak_V, "status": rig.controller.status_view(),
          "expected_limit_V": OVP_LIMIT_400V_CLASS_V}
+    assert peak_V <= OVP_LIMIT_400V_CLASS_V + OVP_TICK_RISE_MAX_V
     await rig.until_ended()
     await check_record(rig, served, ended_phase="ABORTED", error="OVERVOLTAGE")
     return [before, served]
