@@ -252,17 +252,29 @@ class ChargerController:
 
     async def _control_loop(self) -> None:
         period_s = self.settings.control_period_s
+        # A scaled clock runs only as fast as the ticks can be computed (its governor lowers the speed in
+        # force and bounds what one tick integrates); a manual or real clock has none.
+        make_governor = getattr(self.clock, "governor", None)
+        governor = make_governor(period_s) if make_governor is not None else None
         next_tick_s = self.clock.now()
-        while True:
-            await self.tick()
-            next_tick_s += period_s
-            now_s = self.clock.now()
-            lateness_s = now_s - next_tick_s
-            if lateness_s > period_s:
-                self.late_ticks += 1
-                self.max_tick_lateness_s = max(self.max_tick_lateness_s, lateness_s)
-                next_tick_s = now_s
-            await self.clock.sleep(max(0.0, next_tick_s - now_s))
+        try:
+            while True:
+                if governor is not None:
+                    governor.tick_started()
+                await self.tick()
+                if governor is not None:
+                    governor.tick_finished()
+                next_tick_s += period_s
+                now_s = self.clock.now()
+                lateness_s = now_s - next_tick_s
+                if lateness_s > period_s:
+                    self.late_ticks += 1
+                    self.max_tick_lateness_s = max(self.max_tick_lateness_s, lateness_s)
+                    next_tick_s = now_s
+                await self.clock.sleep(max(0.0, next_tick_s - now_s))
+        finally:
+            if governor is not None:
+                governor.close()
 
     async def tick(self) -> None:
         """One control step: measure, meter, ramp the current, look for faults, notify listeners."""
@@ -882,7 +894,11 @@ class ChargerController:
             "commanded_current": round(self.commanded_current_A, 3),
             "active_fault": self.active_fault,
             "clock_s": round(self.clock.now(), 3),
-            "speed": self.clock.speed if self.clock.speed != float("inf") else None,
+            # The speed in force (a scaled clock's governor holds it below the request while the machine
+            # cannot keep up), and the one requested; None on a manual clock.
+            "speed": round(self.clock.speed, 3) if self.clock.speed != float("inf") else None,
+            "speed_requested": getattr(self.clock, "requested_speed", None) or (
+                self.clock.speed if self.clock.speed != float("inf") else None),
             "adapter": self.hw.name,
         }
 

@@ -249,7 +249,8 @@ def create_app(controller: ChargerController | None = None, settings: Controller
         if ctl(request).hw.simulation is None or set_speed is None:
             return _error("the speed can only be changed in a simulation running on a scaled clock")
         set_speed(body.speed)
-        return {"status": "ok", "speed": clock.speed}
+        # The speed asked for; /status shows the speed in force (lower while the machine cannot keep up).
+        return {"status": "ok", "speed": getattr(clock, "requested_speed", clock.speed)}
 
     @app.post("/sim/plant")
     async def sim_plant(request: Request, body: SimPlantRequest) -> dict[str, Any]:
