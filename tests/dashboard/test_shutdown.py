@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from ccs_sim.dashboard.routes import serving_server_exiting
 from ccs_sim.dashboard.sse import STOP_POLL_S, snapshot_events
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.settings import ControllerSettings
+from served_process import free_port, wait_until_serving
 
 VENV_BIN = Path(sys.executable).parent
 #: The issue's bound: a stop exits "within a second or two".
@@ -35,12 +35,6 @@ EXIT_WITHIN_S = 2.0
 #: The simulation runs fast so that a session reaches CHARGING within a fraction of a second of wall time.
 SPEED = 20.0
 START_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServedProcess:
@@ -58,17 +52,7 @@ class ServedProcess:
                                         cwd=data_dir)
 
     def wait_until_serving(self) -> None:
-        deadline_s = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline_s:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited at start-up: {self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"the server did not serve within {START_TIMEOUT_S} s: {self.log()}")
+        wait_until_serving(self.process, f"{self.url}/health", START_TIMEOUT_S, self.log)
 
     def log(self) -> str:
         self._log.flush()
@@ -86,7 +70,7 @@ class ServedProcess:
 
 
 def _serve(command: list[str], tmp_path: Path) -> ServedProcess:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     served = ServedProcess([part.replace("{port}", str(port)) for part in command], port, data_dir,

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from served_process import free_port, wait_until_serving
 
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 30.0
@@ -32,14 +33,8 @@ STATUS_WITHIN_S = 1.0
 EXIT_WITHIN_S = 2.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     log_path = tmp_path / "server.log"
@@ -49,19 +44,13 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
         process = subprocess.Popen([str(VENV_BIN / "ccs-sim"), "serve", "--host", "127.0.0.1", "--port", str(port),
                                     "--speed", "20"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir)
     url = f"http://127.0.0.1:{port}"
-    deadline_s = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline_s:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited at start-up: {log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return process, url, log_path
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    process.wait(timeout=10)
-    raise AssertionError(f"the server did not serve within {START_TIMEOUT_S} s")
+    try:
+        wait_until_serving(process, f"{url}/health", START_TIMEOUT_S, lambda: log_path.read_text(errors="replace"))
+    except AssertionError:
+        process.kill()  # only the process this test started, by its PID
+        process.wait(timeout=10)
+        raise
+    return process, url, log_path
 
 
 def test_at_speed_10000_status_answers_within_a_second_and_sigterm_exits_within_two(tmp_path):

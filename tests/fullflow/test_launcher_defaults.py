@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import evse_main
+from evse_ev.netns_rig import Launcher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_ARGS = ("--evse-id", "EVSE-1", "--iface", "eth0")  # live_controller_api.md, Run Modes, "Sim controller (default)"
@@ -117,12 +118,12 @@ def eth0_link():
         yield link
 
 
-class SpecLauncher:
-    """``python src/evse_main.py`` (the spec's path) from the repository root, in the EVSE namespace."""
+class SpecLauncher(Launcher):
+    """``python src/evse_main.py`` (the spec's path) from the repository root, in the EVSE namespace; its log
+    (``workdir/launcher.log``) is read as the full-flow rig's launcher reads its own."""
 
     def __init__(self, link, workdir: Path, *args: str) -> None:
-        self.link = link
-        self.log_path = workdir / "launcher.log"
+        super().__init__(link, workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         environment = {key: value for key, value in os.environ.items()
                        if key not in ("EVSE_CONTROLLER", "PKI_PATH", "PROTOCOLS", "AUTH_MODES", "NETWORK_INTERFACE",
@@ -133,20 +134,6 @@ class SpecLauncher:
             # `ip netns exec` execs the command: this PID is the launcher's.
             self.process = subprocess.Popen(link.in_evse(argv), stdout=log, stderr=subprocess.STDOUT,
                                             cwd=REPO_ROOT, env=environment)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-
-    def wait_for_line(self, prefix: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.log_text().splitlines():
-                if line.startswith(prefix):
-                    return line
-            assert self.process.poll() is None, \
-                f"launcher exited ({self.process.returncode}):\n{self.log_text()[-4000:]}"
-            time.sleep(0.05)
-        raise AssertionError(f"no {prefix!r} within {timeout_s} s:\n{self.log_text()[-4000:]}")
 
     def api(self, path: str, body: dict | None = None) -> dict:
         """GET (or POST ``body``) on the API over the EVSE namespace's loopback."""

@@ -11,7 +11,7 @@ check fail with OVERVOLTAGE (issue 10 item 1)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,29 +20,26 @@ import pytest
 from ccs_sim.netns import VethLink
 from interop_harness import (
     API_PORT,
+    MIN_ENERGY_20_Wh,
     InteropCase,
     LauncherProcess,
     WatchedSession,
     api_call,
     case_by_id,
+    hal_charge_loops,
+    interop_marks,
     launcher_case,
     watch_session,
+    with_charge_loops,
 )
 
-pytestmark = [
-    pytest.mark.netns, pytest.mark.hlc, pytest.mark.slow,
-    pytest.mark.parametrize("veth_link", ["iocar"], indirect=True),  # namespace name prefix
-]
+pytestmark = interop_marks("iocar")
 
 DIN = case_by_id("din70121")
 ISO2 = case_by_id("iso2-dc-eim")
 ISO20 = case_by_id("iso20-dc")
-#: Loops per car: enough for current to flow a while (-20: see test_hal_sessions.HAL_CHARGE_LOOPS_20).
-NORMAL_LOOPS = {DIN.id: 12, ISO2.id: 12, ISO20.id: 120}
 #: A loop the EV would not end itself: our side (/fault, /stop_session) ends these sessions.
 LONG_LOOPS = 400
-#: -20 at 200 V / 18 A for ≥ 1.9 s (see test_hal_sessions.MIN_ENERGY_20_Wh). DIN/-2 cars ask 500 V / 1 A.
-MIN_ENERGY_20_Wh = 1.0
 #: /fault and /stop_session go out once current has flowed this long (a record with real energy to check).
 ACTION_AFTER_CURRENT_S = 1.0
 #: Records are final once the output is off (the wind-down after the summary); this long at most.
@@ -61,13 +58,15 @@ class Car:
     min_energy_Wh: float = 0.0
 
 
+#: The cars that complete run hal_charge_loops(case) loops: current flows a while (the -20 car at 200 V / 18 A
+#: for >= 1.9 s, so >= MIN_ENERGY_20_Wh; the DIN/-2 cars ask 500 V / 1 A).
 SEQUENCE = (
-    Car("din", DIN, NORMAL_LOOPS[DIN.id]),
-    Car("iso2-500V", ISO2, NORMAL_LOOPS[ISO2.id]),
-    Car("iso20-1000V", ISO20, NORMAL_LOOPS[ISO20.id], min_energy_Wh=MIN_ENERGY_20_Wh),
+    Car("din", DIN, hal_charge_loops(DIN)),
+    Car("iso2-500V", ISO2, hal_charge_loops(ISO2)),
+    Car("iso20-1000V", ISO20, hal_charge_loops(ISO20), min_energy_Wh=MIN_ENERGY_20_Wh),
     Car("iso2-fault", ISO2, LONG_LOOPS, action="fault", ended_phase="ABORTED", end_reason="fault", error="E_STOP"),
     Car("iso20-stop", ISO20, LONG_LOOPS, action="stop", ended_phase="ABORTED", end_reason="stop_requested"),
-    Car("din-again", DIN, NORMAL_LOOPS[DIN.id]),
+    Car("din-again", DIN, hal_charge_loops(DIN)),
 )
 
 
@@ -146,7 +145,7 @@ def test_one_launcher_serves_din_iso2_and_iso20_cars_with_a_fault_and_a_stop_bet
     secc_launcher.start(launcher_case(ISO20, ISO2, DIN), None)
     seen_ids: list[str] = []
     for number, car in enumerate(SEQUENCE, start=1):
-        case = replace(car.case, evcc_config={**car.case.evcc_config, "chargeLoopCycle": car.loops})
+        case = with_charge_loops(car.case, car.loops)
         run = watch_session(veth_link, case, tmp_path / f"{number}-{car.name}", set(seen_ids),
                             action=_action(veth_link, car))
         _check_session(car, run, veth_link, secc_launcher, seen_ids)

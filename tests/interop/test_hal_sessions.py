@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,40 +16,24 @@ from ccs_sim.netns import VethLink
 from interop_harness import (
     API_PORT,
     CASES,
+    MIN_ENERGY_20_Wh,
     ApiMonitor,
     InteropCase,
     LauncherProcess,
     api_call,
+    hal_charge_loops,
+    interop_marks,
+    is_iso15118_20,
     phases_seen,
     run_evcc,
+    with_charge_loops,
 )
 
-pytestmark = [
-    pytest.mark.netns, pytest.mark.hlc, pytest.mark.slow,
-    pytest.mark.parametrize("veth_link", ["iophal"], indirect=True),  # namespace name prefix
-]
+pytestmark = interop_marks("iophal")
 
-#: Enough CurrentDemand/DC_ChargeLoop requests to watch CHARGING through the API (the EVCC also counts
-#: PowerDelivery and ready_to_charge against it), few enough to keep each case ≈ 20 s.
-HAL_CHARGE_LOOPS = 12
-#: -20: the stock EVCC precharges to 20 kV (clamped to 1000 V) and then asks 200 V / 20 A, so the simulated
-#: pack only appears at its first DC_ChargeLoopReq and no current flows until the output has slewed down to
-#: it: 1.0-1.1 s after that request (measured). Its loop is counted, not timed (chargeLoopDelay is in whole
-#: seconds, which our 1 s watchdog forbids), and runs as fast as a round trip: 25-70 ms on a quiet machine,
-#: up to ~250 ms on a loaded one. 30 loops could end before the output reached the pack (COMPLETE with the
-#: cable check's 0.03 Wh and 0 A: issue 10 item 10). 120 loops last ≥ 3 s even at 25 ms a loop: ≥ 1.9 s of
-#: current.
-HAL_CHARGE_LOOPS_20 = 120
-#: What ≥ 1.9 s at the -20 EVCC's 200 V / 18 A (3.6 kW) delivers, with margin; the cable check and the
-#: precharge alone give 0.03-0.04 Wh.
-MIN_ENERGY_20_Wh = 1.0
 #: For /fault and /stop_session: a loop long enough that our side ends it, not the EV.
 LONG_CHARGE_LOOPS = 200
 HAL_ARGS = ("--api-port", str(API_PORT))
-
-
-def _with_loops(case: InteropCase, loops: int) -> InteropCase:
-    return replace(case, evcc_config={**case.evcc_config, "chargeLoopCycle": loops})
 
 
 def _context(evcc_log: str, launcher: LauncherProcess) -> str:
@@ -72,8 +55,7 @@ def test_stock_evcc_charges_from_the_hal_controller(case: InteropCase, secc_laun
     secc_launcher.start(case, pki)
     monitor = ApiMonitor(veth_link, tmp_path / "api.jsonl").start()
     try:
-        loops = HAL_CHARGE_LOOPS_20 if case.protocol.startswith("ISO_15118_20") else HAL_CHARGE_LOOPS
-        evcc = run_evcc(veth_link, _with_loops(case, loops), tmp_path / "evcc", pki)
+        evcc = run_evcc(veth_link, with_charge_loops(case, hal_charge_loops(case)), tmp_path / "evcc", pki)
         final = monitor.wait_for(lambda s: s.get("/status", {}).get("last_session_summary"), timeout_s=15.0)
     finally:
         samples = monitor.stop()
@@ -85,7 +67,7 @@ def test_stock_evcc_charges_from_the_hal_controller(case: InteropCase, secc_laun
     summary = final["/status"]["last_session_summary"]
     assert summary["ended_phase"] == "COMPLETE" and summary["error"] is None, f"{summary}{context}"
     assert summary["source"] == "hlc" and summary["energy_Wh"] > 0.0 and summary["avg_current"] > 0.0, summary
-    if case.protocol.startswith("ISO_15118_20"):
+    if is_iso15118_20(case):
         assert summary["energy_Wh"] > MIN_ENERGY_20_Wh, f"current flowed too briefly: {summary}{context}"
     assert summary["ev"]["protocol"] == case.protocol, summary
     seen = phases_seen(samples)
@@ -126,7 +108,7 @@ def test_fault_and_stop_session_during_current_demand(secc_launcher: LauncherPro
     the EV told EVSE_EmergencyShutdown + StopCharging; /stop_session ends the second one normally."""
     secc_launcher.extra_args = HAL_ARGS
     secc_launcher.start(ISO2, None)
-    long_case = _with_loops(ISO2, LONG_CHARGE_LOOPS)
+    long_case = with_charge_loops(ISO2, LONG_CHARGE_LOOPS)
 
     def during_charging(action, name: str) -> tuple[object, list[dict], dict]:
         monitor = ApiMonitor(veth_link, tmp_path / f"api-{name}.jsonl").start()

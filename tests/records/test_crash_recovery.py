@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,18 +31,14 @@ from typing import Any
 import httpx
 import pytest
 
+from served_process import free_port, stop_process, wait_until_serving
+
 SPEED = 20.0
 SESSIONS = 20
 #: Per-session wall time budget: handshake 2 s + cable check 1 s + precharge + charging, at SPEED.
 START_TIMEOUT_S = 20.0
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -61,17 +56,8 @@ class Server:
                 [sys.executable, "-m", "ccs_sim.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                  "--speed", str(SPEED), "--data-dir", str(self.data_dir)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir, env=env)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-        raise AssertionError(f"server did not come up:\n{self.log_path.read_text()}")
+        wait_until_serving(self.process, f"{self.base_url}/health", START_TIMEOUT_S, self.log_path.read_text,
+                           poll_s=0.02)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -80,13 +66,8 @@ class Server:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from ccs_sim.records import (
     SessionStore,
     default_database_path,
 )
+from served_process import free_port, stop_process, wait_until_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER_SCRIPT = REPO_ROOT / "src" / "evse_main.py"
@@ -48,12 +48,6 @@ SESSION_END_TIMEOUT_S = 90.0
 RANDOM_DATABASE_BYTES = 4096
 #: A refusal is this line; uvicorn adds "Application startup failed. Exiting." (its INFO lines aside).
 MAX_REFUSAL_LINES = 2
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def clean_environ(**extra: str) -> dict[str, str]:
@@ -254,25 +248,10 @@ class ServerA:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(serve_argv(data_dir, self.port, SERVER_A_SPEED), stdout=log,
                                             stderr=subprocess.STDOUT, cwd=data_dir.parent, env=clean_environ())
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server A did not come up:\n{log_path.read_text()}")
+        wait_until_serving(self.process, f"{self.base_url}/health", SERVER_START_TIMEOUT_S, log_path.read_text)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.mark.slow

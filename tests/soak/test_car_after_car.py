@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ import pytest
 
 from ccs_sim import standards
 from ccs_sim.faults import Severity, lookup_fault
+from served_process import free_port, stop_process, wait_until_serving
 from soak_rig import (
     METER_VS_BATTERY_ABS_WH,
     METER_VS_BATTERY_REL,
@@ -320,6 +319,7 @@ SPEED_HIGH = 50.0
 #: "a tiny value" (issue 10 item 3): 10 ms of control period would last 10 wall seconds.
 SPEED_TINY = 0.001
 POLL_S = 0.02
+SERVE_START_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
@@ -350,29 +350,23 @@ class ServedProcess:
                    "--speed", str(speed), "--data-dir", str(data_dir)]
         process = subprocess.Popen(command, cwd=data_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        served = cls(process, f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30.0
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"ccs-sim serve exited {process.returncode}: {process.stderr.read().decode()}")
-            try:
-                if served.client.get("/health").status_code == 200:
-                    return served
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("ccs-sim serve did not answer /health within 30 s")
-            time.sleep(0.1)
+        base_url = f"http://127.0.0.1:{port}"
+        served = cls(process, base_url)
+
+        def stderr_once_exited() -> str:  # reading the pipe of a running server would block
+            return process.stderr.read().decode() if process.poll() is not None else "(still running)"
+
+        try:
+            wait_until_serving(process, f"{base_url}/health", SERVE_START_TIMEOUT_S, stderr_once_exited,
+                               poll_s=0.1)
+        except AssertionError:
+            served.stop()
+            raise
+        return served
 
     def stop(self) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5.0)
+        stop_process(self.process, kill_timeout_s=5.0)
         if self.process.stderr is not None:
             self.process.stderr.close()
 
@@ -429,12 +423,6 @@ class ServedProcess:
         assert ids == sorted(session_ids), ids
         running = [record for record in page["sessions"] if record["status"] != "ended"]
         assert not running, running
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wall_timeout_s(simulated_s: float, speed: float) -> float:
