@@ -151,6 +151,8 @@ class ChargerController:
         #: The latest fault's shutdown (its severity and task): a later fault escalates it or joins it.
         self._fault_shutdown: tuple[Severity, asyncio.Task[None]] | None = None
         self._control_task: asyncio.Task[None] | None = None
+        #: ``shutdown`` has begun: the process is stopping, sessions are not ended as if complete.
+        self._stopping = False
         self._last_tick_s: float | None = None
         self._sim_driver_factory: Callable[[], SessionDriver] | None = None
 
@@ -184,8 +186,9 @@ class ChargerController:
             await asyncio.wait(pending)
 
     async def shutdown(self) -> None:
-        # A cancelled session may still end itself (and start a wind-down) as it unwinds: repeat until
-        # nothing of ours is left running.
+        # A session cut by the process stopping is not ended here (no summary, no wind-down of its own):
+        # the records close it as interrupted, with its last checkpoint. Repeat until nothing of ours runs.
+        self._stopping = True
         while True:
             tasks = [task for task in (self._session_task, *self._shutdown_tasks, self._control_task)
                      if task is not None and not task.done()]
@@ -409,7 +412,7 @@ class ChargerController:
                 await self.raise_fault("SUPPLY_FAULT" if isinstance(error, OSError) else "HLC_FAILURE",
                                        source="session", message=repr(error))
         finally:
-            if self.session is session and self.session_active:
+            if self.session is session and self.session_active and not self._stopping:
                 # the driver returned without ending the session: end it normally
                 self.end_session(Phase.COMPLETE, None, EndReason.DURATION_ELAPSED)
 
