@@ -348,17 +348,16 @@ class ServedProcess:
         port = free_port()
         command = [sys.executable, "-m", "ccs_sim.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                    "--speed", str(speed), "--data-dir", str(data_dir)]
-        process = subprocess.Popen(command, cwd=data_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        # The server's log goes to a file: a pipe nobody reads while it runs could fill and block it.
+        log_path = data_dir / "serve.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, cwd=data_dir, stdout=subprocess.DEVNULL, stderr=log,
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
         base_url = f"http://127.0.0.1:{port}"
         served = cls(process, base_url)
-
-        def stderr_once_exited() -> str:  # reading the pipe of a running server would block
-            return process.stderr.read().decode() if process.poll() is not None else "(still running)"
-
         try:
-            wait_until_serving(process, f"{base_url}/health", SERVE_START_TIMEOUT_S, stderr_once_exited,
-                               poll_s=0.1)
+            wait_until_serving(process, f"{base_url}/health", SERVE_START_TIMEOUT_S,
+                               lambda: log_path.read_text(errors="replace"), poll_s=0.1)
         except AssertionError:
             served.stop()
             raise
@@ -367,8 +366,6 @@ class ServedProcess:
     def stop(self) -> None:
         self.client.close()
         stop_process(self.process, kill_timeout_s=5.0)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
 
     # --- resources ----------------------------------------------------------------------------------------
     def rss_kB(self) -> int:
