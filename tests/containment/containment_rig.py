@@ -6,6 +6,13 @@ ready and then runs one charging session per car put on ``cars``, calling the HA
 iso15118 0.31.2's SECC does for an ISO 15118-2 DC session, paced on the simulated clock like an EV.
 ``FakeSlacService`` is what ``SlacLink`` drives (start, on_cp_state, close): it "matches" on plug-in.
 The test moves time with ``ContainmentRig.pump``; nothing sleeps on the wall clock.
+
+One thing here does run on the wall clock: the session records' worker thread (``AsyncSessionStore``), which
+the controller awaits when a session starts and when its shutdown finalises it (the session's stage becomes
+``ended`` only after the record is written). Whether such a write finished within one ``ManualClock.advance``
+would depend on how busy the machine is, so every step of simulated time here (``ContainmentRig.step``) ends by
+waiting for the writes queued during it and letting what awaited them run: a record write takes no simulated
+time, and a run does not depend on the thread's speed.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ from evse_slac.status import SlacState, SlacStatus
 EVSE_ID = "DE*CCS*E0000001*1"
 PACK_V = 400.0
 CHARGE_A = 100.0
+#: The stand-in SECC's pace on the simulated clock (an EV's request cadence): CableCheck polled every 50 ms,
+#: a PreChargeReq every 150 ms, a CurrentDemandReq every 100 ms. Between two of them it looks whether the
+#: controller still runs its session, so it sees a session ended under it within the longest of these.
+CABLE_CHECK_POLL_S = 0.05
+PRECHARGE_PERIOD_S = 0.15
+CURRENT_DEMAND_PERIOD_S = 0.1
+SECC_SEES_SESSION_END_WITHIN_S = max(CABLE_CHECK_POLL_S, PRECHARGE_PERIOD_S, CURRENT_DEMAND_PERIOD_S)
 
 
 class CarAborted(Exception):
@@ -55,7 +69,7 @@ def _state(name: str, comm_session: FakeCommSession) -> Any:
 
 @dataclass
 class Car:
-    charge_loops: int = 20  # CurrentDemand requests, 100 ms apart
+    charge_loops: int = 20  # CurrentDemand requests, CURRENT_DEMAND_PERIOD_S apart
     done: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: str | None = None
 
@@ -108,10 +122,10 @@ class FakeSecc:
         # CableCheck
         await hal.start_cable_check()
         while await hal.is_contactor_closed() is None:
-            await self.clock.sleep(0.05)
+            await self.clock.sleep(CABLE_CHECK_POLL_S)
         while await hal.get_cable_check_status() is None:
             self._check()
-            await self.clock.sleep(0.05)
+            await self.clock.sleep(CABLE_CHECK_POLL_S)
         await self._enter("CableCheck", comm)
         self._check()
         # PreCharge
@@ -120,7 +134,7 @@ class FakeSecc:
             await hal.send_charging_command(PACK_V, 1.0, is_precharge=True)
             await hal.get_evse_present_voltage(comm.protocol)
             await self._enter("PreCharge", comm)
-            await self.clock.sleep(0.15)
+            await self.clock.sleep(PRECHARGE_PERIOD_S)
             self._check()
         # PowerDelivery(Start), CurrentDemand
         await hal.set_hlc_charging(True)
@@ -135,7 +149,7 @@ class FakeSecc:
                 await hal.get_evse_present_current(comm.protocol)
                 await hal.get_dc_evse_status()
                 await self._enter("CurrentDemand", comm)
-                await self.clock.sleep(0.1)
+                await self.clock.sleep(CURRENT_DEMAND_PERIOD_S)
         finally:
             self.in_current_demand = False
         self._check()
@@ -205,6 +219,13 @@ class ContainmentRig:
     def plant(self) -> Any:
         return self.charger.hw.simulation.plant
 
+    async def step(self, step_s: float) -> None:
+        """Advance simulated time by ``step_s``; then finish the record writes queued meanwhile (the store's
+        thread, on the wall clock) and let what awaited them run, before anything is looked at."""
+        await self.clock.advance(step_s)
+        await self.operations.store.flush()
+        await self.clock.settle()
+
     async def pump(self, condition: Callable[[], bool], timeout_s: float, step_s: float = 0.01) -> float:
         """Advance simulated time until ``condition()``; returns the time it took."""
         start_s = self.clock.now()
@@ -212,7 +233,7 @@ class ContainmentRig:
             if self.clock.now() - start_s > timeout_s:
                 raise AssertionError(f"condition not met within {timeout_s} s of simulated time; status "
                                      f"{self.charger.status_view()}")
-            await self.clock.advance(step_s)
+            await self.step(step_s)
         return self.clock.now() - start_s
 
     async def shutdown_timeline(self, since_s: float, window_s: float = 0.2) -> tuple[float | None, float | None]:
@@ -229,18 +250,18 @@ class ContainmentRig:
                 opened = self.clock.now() - start_s
             if below_5A is not None and opened is not None:
                 break
-            await self.clock.advance(0.001)
+            await self.step(0.001)
         return below_5A, opened
 
     async def until_ended(self, timeout_s: float = 15.0) -> None:
-        """Until the wind-down finished (stage ``ended``); the record's write runs in the store's thread, on
-        the wall clock, so it is waited for as such (``flush``) between steps."""
+        """Until the wind-down finished (stage ``ended``: its record is written, see ``step``)."""
         start_s = self.clock.now()
+        await self.operations.store.flush()
+        await self.clock.settle()
         while self.charger.stage.value != "ended":
             if self.clock.now() - start_s > timeout_s:
                 raise AssertionError(f"wind-down not finished: {self.charger.status_view()}")
-            await self.operations.store.flush()
-            await self.clock.advance(0.01)
+            await self.step(0.01)
 
     async def record(self, session_id: str) -> dict[str, Any]:
         await self.operations.store.flush()
