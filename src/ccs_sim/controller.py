@@ -725,9 +725,10 @@ class ChargerController:
         below 60 V (IEC 61851-23:2023 CC.4.1.2), so that precharge starts from a safe voltage and rises to the
         EV's. Returns the level: VALID or WARNING (raises SessionAbort on FAULT, when no measurement arrives in
         time, or when the output does not fall below 60 V within ``discharge_timeout_s``)."""
+        session = self.session
+        await self.until_taken_over(session)
         test_V = standards.cable_check_test_voltage_V(ev_max_voltage_V, self.evse_max_voltage_V)
         self.note_ev_max_voltage(ev_max_voltage_V)
-        session = self.session
         self.set_stage(Stage.CABLE_CHECK)
         started_s = self.clock.now()
         await self.set_contactor(True)
@@ -758,6 +759,15 @@ class ChargerController:
         if self.settings.discharge_after_cable_check:
             await self.discharge_output(self.settings.discharge_timeout_s)
         return level
+
+    async def until_taken_over(self, session: ActiveSession | None) -> None:
+        """Wait until ``session`` owns the output (every earlier shutdown has finished and written its record):
+        the SECC may ask for a cable check while the previous car's wind-down still runs. Raises SessionAbort
+        if the session ends first."""
+        while session is not None and self.context is not session.supervision:
+            if self.session is not session or not self.session_active:
+                raise SessionAbort("CABLE_CHECK_FAILED", "the session ended before it took over the output")
+            await self.clock.sleep(self.settings.control_period_s)
 
     def isolation_level(self, resistance_ohm: float) -> str:
         """IEC 61851-23 thresholds: FAULT < 100 kΩ; with the 2014 edition WARNING below 500 Ω/V."""

@@ -103,13 +103,27 @@ class SoakRig:
     def plant(self):  # type: ignore[no-untyped-def]
         return self.controller.hw.simulation.plant
 
+    async def step(self, step_s: float) -> None:
+        """Advance simulated time by ``step_s``, then finish the record writes queued meanwhile (the store's
+        thread runs on the wall clock) and let what awaited them run: a session's end, which waits for its
+        record, then takes no simulated time whatever the disk's speed."""
+        await self.clock.advance(step_s)
+        await self.ops.store.flush()
+        await self.clock.settle()
+
     async def advance(self, seconds: float, step_s: float = 0.05) -> None:
-        await self.clock.advance_until(lambda: False, seconds, step_s)
+        end_s = self.clock.now() + seconds
+        while self.clock.now() < end_s - 1e-12:
+            await self.step(min(step_s, end_s - self.clock.now()))
 
     async def advance_until(self, condition: Callable[[], bool], timeout_s: float, what: str,
                             step_s: float = 0.01) -> None:
-        if not await self.clock.advance_until(condition, timeout_s, step_s):
-            raise AssertionError(f"{what}: not within {timeout_s} simulated s; status {self.controller.status_view()}")
+        deadline_s = self.clock.now() + timeout_s
+        while not condition():
+            if self.clock.now() >= deadline_s:
+                raise AssertionError(f"{what}: not within {timeout_s} simulated s; status "
+                                     f"{self.controller.status_view()}")
+            await self.step(min(step_s, deadline_s - self.clock.now()))
 
     async def until_stage(self, *stages: str, timeout_s: float = 30.0) -> None:
         await self.advance_until(lambda: self.controller.stage.value in stages, timeout_s,
