@@ -503,11 +503,14 @@ function onSnapshot(snapshot) {
   const summary = snapshot.status.last_session_summary;
   const endedId = summary ? summary.session_id : null;
   const sessionChanged = !previous || previous.status.session_id !== snapshot.status.session_id;
+  // The summary appears when the session ends; its record is final only once the wind-down is over (stage
+  // "ended"), so the history is loaded again then.
+  const recordFinal = snapshot.status.stage === "ended" && (!previous || previous.status.stage !== "ended");
   if (endedId !== state.lastEndedId) {
     state.lastEndedId = endedId;
     refreshCharts();
     loadHistory();
-  } else if (sessionChanged) {
+  } else if (sessionChanged || recordFinal) {
     loadHistory();
   }
 }
