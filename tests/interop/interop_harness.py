@@ -371,8 +371,10 @@ class ApiMonitor:
     def samples(self) -> list[dict]:
         if not self.path.exists():
             return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        text = self.path.read_text(encoding="utf-8")
+        # The watcher may be writing a line right now: only complete (newline-terminated) lines are samples.
+        complete = text[:text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def wait_for(self, predicate, timeout_s: float) -> dict:
         """The first sample (read as they arrive) for which ``predicate(sample)`` holds."""
