@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 
 from ccs_sim.batch import simulate_session
-from ccs_sim.clock import RealClock
+from evse_model.clock import RealClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
-from ccs_sim.session import SessionParams
+from evse_model.session import SessionParams
 from ccs_sim.settings import ControllerSettings
 
 ROOT = Path(__file__).resolve().parents[1]

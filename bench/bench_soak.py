@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import attach_operations, build_controller
 from ccs_sim.settings import ControllerSettings

@@ -206,7 +206,7 @@ def _build_charger():
     settings = ControllerSettings()
     if settings.speed != 1.0:
         raise LaunchError(f"CCS_SIM_SPEED={settings.speed}: an ISO 15118 session runs in real time (speed 1)")
-    from ccs_sim.clock import RealClock
+    from evse_model.clock import RealClock
 
     try:
         # The real clock: an ISO 15118 peer lives in real time, and it has no speed to change (/sim/speed refuses).
@@ -219,7 +219,7 @@ def _build_charger():
 async def _running_charger(charger, options: LaunchOptions):
     """Session records attached, the control loop running and, with --api-port, the Live Controller API
     served on this loop (127.0.0.1 unless --api-host); all stopped again on the way out."""
-    from ccs_sim.records import RecordsUnavailable
+    from ccs_sim.observability.records import RecordsUnavailable
     from ccs_sim.runtime import attach_operations
 
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.runtime import build_controller
-from ccs_sim.session import SessionParams, SessionSummary
+from evse_model.session import SessionParams, SessionSummary
 from ccs_sim.settings import ControllerSettings
 
 

@@ -45,7 +45,7 @@ def serve(args: argparse.Namespace) -> int:
     except UnknownAdapterError as error:
         print(f"ccs-sim: {error}", file=sys.stderr)
         return 2
-    from ccs_sim.logs import configure_logging
+    from ccs_sim.observability.logs import configure_logging
 
     configure_logging(settings.log_format)
     print(f"ccs-sim: Live Controller on http://{settings.host}:{settings.port}/ "
@@ -70,7 +70,7 @@ def simulate(args: argparse.Namespace) -> int:
     import json
 
     from ccs_sim.batch import simulate_session
-    from ccs_sim.session import SessionParams
+    from evse_model.session import SessionParams
 
     params = SessionParams(target_voltage_V=args.target_voltage, initial_current_A=args.current,
                            duration_s=args.duration, ev_preset=args.preset, start_soc_percent=args.start_soc,

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Protocol
 
-from ccs_sim import standards
-from ccs_sim.clock import Clock
-from ccs_sim.faults import FaultType, Severity, lookup_fault
-from ccs_sim.pilot import read_pilot
+from evse_model import standards
+from evse_model.clock import Clock
+from evse_model.faults import FaultType, Severity, lookup_fault
+from evse_hal.pilot import read_pilot
 from ccs_sim.precharge import PrechargeControl, PrechargeTimeout
 from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext, SupplyCurrentLimitHistory
-from ccs_sim.session import STAGE_PHASE, EndReason, Phase, SessionParams, SessionSummary, Stage
+from evse_model.session import STAGE_PHASE, EndReason, Phase, SessionParams, SessionSummary, Stage
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.vehicle import empty_bms_view, empty_iso15118_view, empty_slac_view, sim_bms_view
 from evse_hal.interfaces import EVSEHardware

@@ -29,9 +29,9 @@ from ccs_sim.api_models import (
     StartSessionRequest,
 )
 from ccs_sim.controller import ChargerController, CommandRefused
-from ccs_sim.faults import FAULT_CATALOGUE
-from ccs_sim.metrics import ControllerMetrics
-from ccs_sim.session import SessionParams
+from evse_model.faults import FAULT_CATALOGUE
+from ccs_sim.observability.metrics import ControllerMetrics
+from evse_model.session import SessionParams
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.startup_errors import StartupErrorReporting
 
@@ -270,8 +270,8 @@ def create_app(controller: ChargerController | None = None, settings: Controller
                 "estop_pressed": sim.estop.pressed}
 
     from ccs_sim.dashboard import router as dashboard_router
-    from ccs_sim.metrics import router as metrics_router
-    from ccs_sim.records_api import router as records_router
+    from ccs_sim.observability.metrics import router as metrics_router
+    from ccs_sim.observability.records_api import router as records_router
 
     app.include_router(records_router)
     app.include_router(metrics_router)

@@ -18,9 +18,9 @@ targets, ramp-down) that the SECC's HAL controller uses. Timing (spec):
 
 from __future__ import annotations
 
-from ccs_sim import standards
+from evse_model import standards
 from ccs_sim.controller import ActiveSession, ChargerController, SessionAbort
-from ccs_sim.session import EndReason, Phase, Stage
+from evse_model.session import EndReason, Phase, Stage
 
 
 class SimSessionDriver:

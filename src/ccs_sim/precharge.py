@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccs_sim import standards
+from evse_model import standards
 
 
 class PrechargeTimeout(Exception):

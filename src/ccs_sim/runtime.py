@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ccs_sim.clock import Clock, RealClock, ScaledClock
+from evse_model.clock import Clock, RealClock, ScaledClock
 from ccs_sim.controller import ChargerController
-from ccs_sim.logs import SessionLogBinder
-from ccs_sim.metrics import ControllerMetrics
+from ccs_sim.observability.logs import SessionLogBinder
+from ccs_sim.observability.metrics import ControllerMetrics
 from ccs_sim.orchestrator import SimSessionDriver
-from ccs_sim.records import AsyncSessionStore, SessionRecorder, default_database_path
+from ccs_sim.observability.records import AsyncSessionStore, SessionRecorder, default_database_path
 from ccs_sim.settings import ControllerSettings
 from evse_hal.registry import create_hardware
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ccs_sim.plant.ev import SimulatedEV
+from sim_plant.ev import SimulatedEV
 
 DC_LIMIT_FIELDS = ("max_charge_power", "min_charge_power", "max_charge_current", "min_charge_current",
                    "max_voltage", "min_voltage", "max_discharge_power", "min_discharge_power",

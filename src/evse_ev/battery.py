@@ -6,14 +6,14 @@ SOC rises with the energy the EVSE actually delivered: each CurrentDemandRes (DI
 runs twice as often adds half the energy per message. ``time_scale`` is simulated seconds per wall
 second, the Live Controller's clock speed, so the EV and a sped-up simulated plant integrate the same time.
 
-Pack data and the charging curve come from ``ccs_sim.plant.battery`` (the presets of the simulated plant).
+Pack data and the charging curve come from ``sim_plant.battery`` (the presets of the simulated plant).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ccs_sim.plant.battery import BATTERY_PRESETS, BatteryPreset
+from sim_plant.battery import BATTERY_PRESETS, BatteryPreset
 
 #: EV presets of this tool → the plant's battery presets (ev400: 96s NMC 77 kWh; ev800: 192s NMC 77.4 kWh).
 EV_PRESETS: dict[str, str] = {"400V": "ev400", "800V": "ev800", "ev400": "ev400", "ev800": "ev800",

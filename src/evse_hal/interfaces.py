@@ -64,7 +64,7 @@ class CPReader(ABC):
 
     def get_state(self) -> str:
         """CP state letter A..F classified from the measured plateau (IEC 61851-1 windows ±1 V)."""
-        from ccs_sim.pilot import classify_cp_voltage
+        from evse_hal.pilot import classify_cp_voltage
 
         return classify_cp_voltage(self.read_voltage())
 

@@ -130,11 +130,11 @@ from iso15118.shared.messages.iso15118_20.dc import (
 )
 from iso15118.shared.states import State
 
-from ccs_sim import standards
+from evse_model import standards
 from ccs_sim.controller import ActiveSession, ChargerController, CommandRefused, SessionAbort
-from ccs_sim.faults import Severity, lookup_fault
+from evse_model.faults import Severity, lookup_fault
 from ccs_sim.hlc_session import HlcSessionDriver, bms_view_from_ev_data, enum_value, iso15118_view, plain_number
-from ccs_sim.session import EndReason, Phase, SessionParams, Stage
+from evse_model.session import EndReason, Phase, SessionParams, Stage
 from evse_secc.evse_id import din_evse_id, iso_15118_2_evse_id
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ccs_sim import standards
+from evse_model import standards
 from evse_slac.status import SlacStatus
 
 if TYPE_CHECKING:

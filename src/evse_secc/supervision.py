@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from evse_secc.errors import LaunchError
 
 if TYPE_CHECKING:
-    from ccs_sim.clock import Clock
+    from evse_model.clock import Clock
     from ccs_sim.controller import ChargerController
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from iso15118.shared.messages.datatypes import DCEVSEStatusCode
 
-from ccs_sim.faults import FAULT_CATALOGUE, Severity
+from evse_model.faults import FAULT_CATALOGUE, Severity
 from ccs_sim.fastapi_app import create_app
 from containment_rig import Car, ContainmentRig
 

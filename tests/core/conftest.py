@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Callable
 import httpx
 import pytest
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ccs_sim.clock import ManualClock, ScaledClock
+from evse_model.clock import ManualClock, ScaledClock
 from evse_hal import registry
 from evse_hal.adapters.sim import SimHardware
 from evse_hal.interfaces import EVSEHardware
@@ -127,7 +127,7 @@ async def test_a_blocking_adapter_is_read_and_commanded_off_the_event_loop():
 
 
 def test_scaled_clock_speed_changes_keep_time_continuous(monkeypatch):
-    import ccs_sim.clock as clock_module
+    import evse_model.clock as clock_module
 
     wall = [100.0]
     monkeypatch.setattr(clock_module.time, "monotonic", lambda: wall[0])

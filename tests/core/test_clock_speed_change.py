@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ccs_sim.clock import ScaledClock
+from evse_model.clock import ScaledClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings

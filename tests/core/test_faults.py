@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ccs_sim.faults import FAULT_CATALOGUE, Severity
-from ccs_sim.pilot import read_pilot
+from evse_model.faults import FAULT_CATALOGUE, Severity
+from evse_hal.pilot import read_pilot
 from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext
 
 FAULT_TYPES = [*FAULT_CATALOGUE, "SOMETHING_UNHEARD_OF"]

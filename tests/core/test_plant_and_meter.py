@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccs_sim.clock import ManualClock
-from ccs_sim.plant import ChargerPlant, PlantConfig
-from ccs_sim.plant.battery import BATTERY_PRESETS, follow_preset
-from ccs_sim.plant.ev import SimulatedEV
+from evse_model.clock import ManualClock
+from sim_plant import ChargerPlant, PlantConfig
+from sim_plant.battery import BATTERY_PRESETS, follow_preset
+from sim_plant.ev import SimulatedEV
 from evse_hal.adapters.sim import SimHardware
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ccs_sim import standards
+from evse_model import standards
 
 #: Float round-off only: the simulated measurements are exact, so a limit is asserted as the number it is.
 ROUND_OFF_A = 1e-9

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ccs_sim.batch import simulate_session
-from ccs_sim.session import SessionParams
+from evse_model.session import SessionParams
 
 from ccs_sim.settings import ControllerSettings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ccs_sim.session import EndReason, Phase, SessionParams
+from evse_model.session import EndReason, Phase, SessionParams
 
 
 class WaitingDriver:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccs_sim import standards
+from evse_model import standards
 
 SPEC_FIELDS = {"session_active", "phase", "error", "contactor_closed", "cp_state", "voltage", "current",
                "energy_Wh", "time_s", "last_session_summary"}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from ccs_sim.clock import ManualClock, RealClock, ScaledClock, SpeedGovernor
+from evse_model.clock import ManualClock, RealClock, ScaledClock, SpeedGovernor
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
@@ -184,7 +184,7 @@ def test_the_speed_in_force_never_goes_below_1x():
 
 
 def test_it_warns_once_when_it_starts_limiting(caplog):
-    caplog.set_level(logging.INFO, logger="ccs_sim.clock")
+    caplog.set_level(logging.INFO, logger="evse_model.clock")
     model = _loop(10_000.0)
     model.run_for_wall(1.0)
     model.integration_wall_per_sim_s = 1e-6

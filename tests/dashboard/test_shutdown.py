@@ -208,7 +208,7 @@ def test_the_serving_uvicorn_server_is_found_through_its_signal_handler(monkeypa
 
 async def test_the_stream_generator_is_closed_when_the_client_disconnects(tmp_path):
     """A client that leaves: the response returns and the generator is closed (no stream left producing)."""
-    from ccs_sim.clock import ManualClock
+    from evse_model.clock import ManualClock
     from ccs_sim.runtime import build_controller
 
     controller = build_controller(ControllerSettings(_env_file=None, data_dir=tmp_path), ManualClock())

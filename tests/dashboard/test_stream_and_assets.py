@@ -11,7 +11,7 @@ from typing import AsyncIterator
 import httpx
 import pytest
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.dashboard.routes import ASSETS, PAGE
 from ccs_sim.dashboard.snapshot import build_snapshot
@@ -19,7 +19,7 @@ from ccs_sim.dashboard import close_streams
 from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, STOP_POLL_S, format_event, snapshot_events
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
-from ccs_sim.session import SessionParams
+from evse_model.session import SessionParams
 from ccs_sim.settings import ControllerSettings
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
 from evse_secc.slac_link import CpLossRecord, CpLossTimeline, SlacLink
@@ -142,7 +142,7 @@ async def test_cp_loss_timeline_measures_on_the_controller_clock(rig: Rig) -> No
     records: list[CpLossRecord] = []
     timeline = CpLossTimeline(rig.controller, records.append)
     rig.controller.tick_listeners.append(timeline.on_tick)
-    from ccs_sim.session import SessionParams
+    from evse_model.session import SessionParams
 
     rig.controller.start_session(SessionParams(target_voltage_V=400.0, initial_current_A=100.0, duration_s=60.0))
     for _ in range(3000):

@@ -11,7 +11,7 @@ import evse_secc  # noqa: F401  (installs the pydantic.v1 hook before iso15118 i
 from iso15118.shared.messages.enums import Protocol
 from iso15118.shared.notifications import StopNotification
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings

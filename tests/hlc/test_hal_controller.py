@@ -8,7 +8,7 @@ from iso15118.shared.messages.datatypes import EVSENotification as EVSENotificat
 from iso15118.shared.messages.enums import CpState, IsolationLevel, Protocol, ServiceV20
 from iso15118.shared.messages.iso15118_20.common_types import EVSENotification as EVSENotificationV20
 
-from ccs_sim import standards
+from evse_model import standards
 from hlc_rig import HlcRig
 
 

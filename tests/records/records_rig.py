@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import httpx
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import Operations, attach_operations, build_controller

@@ -7,8 +7,8 @@ import json
 import logging
 import re
 
-from ccs_sim.logs import JsonFormatter, SessionContextFilter, configure_logging, session_id_var
-from ccs_sim.metrics import ControllerMetrics, escape_label_value, format_sample
+from ccs_sim.observability.logs import JsonFormatter, SessionContextFilter, configure_logging, session_id_var
+from ccs_sim.observability.metrics import ControllerMetrics, escape_label_value, format_sample
 
 from records_rig import RecordsRig
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.records import SessionStore
+from ccs_sim.observability.records import SessionStore
 from ccs_sim.runtime import attach_operations, build_controller
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 
 from records_rig import RecordsRig, make_settings, open_rig
 
@@ -108,7 +108,7 @@ async def test_export_csv_and_json(records_rig: RecordsRig) -> None:
 
 
 def test_csv_export_neutralises_spreadsheet_formulas() -> None:
-    from ccs_sim.records_api import csv_cell
+    from ccs_sim.observability.records_api import csv_cell
 
     assert csv_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
     assert csv_cell("-1+2") == "'-1+2"
@@ -210,8 +210,8 @@ def test_store_uses_wal_and_full_sync_and_refuses_a_newer_schema(tmp_path: Path)
 
 
 def test_store_round_trip_and_idempotent_start(tmp_path: Path) -> None:
-    from ccs_sim.records import Checkpoint
-    from ccs_sim.session import SessionSummary
+    from ccs_sim.observability.records import Checkpoint
+    from evse_model.session import SessionSummary
 
     store = SessionStore(tmp_path / "s.db")
     store.insert_started("a", "hlc", "2026-01-01T00:00:00+00:00", {"x": 1}, {"evcc_id": "AB"})

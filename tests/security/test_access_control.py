@@ -9,7 +9,7 @@ import pytest
 
 from ccs_sim import cli
 from ccs_sim.access import AccessPolicy, cross_site, is_loopback_host
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings

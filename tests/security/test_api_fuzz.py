@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import attach_operations, build_controller
 from ccs_sim.settings import ControllerSettings

@@ -23,7 +23,7 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings

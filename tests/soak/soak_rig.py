@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 import httpx
 
-from ccs_sim.clock import ManualClock
+from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.fastapi_app import create_app
-from ccs_sim.plant.ev import SimulatedEV
+from sim_plant.ev import SimulatedEV
 from ccs_sim.runtime import Operations, attach_operations, build_controller
 from ccs_sim.settings import ControllerSettings
 

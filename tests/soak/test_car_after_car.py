@@ -25,8 +25,8 @@ import httpx
 
 import pytest
 
-from ccs_sim import standards
-from ccs_sim.faults import Severity, lookup_fault
+from evse_model import standards
+from evse_model.faults import Severity, lookup_fault
 from served_process import free_port, stop_process, wait_until_serving
 from soak_rig import (
     METER_VS_BATTERY_ABS_WH,

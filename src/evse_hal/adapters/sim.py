@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ccs_sim.clock import Clock
-from ccs_sim.plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
-from ccs_sim.plant.battery import BatteryPreset, follow_preset
-from ccs_sim.plant.ev import SimulatedEV, SpecRequestProfile
+from evse_model.clock import Clock
+from sim_plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
+from sim_plant.battery import BatteryPreset, follow_preset
+from sim_plant.ev import SimulatedEV, SpecRequestProfile
 from evse_hal.interfaces import (
     ContactorDriver,
     CPReader,

@@ -21,7 +21,7 @@ import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from ccs_sim.session import SessionSummary
+from evse_model.session import SessionSummary
 
 if TYPE_CHECKING:
     from ccs_sim.controller import ActiveSession, ChargerController

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ccs_sim.records import RECORD_FIELDS, AsyncSessionStore
+from ccs_sim.observability.records import RECORD_FIELDS, AsyncSessionStore
 
 router = APIRouter(tags=["session records"])
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ccs_sim import standards
-from ccs_sim.plant.ev import SimulatedEV
+from evse_model import standards
+from sim_plant.ev import SimulatedEV
 
 
 @dataclass

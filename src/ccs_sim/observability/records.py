@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
-from ccs_sim.session import EndReason, Phase, SessionSummary
+from evse_model.session import EndReason, Phase, SessionSummary
 from ccs_sim.startup_errors import StartupRefused
 
 if TYPE_CHECKING:

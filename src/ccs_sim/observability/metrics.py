@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any, Iterable
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from ccs_sim.faults import FAULT_CATALOGUE, FaultType
-from ccs_sim.session import SessionSummary
+from evse_model.faults import FAULT_CATALOGUE, FaultType
+from evse_model.session import SessionSummary
 
 if TYPE_CHECKING:
     from ccs_sim.access import AccessPolicy
     from ccs_sim.controller import ActiveSession, ChargerController
-    from ccs_sim.records import SessionRecorder
+    from ccs_sim.observability.records import SessionRecorder
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: SECC response-time buckets (s): ISO 15118-2 allows the SECC 2 s for most messages, 5 s for some

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccs_sim import standards
-from ccs_sim.plant.battery import Battery, BatteryPreset
+from evse_model import standards
+from sim_plant.battery import Battery, BatteryPreset
 
 CP_STATES_SETTABLE = ("A", "B", "C", "D", "E")
 

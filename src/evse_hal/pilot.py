@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccs_sim import standards
+from evse_model import standards
 
 
 def classify_cp_voltage(positive_plateau_V: float) -> str:
