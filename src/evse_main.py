@@ -4,6 +4,8 @@
     evse-main --evse-id DE*ABC*E1234567*1 --iface eth0 --api-port 8000  # + the Live Controller API
     evse-main --controller hal --evse-id DE*ABC*E1234567*1 --iface eth0 # our HAL-backed controller
     EVSE_CONTROLLER=hal python src/evse_main.py ...                      # same (package installed)
+    evse-main --controller hal --adapter acme --adapter-options acme.toml --adapter-option can_channel=can1 ...
+                                                                        # a third-party HAL adapter and its options
     evse-main --no-slac --iface veth0 --secc-config secc.env            # a link without a PLC modem
                                                                         # (--api-port: 127.0.0.1 unless --api-host)
 
@@ -91,7 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
                              f"${EXI_CODEC_ENV} or {DEFAULT_EXI_CODEC})")
     parser.add_argument("--message-log", type=Path,
                         help="append one JSON line per request/response exchange (SECC timing, response codes)")
+    from evse_hal.registry import add_adapter_arguments
+
+    add_adapter_arguments(parser, default_hint="$CCS_SIM_ADAPTER or sim")  # the HAL behind SLAC, the API and hal
     return parser
+
+
+def _adapter_overrides(options: LaunchOptions) -> dict:
+    """The controller settings the adapter flags set (each replaces its CCS_SIM_* variable)."""
+    return {key: value for key, value in {"adapter": options.adapter, "adapter_options": options.adapter_options,
+                                          "adapter_options_file": options.adapter_options_file}.items()
+            if value is not None}
 
 
 def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> LaunchOptions:
@@ -110,10 +122,24 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
         protocols = parse_protocols(args.protocols) if args.protocols else None
     except LaunchError as exc:
         parser.error(f"--protocols: {exc}")
-    return LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
-                         secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
-                         protocols=protocols, api_host=args.api_host, api_port=args.api_port,
-                         message_log=args.message_log, exi_codec=exi_codec)
+    from evse_hal.registry import options_from_arguments
+
+    options = LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
+                            secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
+                            protocols=protocols, api_host=args.api_host, api_port=args.api_port,
+                            message_log=args.message_log, exi_codec=exi_codec, adapter=args.adapter,
+                            adapter_options_file=args.adapter_options, adapter_options=options_from_arguments(args))
+    if _adapter_overrides(options):  # adapter flags given: unknown adapter or option -> usage error (status 2)
+        from ccs_sim.runtime import AdapterUnavailable, check_adapter_settings
+        from ccs_sim.settings import ControllerSettings
+
+        try:
+            check_adapter_settings(ControllerSettings(**_adapter_overrides(options)))
+        except AdapterUnavailable as exc:
+            parser.error(str(exc))
+        except ValueError as exc:  # another CCS_SIM_* setting is invalid (pydantic names it)
+            parser.error(f"controller settings (CCS_SIM_*): {exc}")
+    return options
 
 
 def needs_charger(options: LaunchOptions) -> bool:
@@ -147,7 +173,7 @@ async def launch(options: LaunchOptions) -> None:
     logging.getLogger().setLevel(setup.config.log_level or "INFO")
     # The simulated HAL (CP for SLAC, the API's controller) with either SECC controller; the SECC's own
     # controller is iso15118's SimEVSEController (sim) or ours on this same HAL (hal).
-    charger = _build_charger() if needs_charger(options) else None
+    charger = _build_charger(options) if needs_charger(options) else None
     controller = build_controller(options.controller, options.evse_id, charger)
     if options.evse_id is not None:
         for warning in check_evse_id(options.evse_id, setup.protocols):
@@ -197,13 +223,17 @@ def _slac_link_factory(charger, iface: str, options: LaunchOptions):
     return lambda start_secc: SlacLink(charger, factory, start_secc)
 
 
-def _build_charger():
-    """The one ChargerController (HAL adapter from CCS_SIM_ADAPTER, default sim), not started: SLAC's CP, the
-    API's controller and, with --controller hal, the SECC's."""
+def _build_charger(options: LaunchOptions):
+    """The one ChargerController (HAL adapter from --adapter, else CCS_SIM_ADAPTER, default sim; its options from
+    --adapter-options/--adapter-option, else CCS_SIM_ADAPTER_OPTIONS[_FILE]), not started: SLAC's CP, the API's
+    controller and, with --controller hal, the SECC's."""
     from ccs_sim.runtime import build_controller as build_charger_controller
     from ccs_sim.settings import ControllerSettings
 
-    settings = ControllerSettings()
+    try:
+        settings = ControllerSettings(**_adapter_overrides(options))
+    except ValueError as exc:  # e.g. CCS_SIM_ADAPTER_OPTIONS not a JSON object
+        raise LaunchError(f"controller settings (CCS_SIM_*): {exc}") from None
     if settings.speed != 1.0:
         raise LaunchError(f"CCS_SIM_SPEED={settings.speed}: an ISO 15118 session runs in real time (speed 1)")
     from evse_model.clock import RealClock

@@ -18,32 +18,51 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+class ServeRefused(Exception):
+    """``ccs-sim serve`` cannot start: the message is printed as one line and the exit status is 2."""
 
-    from ccs_sim.fastapi_app import create_app
+
+def serve_settings(args: argparse.Namespace) -> ControllerSettings:
+    """``ccs-sim serve``'s flags over the environment (``CCS_SIM_*``), the adapter and its options checked
+    against the adapter's factory (nothing built yet). ``ServeRefused`` (one line) for a bad setting, an
+    unknown adapter (listing the known ones), an unreadable options file or an option the factory does not take."""
+    from ccs_sim.runtime import AdapterUnavailable, check_adapter_settings
+    from evse_hal.registry import options_from_arguments
 
     overrides = {key: value for key, value in {
         "host": args.host, "port": args.port, "speed": args.speed, "adapter": args.adapter,
+        "adapter_options_file": args.adapter_options, "adapter_options": options_from_arguments(args),
         "api_token": args.api_token, "data_dir": args.data_dir, "log_format": args.log_format,
         "allowed_hosts": args.allowed_hosts,
     }.items() if value is not None}
     try:
         settings = ControllerSettings(**overrides)
     except Exception as error:  # pydantic's message names the bad setting
-        print(f"ccs-sim: invalid setting: {error}", file=sys.stderr)
+        raise ServeRefused(f"invalid setting: {error}") from None
+    try:
+        check_adapter_settings(settings)
+    except AdapterUnavailable as error:
+        raise ServeRefused(str(error)) from None
+    if settings.adapter != "sim" and settings.speed != 1.0:
+        raise ServeRefused(f"--speed {settings.speed}: speed applies to the simulated adapter only; adapter "
+                           f"{settings.adapter!r} runs in real time")
+    return settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ccs_sim.fastapi_app import create_app
+
+    try:
+        settings = serve_settings(args)
+    except ServeRefused as refusal:
+        print(f"ccs-sim: {refusal}", file=sys.stderr)
         return 2
     if not _is_loopback(settings.host) and not settings.api_token and not (args.allow_insecure
                                                                           or settings.allow_insecure_bind):
         print(f"ccs-sim: refusing to listen on {settings.host} without an API token: anyone on the network could "
               "switch the charger. Set CCS_SIM_API_TOKEN (or --api-token), or pass --allow-insecure.", file=sys.stderr)
-        return 2
-    from evse_hal.registry import UnknownAdapterError, resolve_adapter
-
-    try:
-        resolve_adapter(settings.adapter)
-    except UnknownAdapterError as error:
-        print(f"ccs-sim: {error}", file=sys.stderr)
         return 2
     from ccs_sim.observability.logs import configure_logging
 
@@ -82,14 +101,16 @@ def simulate(args: argparse.Namespace) -> int:
     return 0 if result.summary.ended_phase == "COMPLETE" else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from evse_hal.registry import add_adapter_arguments
+
     parser = argparse.ArgumentParser(prog="ccs-sim", description="CCS DC charger controller and simulator")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="serve the Live Controller API (default 127.0.0.1:8000)")
     serve_parser.add_argument("--host")
     serve_parser.add_argument("--port", type=int)
     serve_parser.add_argument("--speed", type=float, help="simulated seconds per wall second (sim adapter)")
-    serve_parser.add_argument("--adapter", help="HAL adapter name (default sim)")
+    add_adapter_arguments(serve_parser)
     serve_parser.add_argument("--api-token", help="token required by state-changing endpoints")
     serve_parser.add_argument("--data-dir", help="directory for the session database")
     serve_parser.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
@@ -107,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     simulate_parser.add_argument("--current", type=float, default=50.0, help="initial current / request cap, A")
     simulate_parser.add_argument("--duration", type=float, default=10.0, help="charging duration limit, s")
     simulate_parser.set_defaults(handler=simulate)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.handler(args)
 
 

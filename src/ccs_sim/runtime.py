@@ -12,7 +12,22 @@ from ccs_sim.observability.metrics import ControllerMetrics
 from ccs_sim.orchestrator import SimSessionDriver
 from ccs_sim.observability.records import AsyncSessionStore, SessionRecorder, default_database_path
 from ccs_sim.settings import ControllerSettings
-from evse_hal.registry import create_hardware
+from ccs_sim.startup_errors import StartupRefused
+from evse_hal.registry import AdapterOptionError, UnknownAdapterError, check_adapter_options, create_hardware
+
+
+class AdapterUnavailable(StartupRefused, ValueError):
+    """The adapter the settings name is unknown, its options file unreadable, or its factory refused an option:
+    one line, no traceback (also a ``ValueError``, as a bad setting)."""
+
+
+def check_adapter_settings(settings: ControllerSettings) -> None:
+    """Before anything is built: the adapter exists and its factory takes the options (file + key=value) the
+    settings give it; else ``AdapterUnavailable`` with one line (unknown → the known adapters; which option)."""
+    try:
+        check_adapter_options(settings.adapter, settings.resolved_adapter_options())
+    except (UnknownAdapterError, AdapterOptionError) as error:
+        raise AdapterUnavailable(str(error)) from error
 
 
 def make_clock(settings: ControllerSettings) -> Clock:
@@ -23,11 +38,18 @@ def make_clock(settings: ControllerSettings) -> Clock:
 
 
 def build_controller(settings: ControllerSettings, clock: Clock | None = None) -> ChargerController:
-    """A controller on the adapter the settings name (not started: call ``await controller.start()``)."""
+    """A controller on the adapter the settings name, its factory given the settings' adapter options
+    (``settings.resolved_adapter_options()``); not started: call ``await controller.start()``.
+
+    ``AdapterUnavailable`` (one line) for an unknown adapter, an unreadable options file or an option its factory
+    does not take."""
     if settings.adapter != "sim" and settings.speed != 1.0:
         raise ValueError("speed applies to the simulated adapter only; hardware runs in real time")
     clock = clock or make_clock(settings)
-    hardware = create_hardware(settings.adapter, clock)
+    try:
+        hardware = create_hardware(settings.adapter, clock, **settings.resolved_adapter_options())
+    except (UnknownAdapterError, AdapterOptionError) as error:
+        raise AdapterUnavailable(str(error)) from error
     controller = ChargerController(hardware, clock, settings)
     controller.register_sim_driver(SimSessionDriver)
     return controller

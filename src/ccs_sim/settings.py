@@ -18,6 +18,13 @@ class ControllerSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     # --- hardware and time ---
     adapter: str = Field("sim", description="HAL adapter name (see evse_hal.registry)")
+    adapter_options_file: Path | None = Field(
+        None, description="TOML file of options for the adapter's factory (its top-level keys); "
+                          "CCS_SIM_ADAPTER_OPTIONS_FILE")
+    adapter_options: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict,
+        description="options for the adapter's factory, on top of the file's (a key in both: this one wins). "
+                    "CCS_SIM_ADAPTER_OPTIONS: a JSON object, e.g. {\"serial_port\": \"/dev/ttyACM0\"}")
     speed: float = Field(1.0, gt=0, le=10_000, description="simulated seconds per wall second (sim only)")
     control_period_s: float = Field(0.01, gt=0, le=1.0, description="control loop period, simulated seconds")
     # --- session flow (the spec's timings) ---
@@ -54,6 +61,25 @@ class ControllerSettings(BaseSettings):
         description="names (Host header) this server also answers to, besides localhost, loopback addresses and "
                     "the address a request arrived on; every other Host is refused (DNS rebinding). "
                     "CCS_SIM_ALLOWED_HOSTS: comma-separated or a JSON list")
+
+    @field_validator("adapter_options", mode="before")
+    @classmethod
+    def _decode_adapter_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(f"adapter options must be a JSON object: {error}") from None
+            if not isinstance(value, dict):
+                raise ValueError("adapter options must be a JSON object, e.g. {\"can_channel\": \"can0\"}")
+        return value
+
+    def resolved_adapter_options(self) -> dict[str, Any]:
+        """What the adapter's factory receives: the options file's, then ``adapter_options`` on top
+        (``evse_hal.registry.AdapterOptionError`` if the file cannot be read)."""
+        from evse_hal.registry import merge_adapter_options
+
+        return merge_adapter_options(self.adapter_options_file, self.adapter_options)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,3 +31,8 @@ class LaunchOptions(BaseModel):
     api_port: int | None = Field(None, ge=1, le=65535)
     message_log: Path | None = Field(None, description="JSON lines, one per request/response exchange")
     exi_codec: ExiCodecName = Field(DEFAULT_EXI_CODEC, description="native (pure Python) or java (JVM child)")
+    adapter: str | None = Field(None, description="HAL adapter (--adapter); None: CCS_SIM_ADAPTER, else sim")
+    adapter_options_file: Path | None = Field(None, description="--adapter-options (TOML); None: "
+                                                                 "CCS_SIM_ADAPTER_OPTIONS_FILE")
+    adapter_options: dict[str, Any] | None = Field(None, description="--adapter-option pairs; None: "
+                                                                      "CCS_SIM_ADAPTER_OPTIONS")
