@@ -212,10 +212,11 @@ async def launch(options: LaunchOptions) -> None:
 def _slac_link_factory(charger, iface: str, options: LaunchOptions):
     """SLAC on ``iface`` fed by the HAL's CP states; the SECC starts on the first match (evse_secc.slac_link)."""
     from evse_secc.slac_link import SlacLink, build_slac_service
+    from evse_hal.simulation import simulation_controls
 
     try:
         factory = build_slac_service(iface, options.evse_id or "EVSE", options.slac_config,
-                                     simulation=charger.hw.simulation is not None)
+                                     simulation=simulation_controls(charger.hw) is not None)
     except (OSError, ValueError) as exc:
         raise LaunchError(f"SLAC settings (--slac-config): {exc}") from exc
     print(f"{SLAC_READY_LINE_PREFIX} on {iface}: plug in (CP B) to match (CP from HAL adapter "

@@ -192,7 +192,10 @@ def create_app(controller: ChargerController | None = None, settings: Controller
 
     @app.post("/control/cp_state")
     async def control_cp_state(request: Request, body: CPStateRequest) -> dict[str, Any]:
-        await ctl(request).set_cp_state(body.state)
+        try:
+            await ctl(request).set_cp_state(body.state)
+        except CommandRefused as refused:  # real hardware: no simulated car, the CP is what the wire measures
+            return _error(str(refused), state=body.state)
         return {"status": "ok", "state": body.state}
 
     @app.post("/fault")

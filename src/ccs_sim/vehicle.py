@@ -1,6 +1,7 @@
 """What the controller knows of the car: the spec's /vehicle/bms, /vehicle/slac and /vehicle/iso15118 views.
 
-In simulation the BMS view is filled from the simulated car; with the SECC it is filled from the
+In simulation the BMS view is filled from the simulated car (the read-only ``SimulatedCarView`` the sim
+adapter's simulation controls give: nothing here touches the plant); with the SECC it is filled from the
 ISO 15118 EV data; SLAC from the SLAC service. Plain dicts of the spec's fields, built by functions, so
 the API layer only serialises.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sim_plant.ev import SimulatedEV
+from evse_hal.simulation import SimulatedCarView
 
 DC_LIMIT_FIELDS = ("max_charge_power", "min_charge_power", "max_charge_current", "min_charge_current",
                    "max_voltage", "min_voltage", "max_discharge_power", "min_discharge_power",
@@ -38,29 +39,28 @@ def empty_bms_view() -> dict[str, Any]:
     }
 
 
-def sim_bms_view(ev: SimulatedEV, present_voltage_V: float) -> dict[str, Any]:
+def sim_bms_view(car: SimulatedCarView, present_voltage_V: float) -> dict[str, Any]:
     """The simulated car's BMS as an ISO 15118 EV would report it."""
-    preset, battery = ev.preset, ev.battery
     view = empty_bms_view()
-    energy_to_target_Wh = max(0.0, (ev.target_soc_percent - battery.soc_percent) / 100.0 * preset.capacity_Wh)
-    energy_to_full_Wh = max(0.0, (100.0 - battery.soc_percent) / 100.0 * preset.capacity_Wh)
+    energy_to_target_Wh = max(0.0, (car.target_soc_percent - car.soc_percent) / 100.0 * car.capacity_Wh)
+    energy_to_full_Wh = max(0.0, (100.0 - car.soc_percent) / 100.0 * car.capacity_Wh)
     view.update({
         "protocol": None,
-        "evcc_id": f"SIM-{preset.name.upper()}",
-        "present_soc": int(round(battery.soc_percent)),
-        "present_voltage": round(present_voltage_V if present_voltage_V > 0 else battery.ocv_V(), 3),
-        "target_voltage": round(ev.target_voltage_V(), 3),
-        "target_current": round(ev.target_current_A(), 3),
-        "total_battery_capacity": preset.capacity_Wh,
+        "evcc_id": f"SIM-{car.preset_name.upper()}",
+        "present_soc": int(round(car.soc_percent)),
+        "present_voltage": round(present_voltage_V if present_voltage_V > 0 else car.open_circuit_voltage_V, 3),
+        "target_voltage": round(car.target_voltage_V, 3),
+        "target_current": round(car.target_current_A, 3),
+        "total_battery_capacity": car.capacity_Wh,
         "energy_requests": {"target_energy_request": round(energy_to_target_Wh, 1),
                             "max_energy_request": round(energy_to_full_Wh, 1),
                             "min_energy_request": 0.0},
-        "soc_limits": {"min_soc": 0, "max_soc": 100, "target_soc": int(round(ev.target_soc_percent))},
+        "soc_limits": {"min_soc": 0, "max_soc": 100, "target_soc": int(round(car.target_soc_percent))},
         "source": "simulation",
     })
-    dc_rated = {"max_charge_power": preset.max_power_W, "min_charge_power": 0.0,
-                "max_charge_current": preset.max_current_A, "min_charge_current": 0.0,
-                "max_voltage": preset.max_voltage_V, "min_voltage": round(preset.ocv_V(0.0), 1),
+    dc_rated = {"max_charge_power": car.max_power_W, "min_charge_power": 0.0,
+                "max_charge_current": car.max_current_A, "min_charge_current": 0.0,
+                "max_voltage": car.max_voltage_V, "min_voltage": round(car.empty_open_circuit_voltage_V, 1),
                 "max_discharge_power": None, "min_discharge_power": None, "max_discharge_current": None}
     view["rated_limits"]["dc"] = dc_rated
     view["session_limits"]["dc"] = dict(dc_rated)

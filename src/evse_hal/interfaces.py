@@ -12,6 +12,8 @@ Conventions every implementation must keep:
   method's docstring states. Getters return the latest *measurement*, never the last command.
 - Safety does not depend on an adapter's goodwill: the controller's supervisor checks every command
   and every reading. An adapter reports what it measures, including values that are out of range.
+- Nothing here is simulation. A simulated adapter offers its extra knobs (the car, the plant, the CP
+  "wire") as a separate interface, ``evse_hal.simulation.SimulationControls``.
 """
 
 from __future__ import annotations
@@ -56,11 +58,6 @@ class CPReader(ABC):
         """Negative plateau in volts: ≈ −12 V while the oscillator runs and the EV diode is present;
         higher than −6 V while oscillating means a diode fault. Equals the positive plateau when the
         oscillator is off."""
-
-    @abstractmethod
-    def simulate_state(self, state: str) -> None:
-        """Simulation only: make the simulated car present ``state`` (A..E). Hardware adapters ignore
-        it (they derive the state from measurements) and must not raise."""
 
     def get_state(self) -> str:
         """CP state letter A..F classified from the measured plateau (IEC 61851-1 windows ±1 V)."""
@@ -222,11 +219,6 @@ class EVSEHardware(ABC):
     imd: IsolationMonitor
     temperature: TemperatureSensor
     estop: EmergencyStopInput | None = None
-
-    @property
-    def simulation(self) -> object | None:
-        """The simulated plant's controls when this is a simulation (``SimulationControls``), else None."""
-        return None
 
     def close(self) -> None:
         """Put every output in its safe state (contactor open, supply off, PWM off) and release devices."""

@@ -6,18 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evse_hal.adapters.sim import SimHardware
 from evse_model.clock import ManualClock
 from sim_plant import ChargerPlant, PlantConfig
 from sim_plant.battery import BATTERY_PRESETS, follow_preset
 from sim_plant.ev import SimulatedEV
-from evse_hal.adapters.sim import SimHardware
 
 
 @pytest.mark.parametrize("state, expected_high_V", [("A", 12.0), ("B", 9.0), ("C", 6.0), ("D", 3.0), ("E", 0.0)])
 def test_cp_plateau_follows_the_resistor_network(state, expected_high_V):
     hardware = SimHardware(ManualClock())
     hardware.pwm.set_duty(5.0)
-    hardware.cp.simulate_state(state)
+    hardware.simulation.present_cp_state(state)
     assert hardware.cp.read_voltage() == pytest.approx(expected_high_V, abs=0.15)
     assert hardware.cp.get_state() == state
     expected_low_V = 0.0 if state == "E" else -12.0
@@ -26,7 +26,7 @@ def test_cp_plateau_follows_the_resistor_network(state, expected_high_V):
 
 def test_state_f_is_minus_twelve_volts():
     hardware = SimHardware(ManualClock())
-    hardware.cp.simulate_state("B")
+    hardware.simulation.present_cp_state("B")
     hardware.pwm.set_state_f()
     assert hardware.cp.read_voltage() == -12.0 and hardware.cp.read_negative_plateau_V() == -12.0
     assert hardware.cp.get_state() == "F" and hardware.pwm.get_duty() == 0.0
@@ -34,14 +34,14 @@ def test_state_f_is_minus_twelve_volts():
 
 def test_oscillator_off_holds_a_constant_level():
     hardware = SimHardware(ManualClock())
-    hardware.cp.simulate_state("B")
+    hardware.simulation.present_cp_state("B")
     hardware.pwm.set_duty(100.0)
     assert hardware.cp.read_voltage() == hardware.cp.read_negative_plateau_V() == pytest.approx(9.0, abs=0.15)
 
 
 def test_diode_fault_raises_the_negative_plateau():
     hardware = SimHardware(ManualClock())
-    hardware.cp.simulate_state("C")
+    hardware.simulation.present_cp_state("C")
     hardware.pwm.set_duty(5.0)
     hardware.plant.ev.diode_fault = True
     assert hardware.cp.read_negative_plateau_V() > -6.0

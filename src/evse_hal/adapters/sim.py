@@ -25,6 +25,7 @@ from evse_hal.interfaces import (
     SupplyCapabilities,
     TemperatureSensor,
 )
+from evse_hal.simulation import SimulatedCarView, SimulationControls, SimulationKnobs
 
 EV_PRESET_NAMES = ("follow", *BATTERY_PRESETS)
 
@@ -62,9 +63,6 @@ class SimCPReader(_PlantDevice, CPReader):
 
     def read_negative_plateau_V(self) -> float:
         return self._now().cp_plateaus_V()[1]
-
-    def simulate_state(self, state: str) -> None:
-        self._now().ev.force_cp_state(state)
 
 
 class SimContactor(_PlantDevice, ContactorDriver):
@@ -175,8 +173,9 @@ class SimEStop(EmergencyStopInput):
         return self.pressed
 
 
-class SimulationControls:
-    """The knobs a simulation has and hardware has not: the car, its battery, the plant."""
+class SimPlantControls(SimulationControls):
+    """The sim adapter's simulation controls, on the one ``ChargerPlant`` (``plant`` and ``ev`` are there for
+    test rigs that look inside the plant; code that works with any simulated adapter uses the interface)."""
 
     def __init__(self, plant: ChargerPlant, clock: Clock, estop: SimEStop) -> None:
         self.plant = plant
@@ -242,6 +241,35 @@ class SimulationControls:
         plant.ev = ev
         return ev
 
+    def knobs(self) -> SimulationKnobs:
+        plant = self.plant
+        ev = plant.ev
+        return SimulationKnobs(preset_name=self.preset_name, start_soc_percent=self.start_soc_percent,
+                               target_soc_percent=self.target_soc_percent, car_soc_percent=ev.battery.soc_percent,
+                               car_plugged_in=ev.plugged_in, car_contactor_closed=ev.contactor_closed,
+                               isolation_resistance_ohm=plant.isolation_resistance_ohm,
+                               ambient_temperature_C=plant.config.ambient_temperature_C,
+                               estop_pressed=self.estop.pressed)
+
+    def present_cp_state(self, state: str) -> None:
+        self.advance().ev.force_cp_state(state)
+
+    def simulated_car_view(self) -> SimulatedCarView | None:
+        ev = self.plant.ev
+        if ev is None or not ev.plugged_in:
+            return None
+        preset, battery = ev.preset, ev.battery
+        return SimulatedCarView(preset_name=preset.name, capacity_Wh=preset.capacity_Wh,
+                                soc_percent=battery.soc_percent, target_soc_percent=ev.target_soc_percent,
+                                open_circuit_voltage_V=battery.ocv_V(),
+                                empty_open_circuit_voltage_V=preset.ocv_V(0.0),
+                                target_voltage_V=ev.target_voltage_V(), target_current_A=ev.target_current_A(),
+                                max_power_W=preset.max_power_W, max_current_A=preset.max_current_A,
+                                max_voltage_V=preset.max_voltage_V)
+
+    def set_estop_pressed(self, pressed: bool) -> None:
+        self.estop.pressed = pressed
+
     def set_isolation_resistance(self, resistance_ohm: float) -> None:
         if not resistance_ohm > 0:
             raise ValueError("isolation resistance must be > 0 ohm")
@@ -270,10 +298,11 @@ class SimHardware(EVSEHardware):
         self.imd = SimIMD(self.plant, clock)
         self.temperature = SimTemperature(self.plant, clock)
         self.estop = SimEStop()
-        self._controls = SimulationControls(self.plant, clock, self.estop)
+        self._controls = SimPlantControls(self.plant, clock, self.estop)
 
     @property
-    def simulation(self) -> SimulationControls:
+    def simulation(self) -> SimPlantControls:
+        """The simulation controls this adapter offers (``evse_hal.simulation.simulation_controls``)."""
         return self._controls
 
     def close(self) -> None:
