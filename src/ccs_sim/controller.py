@@ -20,20 +20,13 @@ from evse_model.faults import FaultType, Severity, lookup_fault
 from evse_hal.pilot import read_pilot
 from ccs_sim.precharge import PrechargeControl, PrechargeTimeout
 from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext, SupplyCurrentLimitHistory
+from evse_model.session_errors import CommandRefused, SessionAbort  # noqa: F401 (re-exported)
 from evse_model.session import STAGE_PHASE, EndReason, Phase, SessionParams, SessionSummary, Stage
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.vehicle import empty_bms_view, empty_iso15118_view, empty_slac_view, sim_bms_view
 from evse_hal.interfaces import EVSEHardware
 
 log = logging.getLogger(__name__)
-
-
-class SessionAbort(Exception):
-    """Raised inside a session driver to end the session with a fault of this name."""
-
-    def __init__(self, fault_name: str, message: str = "") -> None:
-        super().__init__(message or fault_name)
-        self.fault_name = fault_name
 
 
 class SessionDriver(Protocol):
@@ -91,10 +84,6 @@ class ContactorCommandResult:
             return (f"{self.current_at_command_A:.1f} A flowing: the output was shut down first and the contactor "
                     f"opened at {self.current_at_open_A:.2f} A (< 1 A, IEC 61851-23 / DG L1283)")
         return None
-
-
-class CommandRefused(Exception):
-    """A command the safety rules or the current state forbid; the message says why."""
 
 
 class ChargerController:

@@ -30,51 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Dict, List, Optional, Union
 
-from evse_hal import iso15118_compat
-
-iso15118_compat.install()  # before the first iso15118 import (pydantic.v1 hook; see that module)
-
-from iso15118.secc.controller.ev_data import (  # noqa: E402 (after the import hook)
-    EVACCLLimits,
-    EVACCPDLimits,
-    EVDataContext,
-    EVDCCLLimits,
-    EVDCCPDLimits,
-    EVRatedLimits,
-    EVSessionLimits,
-)
-from iso15118.secc.controller.evse_data import (
-    CurrentType,
-    EVSEACCLLimits,
-    EVSEACCPDLimits,
-    EVSEDataContext,
-    EVSEDCCLLimits,
-    EVSEDCCPDLimits,
-    EVSERatedLimits,
-    EVSESessionLimits,
-)
+from evse_hal import iso15118_messages as messages  # installs the pydantic.v1 hook before iso15118 is imported
+from iso15118.secc.controller.ev_data import EVDataContext
 from iso15118.secc.controller.interface import AuthorizationResponse, EVSEControllerInterface, ServiceStatus
 from iso15118.secc.controller.simulator import SimEVSEController
-from iso15118.shared.messages.datatypes import (
-    DCEVSEChargeParameter,
-    DCEVSEStatus,
-    DCEVSEStatusCode,
-    PhysicalValue,
-    PVEVSEMaxCurrentLimit,
-    PVEVSEMaxPowerLimit,
-    PVEVSEMaxVoltageLimit,
-    PVEVSEMinCurrentLimit,
-    PVEVSEMinVoltageLimit,
-    PVEVSEPeakCurrentRipple,
-)
+from iso15118.shared.messages.datatypes import DCEVSEChargeParameter, DCEVSEStatus, DCEVSEStatusCode
 from iso15118.shared.messages.datatypes import EVSENotification as EVSENotificationV2
-from iso15118.shared.messages.din_spec.datatypes import PMaxScheduleEntry as PMaxScheduleEntryDIN
-from iso15118.shared.messages.din_spec.datatypes import PMaxScheduleEntryDetails as PMaxScheduleEntryDetailsDIN
-from iso15118.shared.messages.din_spec.datatypes import RelativeTimeInterval as RelativeTimeIntervalDIN
-from iso15118.shared.messages.din_spec.datatypes import ResponseCode as ResponseCodeDIN
 from iso15118.shared.messages.din_spec.datatypes import SAScheduleTupleEntry as SAScheduleTupleEntryDIN
 from iso15118.shared.messages.enums import (
     AuthorizationStatus,
@@ -86,76 +49,42 @@ from iso15118.shared.messages.enums import (
     Protocol,
     ServiceV20,
     SessionStopAction,
-    UnitSymbol,
 )
-from iso15118.shared.messages.iso15118_2.datatypes import (
-    ACEVSEChargeParameter,
-    ACEVSEStatus,
-    PMaxSchedule,
-    PMaxScheduleEntry,
-    PVPMax,
-    RelativeTimeInterval,
-    SAScheduleTuple,
-)
+from iso15118.shared.messages.iso15118_2.datatypes import ACEVSEChargeParameter, ACEVSEStatus, SAScheduleTuple
 from iso15118.shared.messages.iso15118_2.datatypes import MeterInfo as MeterInfoV2
-from iso15118.shared.messages.iso15118_2.datatypes import ResponseCode as ResponseCodeV2
 from iso15118.shared.messages.iso15118_20.common_messages import (
-    ChargingSchedule,
     DynamicScheduleExchangeResParams,
-    Parameter,
-    ParameterSet,
-    PowerSchedule,
-    PowerScheduleEntry,
-    PowerScheduleEntryList,
-    PriceLevelSchedule,
-    PriceLevelScheduleEntry,
-    PriceLevelScheduleEntryList,
     ProviderID,
     ScheduledScheduleExchangeResParams,
     ScheduleExchangeReq,
-    ScheduleTuple,
     SelectedEnergyService,
-    Service,
     ServiceList,
     ServiceParameterList,
 )
 from iso15118.shared.messages.iso15118_20.common_types import EVSENotification as EVSENotificationV20
 from iso15118.shared.messages.iso15118_20.common_types import EVSEStatus
 from iso15118.shared.messages.iso15118_20.common_types import MeterInfo as MeterInfoV20
-from iso15118.shared.messages.iso15118_20.common_types import RationalNumber
-from iso15118.shared.messages.iso15118_20.common_types import ResponseCode as ResponseCodeV20
 from iso15118.shared.messages.iso15118_20.dc import (
     BPTDCChargeParameterDiscoveryResParams,
     DCChargeParameterDiscoveryResParams,
 )
 from iso15118.shared.states import State
 
+from evse_hal.charger_port import ChargerPort, ChargingSession
+from evse_hal.iso15118_evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_hal.iso15118_session import CHARGE_LOOP_WATCHDOG_S, ChargeLoopWatchdog, HlcSessionDriver
+from evse_hal.iso15118_sim_body import SimulatedEvStackBody, is_credible_pack_voltage
+from evse_hal.iso15118_views import bms_view_from_ev_data, energy_service_name, enum_value, iso15118_view, plain_number
 from evse_model import standards
-from ccs_sim.controller import ActiveSession, ChargerController, CommandRefused, SessionAbort
-from evse_model.faults import Severity, lookup_fault
-from ccs_sim.hlc_session import HlcSessionDriver, bms_view_from_ev_data, enum_value, iso15118_view, plain_number
 from evse_model.session import EndReason, Phase, SessionParams, Stage
-from evse_secc.evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_model.session_errors import CommandRefused, SessionAbort
+
+__all__ = ["CHARGE_LOOP_WATCHDOG_S", "DEFAULT_EVSE_ID", "HalEVSEController", "fresh_ev_data_context"]
 
 logger = logging.getLogger(__name__)
 
+fresh_ev_data_context = messages.fresh_ev_data_context
 DEFAULT_EVSE_ID = "DE*CCS*E0000001*1"
-#: No request for this long during energy transfer → COMMUNICATION_TIMEOUT. IEC 61851-25 requires an error
-#: shutdown after 1 s without valid data (standards.md §2.4); iso15118's own sequence timer is 60 s.
-CHARGE_LOOP_WATCHDOG_S = 1.0
-#: A control tick this much later than the one before means our own event loop did not run (CPU contention):
-#: a request the EV sent meanwhile waits unread in the socket, so that time is not the EV's silence.
-EVENT_LOOP_STALL_S = 0.1
-#: Peak-to-peak current ripple of the power stage announced in DIN/-2 ChargeParameterDiscoveryRes
-#: (a power-module datasheet figure; no standard number).
-PEAK_CURRENT_RIPPLE_A = 2.0
-#: Schedules cover 24 h when the EV names no departure time ([V2G2-304]).
-SCHEDULE_DURATION_S = 86_400
-#: DIN SPEC 70121 PMax is an xs:short in W: a larger charger announces the maximum it can express.
-DIN_PMAX_MAX_W = 32_767
-#: ISO 15118-20 Table 204: DC = 2; ServiceParameterList Connector 2 = Extended, ControlMode 1 = Scheduled.
-DC_SERVICE_ID = ServiceV20.DC.value
-METER_ID = "CCS-SIM-METER"
 #: How often the API's vehicle views are rebuilt while the EV repeats a request (charge loop, precharge).
 VIEW_REFRESH_S = 0.1
 _LOOP_STATES = ("CurrentDemand", "DCChargeLoop", "PreCharge", "DCPreCharge", "CableCheck", "DCCableCheck",
@@ -164,47 +93,30 @@ _LOOP_STATES = ("CurrentDemand", "DCChargeLoop", "PreCharge", "DCPreCharge", "Ca
 _ENERGY_STAGES = (Stage.CURRENT_RAMP, Stage.CHARGING)
 
 
-def _pv(cls: type, value: float, unit: str) -> Any:
-    exponent, number = PhysicalValue.get_exponent_value_repr(value)
-    return cls(multiplier=exponent, value=number, unit=unit)
-
-
-def _rational(value: float) -> RationalNumber:
-    return RationalNumber.get_rational_repr(value)
-
-
-def fresh_ev_data_context() -> EVDataContext:
-    """An EVDataContext with its own limit objects (iso15118's defaults share one instance between all)."""
-    return EVDataContext(rated_limits=EVRatedLimits(ac_limits=EVACCPDLimits(), dc_limits=EVDCCPDLimits()),
-                         session_limits=EVSessionLimits(ac_limits=EVACCLLimits(), dc_limits=EVDCCLLimits()))
-
-
 class HalEVSEController(EVSEControllerInterface):
     """The SECC's EVSE controller on the shared ChargerController (see the module docstring)."""
 
-    def __init__(self, charger: ChargerController, evse_id: str | None = None,
+    def __init__(self, charger: ChargerPort, evse_id: str | None = None,
                  watchdog_s: float = CHARGE_LOOP_WATCHDOG_S) -> None:
         super().__init__()
         self.charger = charger
         self.evse_id = evse_id or DEFAULT_EVSE_ID
-        self.watchdog_s = watchdog_s
+        self._watchdog = ChargeLoopWatchdog(watchdog_s)
         self.ev_data_context = fresh_ev_data_context()
         self.evse_data_context = self._evse_data_context()
         self.status: ServiceStatus | None = None
         #: Set by an external identification (RFID, API); False: the EV identifies itself (EIM/PnC).
         self.eim_authorized = False
         self._comm_session: Any = None
-        self._session: ActiveSession | None = None
+        self._session: ChargingSession | None = None
         self._driver: HlcSessionDriver | None = None
         self._refusal: str | None = None
         self._cable_check_task: asyncio.Task[None] | None = None
         self._isolation: IsolationLevel | None = None
         self._energy_transfer = False
         self._ev_stopping = False
-        self._car_ready = False
-        self._watchdog_armed = False
-        self._last_request_s = 0.0
-        self._last_tick_s: float | None = None
+        #: The EV stack's body on the simulated adapter (None on real hardware).
+        self._sim_body = SimulatedEvStackBody.on(charger.hw, charger.evse_max_voltage_V, charger.evse_max_current_A)
         self._authorized: bool | None = None
         self._started_at = None
         self._last_message_at = None
@@ -213,21 +125,12 @@ class HalEVSEController(EVSEControllerInterface):
         charger.tick_listeners.append(self._on_tick)
 
     # --- EVSE data ----------------------------------------------------------------------------------
-    def _evse_data_context(self) -> EVSEDataContext:
+    def _evse_data_context(self) -> Any:
         charger = self.charger
-        min_voltage_V = charger.hw.supply.get_capabilities().min_voltage_V
-        dc_rated = EVSEDCCPDLimits(max_charge_power=charger.evse_max_power_W, min_charge_power=0.0,
-                                   max_charge_current=charger.evse_max_current_A, min_charge_current=0.0,
-                                   max_voltage=charger.evse_max_voltage_V, min_voltage=min_voltage_V)
-        dc_session = EVSEDCCLLimits(max_charge_power=charger.evse_max_power_W, min_charge_power=0.0,
-                                    max_charge_current=charger.evse_max_current_A,
-                                    max_voltage=charger.evse_max_voltage_V, min_voltage=min_voltage_V)
-        context = EVSEDataContext(rated_limits=EVSERatedLimits(ac_limits=EVSEACCPDLimits(), dc_limits=dc_rated),
-                                  session_limits=EVSESessionLimits(ac_limits=EVSEACCLLimits(), dc_limits=dc_session))
-        context.current_type = CurrentType.DC
-        context.peak_current_ripple = PEAK_CURRENT_RIPPLE_A
-        context.power_ramp_limit = charger.settings.current_ramp_up_A_per_s
-        return context
+        return messages.dc_evse_data_context(charger.evse_max_power_W, charger.evse_max_current_A,
+                                             charger.evse_max_voltage_V,
+                                             charger.hw.supply.get_capabilities().min_voltage_V,
+                                             charger.settings.current_ramp_up_A_per_s)
 
     def reset_ev_data_context(self) -> None:
         self.ev_data_context = fresh_ev_data_context()
@@ -244,7 +147,7 @@ class HalEVSEController(EVSEControllerInterface):
         if self._cable_check_task is not None and not self._cable_check_task.done():
             self._cable_check_task.cancel()  # the previous session's check must not command this one's supply
         self._cable_check_task, self._isolation = None, None
-        self._energy_transfer = self._ev_stopping = self._car_ready = self._watchdog_armed = False
+        self._energy_transfer = self._ev_stopping = self._watchdog.armed = False
         self._authorized = None
         self.reset_ev_data_context()
         driver = HlcSessionDriver()
@@ -261,11 +164,8 @@ class HalEVSEController(EVSEControllerInterface):
         self._started_at = charger.clock.utcnow()
         session.ev_info = {"protocol": self._protocol_name()}
         charger.set_stage(Stage.HANDSHAKE)
-        sim = charger.hw.simulation
-        if sim is not None:
-            # The EV stack's body on the sim adapter: plugged in, not yet wanting energy (CP B → C at 5 %).
-            sim.prepare_hlc_car(standards.CABLE_CHECK_DEFAULT_TEST_V, charger.evse_max_current_A).\
-                energy_transfer_wanted = False
+        if self._sim_body is not None:
+            self._sim_body.arrive()  # plugged in (CP B → C at 5 %), its contactor open until its pack is known
         if self.charger.latest is None or self.charger.latest.duty_percent != standards.CP_HLC_DUTY_PERCENT:
             await charger.set_pwm_duty(standards.CP_HLC_DUTY_PERCENT)
         logger.info("HLC session %s started in the controller", session.session_id)
@@ -276,7 +176,7 @@ class HalEVSEController(EVSEControllerInterface):
         self._finish_driver()
 
     async def _end_abnormally(self, reason: str) -> None:
-        self._watchdog_armed = False
+        self._watchdog.armed = False
         if self._own_session_active():
             logger.warning("HLC session ended abnormally: %s", reason)
             await self.charger.raise_fault("HLC_FAILURE", source="hlc", message=reason)
@@ -288,33 +188,18 @@ class HalEVSEController(EVSEControllerInterface):
 
     def _end_signal(self) -> tuple[DCEVSEStatusCode, bool] | None:
         """How our side ended the session, as (status code, EV must stop), or None while it runs."""
-        session = self._session
-        if session is None:
-            return (DCEVSEStatusCode.EVSE_NOT_READY, True) if self._refusal else None
-        summary = session.summary
-        if summary is None:
-            return None
-        if summary.ended_phase == Phase.COMPLETE.value:
-            return DCEVSEStatusCode.EVSE_NOT_READY, False
-        if summary.error:
-            fault, _known = lookup_fault(summary.error)
-            if fault.severity is Severity.EMERGENCY:
-                return DCEVSEStatusCode.EVSE_EMERGENCY_SHUTDOWN, True
-        return DCEVSEStatusCode.EVSE_SHUTDOWN, True
+        if self._session is None:
+            return messages.end_signal(None, refused=self._refusal is not None)
+        return messages.end_signal(self._session.summary, refused=False)
 
     def _on_tick(self) -> None:
         """Every control tick: the charge-loop watchdog, and an output opened under the session."""
         charger = self.charger
-        now_s = charger.clock.now()
-        previous_tick_s, self._last_tick_s = self._last_tick_s, now_s
-        if not self._own_session_active():
+        running = self._own_session_active()
+        silence_s = self._watchdog.tick(charger.clock.now(), charger.settings.control_period_s, running)
+        if not running:
             return
-        if self._watchdog_armed and previous_tick_s is not None and now_s - previous_tick_s > EVENT_LOOP_STALL_S:
-            # Our loop stalled: the stall does not count as the EV's silence (its request may be in the socket).
-            self._last_request_s += now_s - previous_tick_s - charger.settings.control_period_s
-        if self._watchdog_armed and now_s - self._last_request_s > self.watchdog_s:
-            self._watchdog_armed = False
-            silence_s = charger.clock.now() - self._last_request_s
+        if silence_s is not None:
             logger.error("no CurrentDemand/ChargeLoop request for %.2f s: COMMUNICATION_TIMEOUT", silence_s)
             self._spawn(charger.raise_fault("COMMUNICATION_TIMEOUT", source="hlc",
                                             message=f"no charge-loop request for {silence_s:.2f} s"))
@@ -323,7 +208,7 @@ class HalEVSEController(EVSEControllerInterface):
         if self._energy_transfer and not self._ev_stopping and m is not None and not m.contactor_closed \
                 and charger.stage in _ENERGY_STAGES:
             logger.warning("output contactor opened during energy transfer: stopping the HLC session")
-            self._watchdog_armed = False
+            self._watchdog.armed = False
             charger.end_session(Phase.ABORTED, None, EndReason.STOP_REQUESTED)
 
     def _spawn(self, coroutine: Any) -> None:
@@ -347,17 +232,12 @@ class HalEVSEController(EVSEControllerInterface):
         comm = self._comm_session
         if self.ev_data_context.evcc_id is None and getattr(comm, "evcc_id", None):
             self.ev_data_context.evcc_id = comm.evcc_id  # -20 keeps it in the session only
-        charger.bms_view_override = bms_view_from_ev_data(self.ev_data_context, self._protocol_name())
-        energy_service = None
-        if comm is not None and getattr(comm, "selected_energy_service", None) is not None:
-            energy_service = comm.selected_energy_service.service.name  # -20: DC, DC_BPT, ...
-        elif self.ev_data_context.selected_energy_mode is not None:  # DIN / -2: DC_extended, ...
-            energy_service = enum_value(self.ev_data_context.selected_energy_mode)
-        control_mode = enum_value(getattr(comm, "control_mode", None)) if comm is not None else None
+        protocol = self._protocol_name()
+        charger.bms_view_override = bms_view_from_ev_data(self.ev_data_context, protocol)
         charger.iso15118_view = iso15118_view(
-            protocol=self._protocol_name(), energy_service=energy_service, control_mode=control_mode,
-            authorized=self._authorized, evse_id=self.evse_id,
-            session_id=getattr(comm, "session_id", None) or None,
+            protocol=protocol, energy_service=energy_service_name(comm, self.ev_data_context),
+            control_mode=enum_value(getattr(comm, "control_mode", None)) if comm is not None else None,
+            authorized=self._authorized, evse_id=self.evse_id, session_id=getattr(comm, "session_id", None) or None,
             started_at=self._started_at, last_message_at=self._last_message_at)
 
     def _protocol_name(self) -> str | None:
@@ -380,23 +260,12 @@ class HalEVSEController(EVSEControllerInterface):
             limit_V = min(limit_V, ev_max_V)
         return min(max(0.0, voltage_V), limit_V)
 
-    def _credible_voltage(self, voltage_V: float) -> bool:
-        ev_max_V = self._ev_max_voltage_V()
-        return standards.SAFE_DC_VOLTAGE_V < voltage_V <= self.charger.evse_max_voltage_V and \
-            (ev_max_V is None or voltage_V <= ev_max_V)
-
-    def _prepare_sim_car(self, pack_voltage_V: float) -> None:
-        """Sim adapter only: the simulated battery behind the EV stack sits at the voltage it asked for."""
-        sim = self.charger.hw.simulation
-        if sim is None or self._car_ready:
-            return
-        current_A = self._ev_max_current_A() or self.charger.evse_max_current_A
-        sim.prepare_hlc_car(pack_voltage_V, min(current_A, self.charger.evse_max_current_A))
-        self._car_ready = True
-        logger.info("simulated car: pack at %.1f V behind the EV stack", pack_voltage_V)
+    def _sim_pack_at(self, pack_voltage_V: float) -> None:
+        if self._sim_body is not None:
+            self._sim_body.pack_at(pack_voltage_V, self._ev_max_current_A())
 
     def _note_request(self) -> None:
-        self._last_request_s = self.charger.clock.now()
+        self._watchdog.note_request(self.charger.clock.now())
 
     # ============================================================================================
     # common
@@ -419,21 +288,10 @@ class HalEVSEController(EVSEControllerInterface):
             self, selected_energy_service: SelectedEnergyService, control_mode: ControlMode,
             schedule_exchange_req: ScheduleExchangeReq,
     ) -> Union[ScheduledScheduleExchangeResParams, DynamicScheduleExchangeResParams]:
-        price_levels = PriceLevelSchedule(
-            id="id1", time_anchor=0, schedule_id=1, schedule_description="flat rate", num_price_levels=1,
-            schedule_entries=PriceLevelScheduleEntryList(
-                entries=[PriceLevelScheduleEntry(duration=SCHEDULE_DURATION_S, price_level=1)]))
-        if control_mode == ControlMode.DYNAMIC:
-            return DynamicScheduleExchangeResParams(departure_time=SCHEDULE_DURATION_S, min_soc=0, target_soc=100,
-                                                    price_level_schedule=price_levels)
-        power_schedule = PowerSchedule(time_anchor=0, schedule_entry_list=PowerScheduleEntryList(entries=[
-            PowerScheduleEntry(duration=SCHEDULE_DURATION_S, power=_rational(self.charger.evse_max_power_W))]))
-        schedule = ScheduleTuple(schedule_tuple_id=1, charging_schedule=ChargingSchedule(
-            power_schedule=power_schedule, price_level_schedule=price_levels))
-        return ScheduledScheduleExchangeResParams(schedule_tuples=[schedule])
+        return messages.schedule_exchange_params_v20(control_mode, self.charger.evse_max_power_W)
 
     async def get_energy_service_list(self) -> ServiceList:
-        return ServiceList(services=[Service(service_id=DC_SERVICE_ID, free_service=False)])
+        return messages.dc_service_list()
 
     def is_eim_authorized(self) -> bool:
         return self.eim_authorized
@@ -443,13 +301,7 @@ class HalEVSEController(EVSEControllerInterface):
                             certificate_chain: Optional[bytes] = None,
                             hash_data: Optional[List[Dict[str, str]]] = None) -> AuthorizationResponse:
         """No backend: every EIM identification and every contract the SECC's PKI checks is accepted."""
-        protocol = self.get_selected_protocol()
-        if protocol == Protocol.DIN_SPEC_70121:
-            code: Any = ResponseCodeDIN.OK
-        elif protocol is not None and protocol.name.startswith("ISO_15118_20"):
-            code = ResponseCodeV20.OK
-        else:
-            code = ResponseCodeV2.OK
+        code = messages.authorization_ok_code(self.get_selected_protocol())
         self._authorized = True
         self._refresh_views()
         return AuthorizationResponse(authorization_status=AuthorizationStatus.ACCEPTED,
@@ -458,29 +310,17 @@ class HalEVSEController(EVSEControllerInterface):
     async def get_sa_schedule_list(self, ev_data_context: EVDataContext, is_free_charging_service: bool,
                                    max_schedule_entries: Optional[int],
                                    departure_time: int = 0) -> Optional[List[SAScheduleTuple]]:
-        duration_s = departure_time or SCHEDULE_DURATION_S
-        entry = PMaxScheduleEntry(p_max=_pv(PVPMax, self.charger.evse_max_power_W, UnitSymbol.WATT),
-                                  time_interval=RelativeTimeInterval(start=0, duration=duration_s))
-        return [SAScheduleTuple(sa_schedule_tuple_id=1, p_max_schedule=PMaxSchedule(schedule_entries=[entry]),
-                                sales_tariff=None)]
+        return messages.sa_schedule_list_v2(self.charger.evse_max_power_W, departure_time)
 
     async def get_sa_schedule_list_dinspec(self, max_schedule_entries: Optional[int],
                                            departure_time: int = 0) -> Optional[List[SAScheduleTupleEntryDIN]]:
-        details = PMaxScheduleEntryDetailsDIN(
-            p_max=int(min(DIN_PMAX_MAX_W, self.charger.evse_max_power_W)),
-            time_interval=RelativeTimeIntervalDIN(start=0, duration=departure_time or SCHEDULE_DURATION_S))
-        return [SAScheduleTupleEntryDIN(sa_schedule_tuple_id=1, sales_tariff=None,
-                                        p_max_schedule=PMaxScheduleEntryDIN(p_max_schedule_id=0,
-                                                                            entry_details=[details]))]
+        return messages.sa_schedule_list_din(self.charger.evse_max_power_W, departure_time)
 
     async def get_meter_info_v2(self) -> MeterInfoV2:
-        energy_Wh = self.charger.meter_reading.energy_Wh
-        return MeterInfoV2(meter_id=METER_ID, meter_reading=int(energy_Wh), t_meter=int(time.time()))
+        return messages.meter_info_v2(self.charger.meter_reading.energy_Wh)
 
     async def get_meter_info_v20(self) -> MeterInfoV20:
-        energy_Wh = self.charger.meter_reading.energy_Wh
-        return MeterInfoV20(meter_id=METER_ID, charged_energy_reading_wh=int(energy_Wh),
-                            meter_timestamp=int(time.time()))
+        return messages.meter_info_v20(self.charger.meter_reading.energy_Wh)
 
     async def get_supported_providers(self) -> Optional[List[ProviderID]]:
         return None
@@ -492,13 +332,10 @@ class HalEVSEController(EVSEControllerInterface):
             self._energy_transfer = True
             await self.charger.begin_energy_transfer(self._ev_max_voltage_V())
             self._note_request()
-            self._watchdog_armed = True
+            self._watchdog.armed = True
             return
         self._ev_stopping = True
-        self._watchdog_armed = False
-        sim = self.charger.hw.simulation
-        if sim is not None:
-            sim.ev.energy_transfer_wanted = False  # the EV opens its contactor once the current is < 1 A
+        self._watchdog.armed = False
 
     async def get_cp_state(self) -> CpState:
         m = self.charger.latest
@@ -513,20 +350,12 @@ class HalEVSEController(EVSEControllerInterface):
         return False
 
     async def get_service_parameter_list(self, service_id: int) -> Optional[ServiceParameterList]:
-        if service_id != DC_SERVICE_ID:
-            return None
-        scheduled = ParameterSet(id=1, parameters=[
-            Parameter(name="Connector", int_value=2),  # Extended
-            Parameter(name="ControlMode", int_value=1),  # Scheduled
-            Parameter(name="MobilityNeedsMode", int_value=1),  # provided by the EV
-            Parameter(name="Pricing", int_value=0),  # no pricing
-        ])
-        return ServiceParameterList(parameter_sets=[scheduled])
+        return messages.dc_service_parameter_list() if service_id == messages.DC_SERVICE_ID else None
 
     async def stop_charger(self) -> None:
         """Ramp down (≤ 100 A/s) and open the contactor below 1 A, then return."""
         charger = self.charger
-        self._watchdog_armed = False
+        self._watchdog.armed = False
         if self._own_session_active():
             if not self._ev_stopping:
                 # Not after the EV's PowerDelivery(Stop): the SECC is stopping the session on an error.
@@ -607,16 +436,8 @@ class HalEVSEController(EVSEControllerInterface):
                             evse_isolation_status=isolation, evse_status_code=code)
 
     async def get_dc_charge_parameters(self) -> DCEVSEChargeParameter:
-        limits = self.evse_data_context.rated_limits.dc_limits
-        return DCEVSEChargeParameter(
-            dc_evse_status=await self.get_dc_evse_status(),
-            evse_maximum_power_limit=_pv(PVEVSEMaxPowerLimit, limits.max_charge_power, UnitSymbol.WATT),
-            evse_maximum_current_limit=_pv(PVEVSEMaxCurrentLimit, limits.max_charge_current, UnitSymbol.AMPERE),
-            evse_maximum_voltage_limit=_pv(PVEVSEMaxVoltageLimit, limits.max_voltage, UnitSymbol.VOLTAGE),
-            evse_minimum_current_limit=_pv(PVEVSEMinCurrentLimit, limits.min_charge_current, UnitSymbol.AMPERE),
-            evse_minimum_voltage_limit=_pv(PVEVSEMinVoltageLimit, limits.min_voltage, UnitSymbol.VOLTAGE),
-            evse_peak_current_ripple=_pv(PVEVSEPeakCurrentRipple, PEAK_CURRENT_RIPPLE_A, UnitSymbol.AMPERE),
-        )
+        return messages.dc_charge_parameter(self.evse_data_context.rated_limits.dc_limits,
+                                            await self.get_dc_evse_status())
 
     async def get_evse_present_voltage(self, protocol: Protocol) -> Any:
         m = self.charger.latest
@@ -668,21 +489,18 @@ class HalEVSEController(EVSEControllerInterface):
             return  # ended by our side: the output stays off, the status tells the EV to stop
         voltage_V = float(ev_target_voltage) if ev_target_voltage is not None else 0.0
         current_A = float(ev_target_current) if ev_target_current is not None else 0.0
-        sim = self.charger.hw.simulation
         if is_precharge:
             target_V = self._clamp_voltage_V(voltage_V)
-            if self._credible_voltage(voltage_V):
-                self._prepare_sim_car(target_V)
+            if is_credible_pack_voltage(voltage_V, self.charger.evse_max_voltage_V, self._ev_max_voltage_V()):
+                self._sim_pack_at(target_V)
             # ≤ 2 A; an EV that names no current (-20 sends 0: "not used") gets the 2 A allowed.
             limit_A = current_A if current_A > 0.0 else standards.PRECHARGE_CURRENT_LIMIT_A
             await self.charger.precharge_step(target_V, limit_A)
         else:
             target_V = self._clamp_voltage_V(voltage_V)
-            if not self._car_ready and target_V > standards.SAFE_DC_VOLTAGE_V:
-                self._prepare_sim_car(target_V)  # the EV's precharge target was not credible
+            if target_V > standards.SAFE_DC_VOLTAGE_V:
+                self._sim_pack_at(target_V)  # once: here only when the EV's precharge target was not credible
             await self.charger.set_charge_targets(target_V, current_A)
-        if sim is not None:
-            sim.ev.hlc_target_voltage_V, sim.ev.hlc_target_current_A = voltage_V, current_A
         self._refresh_views(force=False)
 
     async def is_evse_current_limit_achieved(self) -> bool:
@@ -702,15 +520,7 @@ class HalEVSEController(EVSEControllerInterface):
     ) -> Optional[Union[DCChargeParameterDiscoveryResParams, BPTDCChargeParameterDiscoveryResParams]]:
         if energy_service != ServiceV20.DC:
             return None  # no bidirectional power transfer offered
-        limits = self.evse_data_context.rated_limits.dc_limits
-        return DCChargeParameterDiscoveryResParams(
-            evse_max_charge_power=_rational(limits.max_charge_power),
-            evse_min_charge_power=_rational(limits.min_charge_power),
-            evse_max_charge_current=_rational(limits.max_charge_current),
-            evse_min_charge_current=_rational(limits.min_charge_current),
-            evse_max_voltage=_rational(limits.max_voltage),
-            evse_min_voltage=_rational(limits.min_voltage),
-        )
+        return messages.dc_charge_params_v20(self.evse_data_context.rated_limits.dc_limits)
 
     async def get_15118_ev_certificate(self, base64_encoded_cert_installation_req: str, namespace: str) -> str:
         """No CPO backend: answered from the local PKI (the certificate provisioning service's keys), as

@@ -9,11 +9,11 @@ from iso15118.shared.messages.enums import Protocol
 from iso15118.secc.controller.simulator import SimEVSEController
 
 from evse_secc.errors import LaunchError
-from evse_secc.evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_hal.iso15118_evse_id import din_evse_id, iso_15118_2_evse_id
 from evse_secc.options import ControllerName
 
 if TYPE_CHECKING:
-    from ccs_sim.controller import ChargerController
+    from evse_hal.charger_port import ChargerPort
 
 
 class SimEVSEControllerWithId(SimEVSEController):
@@ -32,8 +32,9 @@ class SimEVSEControllerWithId(SimEVSEController):
 
 
 def build_controller(name: ControllerName, evse_id: str | None,
-                     charger: "ChargerController | None" = None) -> EVSEControllerInterface:
-    """The SECC's EVSE controller; ``hal`` needs the ``charger`` (the one ChargerController the API uses)."""
+                     charger: "ChargerPort | None" = None) -> EVSEControllerInterface:
+    """The SECC's EVSE controller; ``hal`` needs the ``charger`` (the one ChargerController the API uses, as the
+    glue's ``ChargerPort``)."""
     if name == "sim":
         return SimEVSEController() if evse_id is None else SimEVSEControllerWithId(evse_id)
     if name == "hal":
@@ -43,7 +44,7 @@ def build_controller(name: ControllerName, evse_id: str | None,
     raise LaunchError(f"unknown controller {name!r} (known: sim, hal)")
 
 
-def build_hal_controller(evse_id: str | None, charger: "ChargerController") -> EVSEControllerInterface:
+def build_hal_controller(evse_id: str | None, charger: "ChargerPort") -> EVSEControllerInterface:
     """Our HalEVSEController on ``charger`` (the shared HAL, session state and safety supervisor)."""
     from evse_hal.iso15118_hal_controller import HalEVSEController
 
