@@ -1,36 +1,25 @@
 """EXI encode/decode time per message: native (pure Python) vs the package's Java codec, same run.
 
 Messages: CurrentDemandReq/Res (DIN SPEC 70121, ISO 15118-2) and DC_ChargeLoopReq/Res
-(ISO 15118-20 DC), drawn from iso15118's own models (fixed seeds), checked byte-identical first.
+(ISO 15118-20 DC): the charge loop the SECC warms its codec with (``evse_secc.codecs.WARMUP_MESSAGES``, shapes
+from recorded sessions), checked byte-identical between the two codecs first. The Java codec is the package's
+(iso15118's EXICodec.jar over py4j), started as the launcher starts it (``evse_secc.codecs.start_codec``).
 Usage: python bench/bench_exi.py [--iterations N] [--no-java] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import random
+import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from evse_secc.codecs import WARMUP_MESSAGES, start_codec
 from exi_codec import NativeEXICodec
-
-_TEST_HELPERS = Path(__file__).resolve().parent.parent / "tests" / "exi"
 
 #: Target for CurrentDemandReq/Res in-process encode and decode (issue 7).
 TARGET_MS = 0.5
-
-
-def _load_test_helper(name: str):
-    """Load a module of tests/exi by file (message generator, Java oracle) without touching sys.path."""
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", _TEST_HELPERS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 BENCH_MESSAGES = (
@@ -69,33 +58,47 @@ def _time_ms(fn, iterations: int) -> tuple[float, float]:
 
 
 def start_java():
-    """The tests' Java oracle (the package's EXICodec.jar over py4j) and its start time in s."""
-    java_oracle = _load_test_helper("conftest").JavaOracle
+    """``(codec, close, start_s)``: the package's Java codec (EXICodec.jar over py4j), not warmed up, and the
+    seconds its start took."""
     t0 = time.perf_counter()
-    java = java_oracle()
-    return java, time.perf_counter() - t0
+    java, close = start_codec("java", None)
+    return java, close, time.perf_counter() - t0
+
+
+def _element_name(message: dict) -> str:
+    """The message's element: the body's one child for DIN/-2 (``V2G_Message``), the root element for -20."""
+    if "V2G_Message" in message:
+        (name,) = message["V2G_Message"]["Body"]
+        return name
+    (name,) = message
+    return name
+
+
+def bench_message(namespace: str, name: str) -> str:
+    """The JSON of one of BENCH_MESSAGES, as the codecs take it (underscores in ``name`` are ignored)."""
+    for message in WARMUP_MESSAGES[namespace]:
+        if _element_name(message).replace("_", "") == name.replace("_", ""):
+            return json.dumps(message)
+    raise KeyError(f"no {name} among the warm-up messages of {namespace}")
 
 
 def measure(iterations: int, java=None) -> list[MessageTiming]:
     """Encode/decode timings of BENCH_MESSAGES (Java, when given, gets max(200, iterations/10) runs)."""
-    all_message_kinds = _load_test_helper("exi_model_instances").all_message_kinds
     native = NativeEXICodec()
-    by_key = {(k.namespace, k.name): k for k in all_message_kinds()}
     rows = []
-    for key in BENCH_MESSAGES:
-        kind = by_key[key]
-        message = kind.build(random.Random(1))
-        exi = native.encode(message, kind.namespace)
+    for namespace, name in BENCH_MESSAGES:
+        message = bench_message(namespace, name)
+        exi = native.encode(message, namespace)
         if java is not None:
-            assert java.encode(message, kind.namespace) == exi, "not byte-identical"
+            assert java.encode(message, namespace) == exi, "not byte-identical"
         row = MessageTiming(
-            message=f"{PROTOCOL_LABELS[kind.namespace]} {kind.name}", exi_bytes=len(exi),
-            native_encode=_time_ms(lambda: native.encode(message, kind.namespace), iterations),
-            native_decode=_time_ms(lambda: native.decode(exi, kind.namespace), iterations))
+            message=f"{PROTOCOL_LABELS[namespace]} {name}", exi_bytes=len(exi),
+            native_encode=_time_ms(lambda m=message, ns=namespace: native.encode(m, ns), iterations),
+            native_decode=_time_ms(lambda e=exi, ns=namespace: native.decode(e, ns), iterations))
         if java is not None:
             n = max(200, iterations // 10)
-            row.java_encode = _time_ms(lambda: java.encode(message, kind.namespace), n)
-            row.java_decode = _time_ms(lambda: java.decode(exi, kind.namespace), n)
+            row.java_encode = _time_ms(lambda m=message, ns=namespace: java.encode(m, ns), n)
+            row.java_decode = _time_ms(lambda e=exi, ns=namespace: java.decode(e, ns), n)
         rows.append(row)
     return rows
 
@@ -124,9 +127,9 @@ def main() -> None:
     parser.add_argument("--no-java", action="store_true")
     args = parser.parse_args()
 
-    java = None
+    java = close_java = None
     if not args.no_java:
-        java, start_s = start_java()
+        java, close_java, start_s = start_java()
         print(f"Java codec start: {start_s:.2f} s")
     t0 = time.perf_counter()
     native = NativeEXICodec()
@@ -136,8 +139,8 @@ def main() -> None:
     try:
         rows = measure(args.iterations, java)
     finally:
-        if java is not None:
-            java.close()
+        if close_java is not None:
+            close_java()
     print(markdown(rows))
     print(f"\nTarget for CurrentDemandReq/Res: encode and decode <= {TARGET_MS} ms in-process.")
 

@@ -21,8 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
-from evse_ev.netns_rig import Launcher, run_ev
+from evse_ev.demo_network import Launcher, VethLink, netns_unavailable_reason, run_ev
 
 TARGET_MATCH_S = 1.0
 

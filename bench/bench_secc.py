@@ -19,7 +19,6 @@ Needs root (namespaces), java, and .venv-evcc (created by scripts/setup-evcc.sh 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -28,24 +27,14 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
+import evcc_rig  # bench/evcc_rig.py: this script's directory is on sys.path
+from evse_ev.demo_network import VethLink, netns_unavailable_reason
 from evse_secc.exchange_log import CURRENT_DEMAND_RES_PERFORMANCE_TIME_S, MessageExchange
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-HARNESS_PATH = REPO_ROOT / "tests" / "interop" / "interop_harness.py"
 NAMESPACE_PREFIX = "bsecc"
 WARMUP_LOOPS = 20
 KEY_MESSAGES = ("CableCheckReq", "PreChargeReq", "CurrentDemandReq",
                 "DC_CableCheckReq", "DC_PreChargeReq", "DC_ChargeLoopReq")
-
-
-def load_harness():
-    """tests/interop/interop_harness.py (the launcher/EVCC runners the interop tests use), by file path."""
-    spec = importlib.util.spec_from_file_location("interop_harness", HARNESS_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -56,18 +45,18 @@ def percentile(values: list[float], fraction: float) -> float:
     return cuts[round(fraction * 100) - 1]
 
 
-def measure_controller(harness, controller: str, case, loops: int, sessions: int,
+def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, sessions: int,
                        workdir: Path) -> list[MessageExchange]:
     """The exchanges of ``sessions`` measured sessions (after one warm-up session) against one launcher."""
     with VethLink(prefix=NAMESPACE_PREFIX) as link:
-        launcher = harness.LauncherProcess(link=link, controller=controller, workdir=workdir / controller)
-        launcher.start(case, pki=None)
+        launcher = evcc_rig.LauncherProcess(link=link, controller=controller, workdir=workdir / controller)
+        launcher.start(case)
         try:
-            runs = [(f"warmup", WARMUP_LOOPS)] + [(f"session{i + 1}", loops) for i in range(sessions)]
+            runs = [("warmup", WARMUP_LOOPS)] + [(f"session{i + 1}", loops) for i in range(sessions)]
             counted_from = 0
             for name, run_loops in runs:
                 run_case = replace(case, evcc_config={**case.evcc_config, "chargeLoopCycle": run_loops})
-                result = harness.run_evcc(link, run_case, workdir / controller / f"evcc-{name}", None)
+                result = evcc_rig.run_evcc(link, run_case, workdir / controller / f"evcc-{name}")
                 if result.returncode != 0:
                     raise RuntimeError(f"{controller} {name}: EVCC exited {result.returncode}\n{result.log[-2000:]}")
                 if name == "warmup":
@@ -130,16 +119,15 @@ def main(argv: list[str] | None = None) -> None:
     reason = netns_unavailable_reason()
     if reason is not None:
         raise SystemExit(f"bench_secc: {reason}")
-    harness = load_harness()
-    harness.ensure_evcc_venv()
-    cases = {case.id: case for case in harness.CASES if not case.needs_pki}
+    evcc_rig.ensure_evcc_venv()
+    cases = {case.id: case for case in evcc_rig.CASES}
     if args.protocol not in cases:
         raise SystemExit(f"bench_secc: --protocol must be one of {', '.join(cases)}")
     case = cases[args.protocol]
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_secc-") as tmp:
         for controller in args.controller or ["sim"]:
-            exchanges = measure_controller(harness, controller, case, args.loops, args.sessions, Path(tmp))
+            exchanges = measure_controller(controller, case, args.loops, args.sessions, Path(tmp))
             results[controller] = summarise(exchanges)
     print_report(results, case.id)
     if args.json:

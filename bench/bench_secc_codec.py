@@ -5,7 +5,7 @@
 
 Per codec and protocol: our launcher (``src/evse_main.py --no-slac --exi-codec X``) in one network
 namespace, the stock iso15118 EVCC (.venv-evcc, its own Java codec) in another, a veth pair between
-them (bench_secc.py's harness). Measured:
+them (bench/evcc_rig.py). Measured:
 
 - start: launcher process start -> its ready line (imports, grammars or JVM + warm-up, SECC servers);
 - memory: RSS of the launcher and all its children (the JVM for java) when ready and after the sessions;
@@ -21,7 +21,6 @@ Needs root (namespaces), java (for the java rows), and .venv-evcc (created by sc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -30,25 +29,14 @@ from pathlib import Path
 
 import psutil
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
+import bench_secc  # siblings in bench/: this script's directory is on sys.path
+import evcc_rig
+from evse_ev.demo_network import VethLink, netns_unavailable_reason
 from evse_secc.exchange_log import CURRENT_DEMAND_RES_PERFORMANCE_TIME_S, MessageExchange
 
-BENCH_DIR = Path(__file__).resolve().parent
 NAMESPACE_PREFIX = "bxcod"
 CHARGE_LOOP_REQUESTS = ("CurrentDemandReq", "DC_ChargeLoopReq")
 SHOWN_REQUESTS = ("CableCheckReq", "PreChargeReq", "DC_CableCheckReq", "DC_PreChargeReq", *CHARGE_LOOP_REQUESTS)
-
-
-def _load_bench(name: str):
-    """A sibling bench script (bench_secc: harness + percentiles; bench_exi: in-process codec timing)."""
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_secc = _load_bench("bench_secc")
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -74,13 +62,13 @@ class CodecRun:
     exchanges: list[MessageExchange] = field(default_factory=list)
 
 
-def measure_codec(harness, codec: str, case, loops: int, sessions: int, workdir: Path) -> CodecRun:
+def measure_codec(codec: str, case: evcc_rig.BenchCase, loops: int, sessions: int, workdir: Path) -> CodecRun:
     run = CodecRun(codec=codec, protocol=case.id)
     with VethLink(prefix=NAMESPACE_PREFIX) as link:
-        launcher = harness.LauncherProcess(link=link, controller="sim", workdir=workdir / f"{codec}-{case.id}",
-                                           extra_args=("--exi-codec", codec))
+        launcher = evcc_rig.LauncherProcess(link=link, controller="sim", workdir=workdir / f"{codec}-{case.id}",
+                                            extra_args=("--exi-codec", codec))
         started = time.monotonic()
-        launcher.start(case, pki=None)
+        launcher.start(case)
         run.start_s = time.monotonic() - started
         run.rss_ready_MB = tree_rss_bytes(launcher.process.pid) / 1e6
         try:
@@ -88,7 +76,7 @@ def measure_codec(harness, codec: str, case, loops: int, sessions: int, workdir:
             runs = [("warmup", bench_secc.WARMUP_LOOPS)] + [(f"session{i + 1}", loops) for i in range(sessions)]
             for name, run_loops in runs:
                 run_case = replace(case, evcc_config={**case.evcc_config, "chargeLoopCycle": run_loops})
-                result = harness.run_evcc(link, run_case, workdir / f"{codec}-{case.id}" / f"evcc-{name}", None)
+                result = evcc_rig.run_evcc(link, run_case, workdir / f"{codec}-{case.id}" / f"evcc-{name}")
                 if result.returncode != 0:
                     raise RuntimeError(f"{codec} {case.id} {name}: EVCC exited {result.returncode}: "
                                        f"{result.diagnosis()}\n{result.log[-2000:]}")
@@ -139,9 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     reason = netns_unavailable_reason()
     if reason is not None:
         raise SystemExit(f"bench_secc_codec: {reason}")
-    harness = bench_secc.load_harness()
-    harness.ensure_evcc_venv()
-    cases = {case.id: case for case in harness.CASES if not case.needs_pki}
+    evcc_rig.ensure_evcc_venv()
+    cases = {case.id: case for case in evcc_rig.CASES}
     protocols = args.protocol or ["din70121", "iso2-dc-eim"]
     unknown = [p for p in protocols if p not in cases]
     if unknown:
@@ -151,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_secc_codec-") as tmp:
         for protocol in protocols:
             for codec in codecs:
-                runs.append(measure_codec(harness, codec, cases[protocol], args.loops, args.sessions, Path(tmp)))
+                runs.append(measure_codec(codec, cases[protocol], args.loops, args.sessions, Path(tmp)))
     print("## SECC with the native vs the Java EXI codec\n")
     print(f"{args.sessions} sessions x {args.loops} charge loops per codec and protocol, after one warm-up "
           f"session; SECC time = request decode start -> response encode end. ISO 15118-2 "
@@ -159,15 +146,16 @@ def main(argv: list[str] | None = None) -> None:
           f" Start = process start -> ready line; RSS includes the JVM child for java.\n")
     print(markdown_secc(runs))
     if not args.no_exi:
-        bench_exi = _load_bench("bench_exi")
-        java = None
+        import bench_exi  # in-process codec timing (a sibling)
+
+        java = close_java = None
         if "java" in codecs:
-            java, java_start_s = bench_exi.start_java()
+            java, close_java, _java_start_s = bench_exi.start_java()
         try:
             rows = bench_exi.measure(args.iterations, java)
         finally:
-            if java is not None:
-                java.close()
+            if close_java is not None:
+                close_java()
         print(f"\n## In-process encode/decode per message ({args.iterations} native runs, "
               f"{max(200, args.iterations // 10)} java runs; target <= {bench_exi.TARGET_MS} ms)\n")
         print(bench_exi.markdown(rows))

@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
+from evse_ev.demo_network import VethLink, netns_unavailable_reason
 from evse_slac.processes import EvPeerProcess, EvseRunnerProcess
 
 TARGET_S = 1.0

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
+from evse_ev.demo_network import VethLink, netns_unavailable_reason
 
 IN_CI = os.environ.get("CI") == "true"
 

@@ -27,8 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
-from evse_ev.netns_rig import Launcher, ev_argv
+from evse_ev.demo_network import Launcher, VethLink, ev_argv, netns_unavailable_reason
 
 DEMO_CAPACITY_SCALE = 0.05
 BAR_WIDTH = 40

@@ -1,27 +1,31 @@
-"""The whole charger on one machine: ``evse_main --controller hal`` (SLAC + SECC + Live Controller API) in the
-EVSE namespace and the simulated EV tool (``python -m evse_ev``) in the EV namespace, joined by a veth pair.
+"""The demo's network: the whole charger on one machine, for ``python -m evse_ev.demo``.
 
+Two network namespaces joined by a veth pair (the charging cable): ``evse_main --controller hal`` (SLAC + SECC +
+Live Controller API) runs in the EVSE namespace, the simulated EV tool (``python -m evse_ev``) in the EV namespace.
 The EV reaches the API over the veth (the launcher listens on ``::`` inside the EVSE namespace, whose only
 links are its loopback and the veth; the EV connects to the EVSE end's IPv6 link-local address). The
-launcher's stdout is kept in a log: its ready lines and the CP-loss timelines (``evse-main: CP loss {...}``).
-Used by the full-flow tests (tests/fullflow), the benchmark (bench/bench_fullflow.py) and the demo
-(``python -m evse_ev.demo``). Every process is stopped by its PID. Needs root.
+launcher's stdout is kept in a log (its ready lines and the CP-loss timelines).
+
+The demo is its user; the full-flow, interop and SLAC tests and the benchmarks build on the same pieces.
+Every namespace created here carries the caller's prefix and is removed by ``VethLink.remove()`` (or on leaving
+the ``with`` block); every process is stopped by its PID; nothing outside the namespaces is touched.
+Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) and iproute2's ``ip``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccs_sim.netns import VethLink
-from evse_main import READY_LINE_PREFIX, SLAC_READY_LINE_PREFIX
-from evse_secc.slac_link import CP_LOSS_LINE_PREFIX
+from evse_main import SLAC_READY_LINE_PREFIX
 
 API_PORT = 8015
 EVSE_ID = "DE*CCS*E0000001*1"
@@ -29,6 +33,91 @@ LAUNCHER_READY_TIMEOUT_S = 45.0
 STOP_TIMEOUT_S = 10.0
 
 
+# --- two namespaces and the veth pair between them (the charging cable) ---------------------------------------
+class NetnsUnavailable(RuntimeError):
+    """Network namespaces cannot be created here (not root, no iproute2, or the kernel refuses)."""
+
+
+def netns_unavailable_reason() -> str | None:
+    """Why namespaces cannot be used on this machine, or None when they can."""
+    if os.geteuid() != 0:
+        return "network namespaces need root (run the tests as root, as CI does)"
+    if shutil.which("ip") is None:
+        return "iproute2 ('ip') is not installed (scripts/install-system-deps.sh netns)"
+    probe = f"ccsprobe{uuid.uuid4().hex[:6]}"
+    created = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if created.returncode != 0:
+        return f"'ip netns add' failed: {created.stderr.strip()}"
+    subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
+    return None
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise NetnsUnavailable(f"ip {' '.join(args)}: {result.stderr.strip()}")
+
+
+def _sysctl(namespace: str, key: str, value: str) -> None:
+    subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-qw", f"{key}={value}"],
+                   capture_output=True)
+
+
+@dataclass
+class VethLink:
+    """An EVSE namespace and an EV namespace, each with one end of a veth pair (up, IPv6 link-local)."""
+
+    prefix: str
+    evse_namespace: str = ""
+    ev_namespace: str = ""
+    evse_iface: str = "evse0"
+    ev_iface: str = "ev0"
+    evse_mac: str = "02:00:00:00:5e:01"
+    ev_mac: str = "02:00:00:00:e0:01"
+    _created: list[str] = field(default_factory=list)
+
+    def create(self) -> VethLink:
+        suffix = uuid.uuid4().hex[:6]
+        self.evse_namespace = self.evse_namespace or f"{self.prefix}-evse-{suffix}"
+        self.ev_namespace = self.ev_namespace or f"{self.prefix}-ev-{suffix}"
+        try:
+            for namespace in (self.evse_namespace, self.ev_namespace):
+                _ip("netns", "add", namespace)
+                self._created.append(namespace)
+            _ip("link", "add", self.evse_iface, "netns", self.evse_namespace, "address", self.evse_mac,
+                "type", "veth", "peer", "name", self.ev_iface, "netns", self.ev_namespace,
+                "address", self.ev_mac)
+            for namespace, iface in ((self.evse_namespace, self.evse_iface), (self.ev_namespace, self.ev_iface)):
+                # No duplicate-address detection: the fe80:: address must be usable at once.
+                _sysctl(namespace, "net.ipv6.conf.default.accept_dad", "0")
+                _sysctl(namespace, f"net.ipv6.conf.{iface}.accept_dad", "0")
+                _ip("-n", namespace, "link", "set", "lo", "up")
+                _ip("-n", namespace, "link", "set", iface, "up")
+        except Exception:
+            self.remove()
+            raise
+        return self
+
+    def remove(self) -> None:
+        while self._created:
+            subprocess.run(["ip", "netns", "delete", self._created.pop()], capture_output=True)
+
+    def in_evse(self, argv: list[str]) -> list[str]:
+        """argv wrapped to run inside the EVSE namespace."""
+        return ["ip", "netns", "exec", self.evse_namespace, *argv]
+
+    def in_ev(self, argv: list[str]) -> list[str]:
+        """argv wrapped to run inside the EV namespace."""
+        return ["ip", "netns", "exec", self.ev_namespace, *argv]
+
+    def __enter__(self) -> VethLink:
+        return self.create()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
+# --- the launcher in the EVSE namespace, the simulated EV tool in the EV namespace ------------------------------
 def link_local_from_mac(mac: str) -> str:
     """The EUI-64 IPv6 link-local address the kernel gives an interface with this MAC (RFC 4291 App. A)."""
     octets = [int(part, 16) for part in mac.split(":")]
@@ -63,7 +152,7 @@ class Launcher:
     def log_path(self) -> Path:
         return self.workdir / "launcher.log"
 
-    def start(self) -> "Launcher":
+    def start(self) -> Launcher:
         self.workdir.mkdir(parents=True, exist_ok=True)
         secc_env = self.workdir / "secc.env"
         secc_env.write_text("LOG_LEVEL=INFO\nMESSAGE_LOG_JSON=False\nFREE_CHARGING_SERVICE=False\nAUTH_MODES=EIM\n")
@@ -93,14 +182,6 @@ class Launcher:
                 raise AssertionError(f"launcher exited ({self.process.returncode}):\n{self.log_text()[-4000:]}")
             time.sleep(0.05)
         raise AssertionError(f"no {prefix!r} from the launcher within {timeout_s} s:\n{self.log_text()[-4000:]}")
-
-    @property
-    def secc_started(self) -> bool:
-        return READY_LINE_PREFIX in self.log_text()
-
-    def cp_loss_records(self) -> list[dict]:
-        return [json.loads(line[len(CP_LOSS_LINE_PREFIX):]) for line in self.log_text().splitlines()
-                if line.startswith(CP_LOSS_LINE_PREFIX)]
 
     def api_get(self, path: str) -> dict:
         """GET on the API from inside the EVSE namespace (loopback there)."""

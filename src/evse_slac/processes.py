@@ -1,7 +1,7 @@
 """Drive ``evse_runner`` and ``ev_peer`` as child processes (tests, the benchmark, demos).
 
 Each child is started with a command prefix, typically ``VethLink.in_evse([])`` / ``in_ev([])`` from
-``ccs_sim.netns`` (``ip netns exec <ns>``), so both sides of a SLAC link run in their own network namespace.
+``evse_ev.demo_network`` (``ip netns exec <ns>``), so both sides of a SLAC link run in their own network namespace.
 Only the processes started here are stopped, by their PID.
 """
 
@@ -35,11 +35,13 @@ class _LineProcess:
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_stdout(self) -> None:
+        assert self.process.stdout is not None  # opened with stdout=PIPE
         for line in self.process.stdout:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)  # end of output
 
     def _read_stderr(self) -> None:
+        assert self.process.stderr is not None  # opened with stderr=PIPE
         for line in self.process.stderr:
             self._stderr.append(line.rstrip("\n"))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.netns import netns_unavailable_reason
+from evse_ev.demo_network import netns_unavailable_reason
 
 pytestmark = [pytest.mark.netns, pytest.mark.hlc]
 
@@ -51,7 +51,7 @@ def test_killed_secc_is_restarted_and_serves(tmp_path: Path) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the namespace tests, but: {reason}")
         pytest.skip(reason)
-    from ccs_sim.netns import VethLink
+    from evse_ev.demo_network import VethLink
 
     secc_env = tmp_path / "secc.env"
     secc_env.write_text("LOG_LEVEL=INFO\nMESSAGE_LOG_JSON=False\nFREE_CHARGING_SERVICE=False\nAUTH_MODES=EIM\n")

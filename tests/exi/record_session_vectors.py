@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ccs_sim.netns import VethLink, netns_unavailable_reason
+from evse_ev.demo_network import VethLink, netns_unavailable_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HARNESS_PATH = REPO_ROOT / "tests" / "interop" / "interop_harness.py"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from fullflow_support import require_fullflow
+from fullflow_support import cp_loss_records, require_fullflow
 
 pytestmark = [pytest.mark.netns, pytest.mark.hlc]
 
@@ -22,8 +22,7 @@ SLAC_INIT_TIMEOUT_S = 2.0
 
 @pytest.fixture(scope="module")
 def charger(tmp_path_factory):
-    from ccs_sim.netns import VethLink
-    from evse_ev.netns_rig import Launcher
+    from evse_ev.demo_network import Launcher, VethLink
 
     require_fullflow()
     workdir = tmp_path_factory.mktemp("fullflow")
@@ -41,7 +40,7 @@ def _assert_ok(run, launcher, count: int) -> None:
 
 
 def test_three_sessions_in_a_row(charger) -> None:
-    from evse_ev.netns_rig import run_ev
+    from evse_ev.demo_network import run_ev
 
     link, launcher, workdir = charger
     run = run_ev(link, workdir / "three", *SESSION_ARGS, "--sessions", "3", timeout_s=150)
@@ -64,7 +63,7 @@ def test_three_sessions_in_a_row(charger) -> None:
 
 
 def test_silent_ev_fails_then_the_next_plugin_matches(charger) -> None:
-    from evse_ev.netns_rig import run_ev
+    from evse_ev.demo_network import run_ev
 
     link, launcher, workdir = charger
     silent = run_ev(link, workdir / "silent", "--mode", "silent", "--silent-s", str(SLAC_INIT_TIMEOUT_S + 1.5))
@@ -76,15 +75,15 @@ def test_silent_ev_fails_then_the_next_plugin_matches(charger) -> None:
 
 
 def test_cable_pulled_during_current_demand(charger) -> None:
-    from evse_ev.netns_rig import run_ev
+    from evse_ev.demo_network import run_ev
 
     link, launcher, workdir = charger
-    before = len(launcher.cp_loss_records())
+    before = len(cp_loss_records(launcher))
     pulled = run_ev(link, workdir / "pull", "--preset", "800V", "--start-soc", "40", "--target-soc", "80",
                     "--mode", "pull", "--pull-after-loops", "15")
     assert pulled.returncode == 0, f"{pulled.plugins}\n{pulled.stderr[-3000:]}"
     assert pulled.plugins[0]["outcome"] == "cable_pulled" and pulled.plugins[0]["current_at_pull_A"] > 50
-    records = launcher.cp_loss_records()[before:]
+    records = cp_loss_records(launcher)[before:]
     assert len(records) == 1, launcher.log_text()[-3000:]
     record = records[0]
     assert record["current_before_loss_A"] > 50

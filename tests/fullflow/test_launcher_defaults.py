@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import evse_main
-from evse_ev.netns_rig import Launcher
+from evse_ev.demo_network import Launcher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_ARGS = ("--evse-id", "EVSE-1", "--iface", "eth0")  # live_controller_api.md, Run Modes, "Sim controller (default)"
@@ -98,7 +98,7 @@ def _ip(*args: str) -> None:
 @pytest.fixture
 def eth0_link():
     """An EVSE/EV namespace pair whose EVSE end is renamed eth0 inside its namespace (never the host's)."""
-    from ccs_sim.netns import VethLink, netns_unavailable_reason
+    from evse_ev.demo_network import VethLink, netns_unavailable_reason
 
     reason = netns_unavailable_reason()
     if reason is not None:

@@ -1,6 +1,6 @@
 """Hostile input to the SECC port (issue 6 item 5, second half), through the real launcher over a veth.
 
-``evse_main --controller hal`` (SLAC + SECC + API, netns_rig.Launcher) in the EVSE namespace; a car charges
+``evse_main --controller hal`` (SLAC + SECC + API, demo_network.Launcher) in the EVSE namespace; a car charges
 (the SECC starts on its SLAC match); then a raw client in the EV namespace finds the SECC by SDP and sends
 malformed, truncated and oversized V2GTP frames and EXI payloads (hostile_client.py), each on its own TCP
 connection; then a second car charges. Asserted: the launcher lives, every bad frame gets no V2G answer and
@@ -38,7 +38,7 @@ PACKAGE_CASES = ("valid_header_garbage_exi", "session_setup_then_garbage")
 
 
 def _require_netns_and_hlc() -> None:
-    from ccs_sim.netns import netns_unavailable_reason
+    from evse_ev.demo_network import netns_unavailable_reason
 
     reason = netns_unavailable_reason()
     missing = [name for name in ("iso15118", "pyslac") if importlib.util.find_spec(name) is None]
@@ -53,7 +53,7 @@ def _require_netns_and_hlc() -> None:
 
 def _api_post(launcher, path: str, body: dict) -> dict:  # type: ignore[no-untyped-def]
     """POST on the launcher's API from inside the EVSE namespace (its loopback)."""
-    from evse_ev.netns_rig import API_PORT
+    from evse_ev.demo_network import API_PORT
 
     code = ("import json,sys,urllib.request;"
             f"req=urllib.request.Request('http://127.0.0.1:{API_PORT}{path}',data=sys.argv[1].encode(),"
@@ -67,8 +67,7 @@ def _api_post(launcher, path: str, body: dict) -> dict:  # type: ignore[no-untyp
 
 def test_hostile_frames_leave_the_launcher_serving(tmp_path: Path) -> None:
     _require_netns_and_hlc()
-    from ccs_sim.netns import VethLink
-    from evse_ev.netns_rig import Launcher, run_ev
+    from evse_ev.demo_network import Launcher, VethLink, run_ev
 
     with VethLink(prefix="ccsho") as link:
         launcher = Launcher(link, tmp_path / "launcher", slac_init_timeout_s=2.0, exi_codec="native").start()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from interop_harness import LauncherProcess, ensure_evcc_venv, generate_pki
 
 IN_CI = os.environ.get("CI") == "true"

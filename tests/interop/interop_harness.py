@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from evse_main import READY_LINE_PREFIX
 from evse_secc.exchange_log import MessageExchange, read_exchanges
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from interop_harness import (
     API_PORT,
     MIN_ENERGY_20_Wh,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from interop_harness import CASES, TLS_SERVER_LOG_LINE, InteropCase, LauncherProcess, run_evcc
 
 pytestmark = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from interop_harness import (
     API_PORT,
     CASES,

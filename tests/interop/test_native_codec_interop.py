@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from evse_secc.exchange_log import CURRENT_DEMAND_RES_PERFORMANCE_TIME_S
 from interop_harness import CASES, TLS_SERVER_LOG_LINE, InteropCase, LauncherProcess, run_evcc
 

@@ -12,7 +12,7 @@ skip_without_pyslac()
 
 import pytest
 
-from ccs_sim.netns import VethLink
+from evse_ev.demo_network import VethLink
 from evse_slac.processes import EvPeerProcess, EvseRunnerProcess
 
 pytestmark = pytest.mark.netns
