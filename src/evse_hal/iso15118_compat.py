@@ -110,6 +110,7 @@ class Iso15118PydanticV1Finder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return spec
+        assert spec.origin is not None  # a SourceFileLoader's module has a file
         spec.loader = _PydanticV1SourceLoader(fullname, spec.origin)
         spec.cached = None  # the cached bytecode is the unrewritten module's
         return spec

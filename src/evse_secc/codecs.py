@@ -163,10 +163,11 @@ def _start_native():
 
 
 def _start_java():
-    from evse_secc import preflight
-    from evse_secc.errors import LaunchError
     from iso15118.shared.exificient_exi_codec import ExificientEXICodec
     from py4j.protocol import Py4JError
+
+    from evse_secc import preflight
+    from evse_secc.errors import LaunchError
 
     preflight.check_java()
     try:

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -33,7 +33,7 @@ class SessionMessageLog:
     """Appends decoded messages to one file per session id (files opened lazily, flushed per line)."""
 
     def __init__(self, directory: Path, current_session_id: Callable[[], str | None],
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.directory = directory
         self._current_session_id = current_session_id
         self._now = now

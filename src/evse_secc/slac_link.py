@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evse_model import standards
 from evse_slac.status import SlacStatus
@@ -58,7 +58,7 @@ def build_slac_service(iface: str, evse_id: str, slac_config: Path | None, *, si
 
     def factory(on_status: Callable[[SlacStatus], None],
                 on_matched: Callable[[SlacStatus], Awaitable[None]]) -> SlacService:
-        extra = {"set_key_timeout_s": 2.0} if simulation else {}
+        extra: dict[str, Any] = {"set_key_timeout_s": 2.0} if simulation else {}
         return SlacService(iface, evse_id, config,
                            settle_time_s=SLAC_SIM_SETTLE_TIME_S if simulation else SLAC_QCA_SETTLE_TIME_S,
                            on_status=on_status, on_matched=on_matched, **extra)
@@ -69,9 +69,9 @@ def build_slac_service(iface: str, evse_id: str, slac_config: Path | None, *, si
 class SlacLink:
     """One interface: CP changes → SLAC; SLAC status → ``controller.slac_view``; first match → SECC."""
 
-    def __init__(self, controller: "ChargerController", service_factory: ServiceFactory,
-                 start_secc: Callable[[], Awaitable[None]], *, hlc_pwm: bool = True,
-                 on_cp_loss: Callable[["CpLossRecord"], None] | None = None) -> None:
+    def __init__(self, controller: ChargerController, service_factory: ServiceFactory,
+                 start_secc: Callable[[], Coroutine[Any, Any, None]], *, hlc_pwm: bool = True,
+                 on_cp_loss: Callable[[CpLossRecord], None] | None = None) -> None:
         self.controller = controller
         self.service = service_factory(self._publish, self._matched)
         self._start_secc = start_secc
@@ -169,8 +169,8 @@ class SlacLink:
             return
         if task.cancelled():
             exit_future.cancel()
-        elif task.exception() is not None:
-            exit_future.set_exception(task.exception())
+        elif (failure := task.exception()) is not None:
+            exit_future.set_exception(failure)
         else:
             exit_future.set_result(None)
 
@@ -196,7 +196,7 @@ class CpLossTimeline:
 
     GIVE_UP_S = 1.0
 
-    def __init__(self, controller: "ChargerController", report: Callable[[CpLossRecord], None]) -> None:
+    def __init__(self, controller: ChargerController, report: Callable[[CpLossRecord], None]) -> None:
         self.controller = controller
         self.report = report
         self.records: list[CpLossRecord] = []

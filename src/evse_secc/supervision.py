@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 from evse_secc.errors import LaunchError
 
 if TYPE_CHECKING:
-    from evse_model.clock import Clock
     from ccs_sim.controller import ChargerController
+    from evse_model.clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ SUPERVISOR_LINE_PREFIX = "evse-main: supervisor"
 class InFlightCalls:
     """Calls that have started and not yet returned, each with a budget, on ``clock``."""
 
-    def __init__(self, clock: "Clock") -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._calls: dict[int, tuple[str, float, float]] = {}
         self._tokens = itertools.count()
@@ -98,7 +98,7 @@ class InFlightCalls:
         return None if worst is None else worst[1]
 
 
-def controller_call_budgets(charger: "ChargerController") -> dict[str, float]:
+def controller_call_budgets(charger: ChargerController) -> dict[str, float]:
     """Budgets of the controller calls that may legitimately take longer than ``CALL_BUDGET_S``."""
     return {"stop_charger": charger.settings.ramp_down_timeout_s + STOP_CHARGER_MARGIN_S}
 
@@ -174,7 +174,7 @@ def _print_containment(record: Containment) -> None:
 class LauncherSupervisor:
     """Watches components on the controller's clock; contains and restarts the one that fails."""
 
-    def __init__(self, charger: "ChargerController", *, heartbeat_period_s: float = HEARTBEAT_PERIOD_S,
+    def __init__(self, charger: ChargerController, *, heartbeat_period_s: float = HEARTBEAT_PERIOD_S,
                  max_restarts: int = MAX_RESTARTS, restart_window_s: float = RESTART_WINDOW_S,
                  report: Callable[[Containment], None] = _print_containment) -> None:
         self.charger = charger
@@ -244,9 +244,9 @@ class LauncherSupervisor:
 
     async def _contain(self, component: Component, reason: str) -> None:
         task = component.task
-        if task is not None and task.done() and not task.cancelled() and task.exception() is not None \
-                and not component.ready:
-            raise task.exception()  # a start-up failure (no interface, no permission...): the launcher's error
+        failure = task.exception() if task is not None and task.done() and not task.cancelled() else None
+        if failure is not None and not component.ready:
+            raise failure  # a start-up failure (no interface, no permission...): the launcher's error
         charger = self.charger
         session = charger.session if charger.session_active else None
         record = Containment(component=component.name, reason=reason, fault=component.fault_type,
@@ -299,7 +299,7 @@ def _death(task: asyncio.Task[None]) -> str:
     return "task returned"
 
 
-def build_launcher_supervisor(charger: "ChargerController", controller: Any,
+def build_launcher_supervisor(charger: ChargerController, controller: Any,
                               serve_secc: Callable[[Callable[[], None]], Awaitable[None]],
                               on_secc_ready: Callable[[], None] = lambda: None,
                               make_slac_link: Callable[[Callable[[], Awaitable[None]]], Any] | None = None,

@@ -82,7 +82,7 @@ async def read_frame(reader: asyncio.StreamReader, completion_timeout_s: float =
         header = first + rest
         length = payload_length(header, max_payload_bytes)
         payload = await asyncio.wait_for(reader.readexactly(length), completion_timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise V2GTPFrameError(f"frame incomplete {completion_timeout_s:.1f} s after its first byte "
                               "(length field larger than the data sent)") from None
     except asyncio.IncompleteReadError as incomplete:
@@ -139,7 +139,7 @@ class GuardedTCPServer(TCPServer):
         peer = writer.get_extra_info("peername")
         try:
             first = await asyncio.wait_for(read_frame(reader), FIRST_FRAME_TIMEOUT_S)
-        except (V2GTPFrameError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError) as refused:
+        except (TimeoutError, V2GTPFrameError, asyncio.IncompleteReadError, ConnectionError) as refused:
             reason = str(refused) or type(refused).__name__
             logger.warning("TCP connection from %s refused before its session: %s", peer, reason)
             writer.close()
@@ -152,7 +152,7 @@ class GuardedSECCHandler(SECCHandler):
     """``SECCHandler`` whose TCP server is a ``GuardedTCPServer`` (same port, same queue)."""
 
     async def start_tcp_server(self, with_tls: bool) -> None:
-        server = self.tcp_server
+        server: TCPServer | None = self.tcp_server  # type: ignore[has-type]  # (set by the untyped package)
         if server is not None and not isinstance(server, GuardedTCPServer):
             guarded = GuardedTCPServer(self._rcv_queue, server.iface)
             guarded.port = server.port  # the port SDP announces

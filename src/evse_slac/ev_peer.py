@@ -38,10 +38,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evse_slac import raw_socket
-from evse_slac.frames import (BROADCAST_MAC, QCA_LOCAL_MAC, SLAC_GROUPS, AttenCharInd, AttenCharRsp,
-                              AttenProfileInd, Frame, FrameError, MnbcSoundInd, SetKeyCnf, SetKeyReq, SlacMatchCnf,
-                              SlacMatchReq, SlacParmCnf, SlacParmReq, StartAttenCharInd, build_frame, mac_to_str,
-                              parse_frame)
+from evse_slac.frames import (
+    BROADCAST_MAC,
+    QCA_LOCAL_MAC,
+    SLAC_GROUPS,
+    AttenCharInd,
+    AttenCharRsp,
+    AttenProfileInd,
+    Frame,
+    FrameError,
+    MnbcSoundInd,
+    SetKeyCnf,
+    SetKeyReq,
+    SlacMatchCnf,
+    SlacMatchReq,
+    SlacParmCnf,
+    SlacParmReq,
+    StartAttenCharInd,
+    build_frame,
+    mac_to_str,
+    parse_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +116,7 @@ class EvSlacPeer:
         self._receiver: asyncio.Task | None = None
         self._runs = 0
 
-    async def __aenter__(self) -> "EvSlacPeer":
+    async def __aenter__(self) -> EvSlacPeer:
         self._sock = raw_socket.open_homeplug_socket(self.iface)
         self.mac = raw_socket.socket_mac(self._sock)
         self._receiver = asyncio.create_task(self._receive_loop(), name=f"EV SLAC receiver on {self.iface}")

@@ -35,11 +35,11 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pyslac.environment import Config
 from pyslac.enums import STATE_MATCHED, STATE_UNMATCHED
+from pyslac.environment import Config
 
 from evse_slac.frames import mac_to_str
 from evse_slac.modem_key import DEFAULT_CNF_TIMEOUT_S, QCA_SETTLE_TIME_S, ModemKeySetter
@@ -107,7 +107,7 @@ class SlacService:
                  modem_set_key: bool = True, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                  on_matched: StatusCallback | None = None, on_status: StatusCallback | None = None,
                  session_factory: SessionFactory = pyslac_session_factory, key_setter: KeySetter | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self.iface = iface
@@ -210,6 +210,7 @@ class SlacService:
             if self._key_task is None:
                 self._ensure_key_task()
             key_task, self._key_task = self._key_task, None
+            assert key_task is not None  # _ensure_key_task made it
             key = await key_task
             session = self._session_factory(self.evse_id, self.iface, self.config)
             session.nmk, session.nid = key.nmk, key.nid

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 ETHERTYPE_HOMEPLUG = 0x88E1  # IEEE ethertype of HomePlug AV/GP management messages
 HOMEPLUG_MMV = 0x01  # management message version, HomePlug GP 1.1 §11.1.3
@@ -108,7 +108,7 @@ class SetKeyReq:
                 + bytes([self.pmn, self.cco_capability]) + self.nid + bytes([self.new_eks]) + self.nmk)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "SetKeyReq":
+    def decode_payload(cls, payload: bytes) -> SetKeyReq:
         _need(payload, 38, "CM_SET_KEY.REQ")
         return cls(key_type=payload[0], my_nonce=payload[1:5], your_nonce=payload[5:9], pid=payload[9],
                    prn=payload[10:12], pmn=payload[12], cco_capability=payload[13], nid=payload[14:21],
@@ -133,7 +133,7 @@ class SetKeyCnf:
                 + bytes([self.pmn, self.cco_capability]))
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "SetKeyCnf":
+    def decode_payload(cls, payload: bytes) -> SetKeyCnf:
         _need(payload, 14, "CM_SET_KEY.CNF")
         return cls(result=payload[0], my_nonce=payload[1:5], your_nonce=payload[5:9], pid=payload[9],
                    prn=payload[10:12], pmn=payload[12], cco_capability=payload[13])
@@ -153,7 +153,7 @@ class SlacParmReq:
         return bytes([self.application_type, self.security_type]) + self.run_id
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "SlacParmReq":
+    def decode_payload(cls, payload: bytes) -> SlacParmReq:
         _need(payload, 10, "CM_SLAC_PARM.REQ")
         return cls(application_type=payload[0], security_type=payload[1], run_id=payload[2:10])
 
@@ -178,7 +178,7 @@ class SlacParmCnf:
                 + self.forwarding_sta + bytes([self.application_type, self.security_type]) + self.run_id)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "SlacParmCnf":
+    def decode_payload(cls, payload: bytes) -> SlacParmCnf:
         _need(payload, 25, "CM_SLAC_PARM.CNF")
         return cls(msound_target=payload[0:6], num_sounds=payload[6], time_out_100ms=payload[7],
                    resp_type=payload[8], forwarding_sta=payload[9:15], application_type=payload[15],
@@ -203,7 +203,7 @@ class StartAttenCharInd:
                        self.resp_type]) + self.forwarding_sta + self.run_id)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "StartAttenCharInd":
+    def decode_payload(cls, payload: bytes) -> StartAttenCharInd:
         _need(payload, 19, "CM_START_ATTEN_CHAR.IND")
         return cls(application_type=payload[0], security_type=payload[1], num_sounds=payload[2],
                    time_out_100ms=payload[3], resp_type=payload[4], forwarding_sta=payload[5:11],
@@ -228,7 +228,7 @@ class MnbcSoundInd:
                 + self.run_id + self.reserved + self.random)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "MnbcSoundInd":
+    def decode_payload(cls, payload: bytes) -> MnbcSoundInd:
         _need(payload, 52, "CM_MNBC_SOUND.IND")
         return cls(application_type=payload[0], security_type=payload[1], sender_id=payload[2:19],
                    count=payload[19], run_id=payload[20:28], reserved=payload[28:36], random=payload[36:52])
@@ -249,7 +249,7 @@ class AttenProfileInd:
         return self.pev_mac + bytes([len(self.attenuation_dB), self.reserved]) + bytes(self.attenuation_dB)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "AttenProfileInd":
+    def decode_payload(cls, payload: bytes) -> AttenProfileInd:
         _need(payload, 8, "CM_ATTEN_PROFILE.IND")
         groups = _take(payload, 8, payload[6], "CM_ATTEN_PROFILE.IND AAG")
         return cls(pev_mac=payload[0:6], reserved=payload[7], attenuation_dB=tuple(groups))
@@ -277,7 +277,7 @@ class AttenCharInd:
                 + bytes(self.attenuation_dB))
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "AttenCharInd":
+    def decode_payload(cls, payload: bytes) -> AttenCharInd:
         _need(payload, 52, "CM_ATTEN_CHAR.IND")
         groups = _take(payload, 52, payload[51], "CM_ATTEN_CHAR.IND ATTEN_PROFILE")
         return cls(application_type=payload[0], security_type=payload[1], source_address=payload[2:8],
@@ -303,7 +303,7 @@ class AttenCharRsp:
                 + self.source_id + self.resp_id + bytes([self.result]))
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "AttenCharRsp":
+    def decode_payload(cls, payload: bytes) -> AttenCharRsp:
         _need(payload, 51, "CM_ATTEN_CHAR.RSP")
         return cls(application_type=payload[0], security_type=payload[1], source_address=payload[2:8],
                    run_id=payload[8:16], source_id=payload[16:33], resp_id=payload[33:50], result=payload[50])
@@ -329,7 +329,7 @@ class SlacMatchReq:
                 + self.pev_id + self.pev_mac + self.evse_id + self.evse_mac + self.run_id + self.reserved)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "SlacMatchReq":
+    def decode_payload(cls, payload: bytes) -> SlacMatchReq:
         _need(payload, 66, "CM_SLAC_MATCH.REQ")
         return cls(application_type=payload[0], security_type=payload[1],
                    mvf_length=int.from_bytes(payload[2:4], "little"), pev_id=payload[4:21],
@@ -363,7 +363,7 @@ class SlacMatchCnf:
                 + self.nid + bytes([self.reserved_2]) + self.nmk)
 
     @classmethod
-    def decode_payload(cls, payload: bytes) -> "SlacMatchCnf":
+    def decode_payload(cls, payload: bytes) -> SlacMatchCnf:
         _need(payload, 90, "CM_SLAC_MATCH.CNF")
         return cls(application_type=payload[0], security_type=payload[1],
                    mvf_length=int.from_bytes(payload[2:4], "little"), pev_id=payload[4:21],
@@ -372,7 +372,7 @@ class SlacMatchCnf:
                    reserved_2=payload[73], nmk=payload[74:90])
 
 
-MESSAGE_TYPES: dict[int, type] = {cls.MMTYPE: cls for cls in (
+MESSAGE_TYPES: dict[int, Any] = {cls.MMTYPE: cls for cls in (
     SetKeyReq, SetKeyCnf, SlacParmReq, SlacParmCnf, StartAttenCharInd, MnbcSoundInd, AttenProfileInd,
     AttenCharInd, AttenCharRsp, SlacMatchReq, SlacMatchCnf)}
 

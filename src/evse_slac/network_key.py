@@ -33,6 +33,6 @@ class NetworkKey:
     nid: bytes
 
     @classmethod
-    def generate(cls) -> "NetworkKey":
+    def generate(cls) -> NetworkKey:
         nmk = os.urandom(NMK_BYTES)
         return cls(nmk=nmk, nid=nid_from_nmk(nmk))

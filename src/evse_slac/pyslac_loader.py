@@ -18,8 +18,8 @@ from pathlib import Path
 from types import ModuleType
 
 from dotenv import dotenv_values
-from pyslac.environment import Config
 from pyslac.enums import Timers
+from pyslac.environment import Config
 
 # The loggers pyslac creates (by name, not under "pyslac").
 PYSLAC_LOGGER_NAMES = ("slac_session", "slac_utils", "async_linux_socket", "pyslac.environment")

@@ -14,7 +14,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 
-from exi_codec.classfile import ClassFile, ClassRef, MemberRef
+from exi_codec.classfile import ClassFile, ClassRef
 
 GENERATED_PACKAGE = "com/siemens/ct/exi/main/generatedgrammar/"
 
@@ -111,7 +111,7 @@ class _Interpreter:
             elif op == 0xC0:  # checkcast
                 pc += 3
             elif op in (0xB6, 0xB7, 0xB8, 0xB9):  # invokevirtual/special/static/interface
-                ref: MemberRef = cf.constant(struct.unpack_from(">H", code, pc + 1)[0])
+                ref = cf.constant(struct.unpack_from(">H", code, pc + 1)[0])  # a MemberRef
                 pc += 5 if op == 0xB9 else 3
                 n, returns = _arg_count(ref.descriptor)
                 call_args = stack[len(stack) - n :] if n else []

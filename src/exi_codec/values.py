@@ -62,8 +62,8 @@ def _write_string(w: BitWriter, text: str) -> None:
         w.nbits += 8 * len(text)
         return
     w.uint(len(text) + 2)
-    for ch in text:
-        w.uint(ord(ch))
+    for character in text:
+        w.uint(ord(character))
 
 
 def write_value(w: BitWriter, dt: Datatype, value) -> None:
@@ -91,6 +91,7 @@ def write_value(w: BitWriter, dt: Datatype, value) -> None:
             raise EXIValueError(f"expected a string, got {value!r}")
         _write_string(w, value)
     elif kind == ENUM:
+        assert dt.index is not None  # an enumeration's grammar always has its value index
         index = dt.index.get(value if isinstance(value, str) else str(value))
         if index is None:
             raise EXIValueError(f"{value!r} is not one of {dt.values}")
