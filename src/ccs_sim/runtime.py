@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from evse_model.clock import Clock, RealClock, ScaledClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.observability.logs import SessionLogBinder
 from ccs_sim.observability.metrics import ControllerMetrics
-from ccs_sim.orchestrator import SimSessionDriver
 from ccs_sim.observability.records import AsyncSessionStore, SessionRecorder, default_database_path
+from ccs_sim.orchestrator import SimSessionDriver
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.startup_errors import StartupRefused
 from evse_hal.registry import AdapterOptionError, UnknownAdapterError, check_adapter_options, create_hardware
+from evse_model.clock import Clock, RealClock, ScaledClock
 
 
 class AdapterUnavailable(StartupRefused, ValueError):

@@ -16,9 +16,10 @@ import importlib
 import inspect
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from evse_hal.interfaces import EVSEHardware
 
@@ -182,12 +183,14 @@ def _assignment_argument(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_adapter_arguments(parser: argparse.ArgumentParser, default_hint: str = "sim") -> None:
-    """The same three flags on every command that builds hardware (``ccs-sim serve``, ``evse-main``, the
-    conformance suite). ``args.adapter_option`` holds (key, value) pairs; see ``options_from_arguments``."""
-    parser.add_argument("--adapter", metavar="NAME",
-                        help=f"HAL adapter name, registered in-process or under the {ENTRY_POINT_GROUP!r} entry-point "
-                             f"group (default {default_hint})")
+def add_adapter_arguments(parser: argparse.ArgumentParser, default_hint: str = "sim", with_name: bool = True) -> None:
+    """The same flags on every command that builds hardware (``ccs-sim serve``, ``evse-main``; the conformance
+    suite takes the name as its argument: ``with_name=False``). ``args.adapter_option`` holds (key, value) pairs;
+    see ``options_from_arguments``."""
+    if with_name:
+        parser.add_argument("--adapter", metavar="NAME",
+                            help=f"HAL adapter name, registered in-process or under the {ENTRY_POINT_GROUP!r} "
+                                 f"entry-point group (default {default_hint})")
     parser.add_argument("--adapter-options", type=Path, metavar="FILE",
                         help="TOML file of adapter options (top-level keys = the factory's keyword arguments)")
     parser.add_argument("--adapter-option", action="append", type=_assignment_argument, metavar="KEY=VALUE",

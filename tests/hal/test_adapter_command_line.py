@@ -101,8 +101,25 @@ def test_an_option_the_factory_does_not_take_is_named_with_the_accepted_ones(rec
 
 
 def test_a_factory_passing_options_on_is_refused_when_called_naming_the_option():
-    with pytest.raises(registry.AdapterOptionError, match="'sim' refused its options \\(bogus\\).*'bogus'"):
-        registry.create_hardware("sim", ManualClock(), bogus=1)
+    def factory(clock: Any, **options: Any) -> SimHardware:  # no adapter_option_names: checked at the call
+        from sim_plant import PlantConfig
+
+        return SimHardware(clock, PlantConfig(**options))
+
+    registry.register_adapter("undeclared", factory)
+    try:
+        registry.check_adapter_options("undeclared", {"bogus": 1})  # cannot tell before the call
+        with pytest.raises(registry.AdapterOptionError,
+                           match="'undeclared' refused its options \\(bogus\\).*'bogus'"):
+            registry.create_hardware("undeclared", ManualClock(), bogus=1)
+    finally:
+        registry._registered.pop("undeclared", None)
+
+
+def test_the_sim_adapter_declares_the_plant_constants_as_its_options():
+    with pytest.raises(registry.AdapterOptionError, match="'sim' does not accept option\\(s\\) bogus; it accepts: "
+                                                          "ambient_temperature_C, "):
+        registry.check_adapter_options("sim", {"bogus": 1})
     hardware = registry.create_hardware("sim", ManualClock(), max_current_A=200)
     assert hardware.supply.get_capabilities().max_current_A == 200
 
@@ -199,7 +216,7 @@ def test_serve_refuses_a_bad_options_variable_and_speed_on_hardware(recorder: Re
 
 
 def test_build_controller_refuses_options_in_one_line(recorder: RecordingFactory):
-    with pytest.raises(AdapterUnavailable, match="^adapter 'sim' refused its options \\(bogus\\)"):
+    with pytest.raises(AdapterUnavailable, match="^adapter 'sim' does not accept option\\(s\\) bogus;"):
         build_controller(ControllerSettings(_env_file=None, adapter_options={"bogus": 1}), ManualClock())
 
 

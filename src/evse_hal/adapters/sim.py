@@ -315,3 +315,7 @@ def create_sim_hardware(clock: Clock, **options: object) -> SimHardware:
     """Registry factory for the ``sim`` adapter."""
     config = PlantConfig(**options) if options else None  # type: ignore[arg-type]
     return SimHardware(clock, config)
+
+
+#: The options ``create_sim_hardware`` takes (the plant's constants), so the launchers check them before building.
+create_sim_hardware.adapter_option_names = tuple(PlantConfig.__dataclass_fields__)  # type: ignore[attr-defined]
