@@ -1,5 +1,6 @@
 """The Live Controller HTTP API (the spec's endpoints, plus additive ones). Routes only: the logic is in
-``ChargerController``.
+``ChargerController``. The simulation's ``/sim`` routes (``sim_routes``) are there only when the hardware
+adapter offers simulation controls.
 
 ``create_app(controller)`` serves a controller you built (tests, the launcher); the module-level ``app``
 (for ``uvicorn ccs_sim.fastapi_app:app``) builds its controller from settings when it starts, never at import.
@@ -23,9 +24,6 @@ from ccs_sim.api_models import (
     CPStateRequest,
     FaultRequest,
     PWMRequest,
-    SimCarRequest,
-    SimPlantRequest,
-    SimSpeedRequest,
     StartSessionRequest,
 )
 from ccs_sim.controller import ChargerController, CommandRefused
@@ -33,6 +31,7 @@ from evse_model.faults import FAULT_CATALOGUE
 from ccs_sim.observability.metrics import ControllerMetrics
 from evse_model.session import SessionParams
 from ccs_sim.settings import ControllerSettings
+from ccs_sim.sim_routes import include_simulation_routes
 from ccs_sim.startup_errors import StartupErrorReporting
 
 if TYPE_CHECKING:
@@ -67,6 +66,7 @@ def create_app(controller: ChargerController | None = None, settings: Controller
         owned = build_controller(settings or ControllerSettings())
         ops = await attach_operations(owned)  # before start: a dead process's sessions are closed first
         install(app, ops)
+        include_simulation_routes(app, owned)  # /sim only where the adapter offers simulation controls
         await owned.start()
         app.state.controller = owned
         try:
@@ -218,59 +218,8 @@ def create_app(controller: ChargerController | None = None, settings: Controller
         return {"status": "ok", "adapter": controller_.hw.name, "late_ticks": controller_.late_ticks,
                 "max_tick_lateness_s": controller_.max_tick_lateness_s}
 
-    @app.get("/sim")
-    async def sim_state(request: Request) -> dict[str, Any]:
-        controller_ = ctl(request)
-        sim = controller_.hw.simulation
-        if sim is None:
-            return _error("this adapter is not a simulation")
-        plant = sim.plant
-        return {"status": "ok", "car": {"preset": sim.preset_name, "start_soc": sim.start_soc_percent,
-                                        "target_soc": sim.target_soc_percent,
-                                        "soc": round(sim.ev.battery.soc_percent, 3),
-                                        "plugged_in": sim.ev.plugged_in,
-                                        "contactor_closed": sim.ev.contactor_closed},
-                "plant": {"isolation_resistance_ohm": plant.isolation_resistance_ohm,
-                          "ambient_temperature_C": plant.config.ambient_temperature_C,
-                          "estop_pressed": sim.estop.pressed},
-                "speed": controller_.clock.speed if controller_.clock.speed != float("inf") else None}
-
-    @app.post("/sim/car")
-    async def sim_car(request: Request, body: SimCarRequest) -> dict[str, Any]:
-        sim = ctl(request).hw.simulation
-        if sim is None:
-            return _error("this adapter is not a simulation")
-        sim.configure_car(body.preset, body.start_soc, body.target_soc)
-        return {"status": "ok", "preset": sim.preset_name, "start_soc": sim.start_soc_percent,
-                "target_soc": sim.target_soc_percent, "applies": "from the next session"}
-
-    @app.post("/sim/speed")
-    async def sim_speed(request: Request, body: SimSpeedRequest) -> dict[str, Any]:
-        """Change how fast simulated time runs (scaled-clock simulations only), from now on."""
-        clock = ctl(request).clock
-        set_speed = getattr(clock, "set_speed", None)
-        if ctl(request).hw.simulation is None or set_speed is None:
-            return _error("the speed can only be changed in a simulation running on a scaled clock")
-        set_speed(body.speed)
-        # The speed asked for; /status shows the speed in force (lower while the machine cannot keep up).
-        return {"status": "ok", "speed": getattr(clock, "requested_speed", clock.speed)}
-
-    @app.post("/sim/plant")
-    async def sim_plant(request: Request, body: SimPlantRequest) -> dict[str, Any]:
-        controller_ = ctl(request)
-        sim = controller_.hw.simulation
-        if sim is None:
-            return _error("this adapter is not a simulation")
-        if body.isolation_resistance_ohm is not None:
-            sim.set_isolation_resistance(body.isolation_resistance_ohm)
-        if body.ambient_temperature_C is not None:
-            sim.set_ambient_temperature(body.ambient_temperature_C)
-        if body.estop_pressed is not None:
-            sim.estop.pressed = body.estop_pressed
-        await controller_.tick_now()
-        return {"status": "ok", "isolation_resistance_ohm": sim.plant.isolation_resistance_ohm,
-                "ambient_temperature_C": sim.plant.config.ambient_temperature_C,
-                "estop_pressed": sim.estop.pressed}
+    if controller is not None:  # a controller built at start-up gets them in the lifespan
+        include_simulation_routes(app, controller)
 
     from ccs_sim.dashboard import router as dashboard_router
     from ccs_sim.observability.metrics import router as metrics_router

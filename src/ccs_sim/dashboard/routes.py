@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from ccs_sim.controller import ChargerController
 from ccs_sim.dashboard.snapshot import build_snapshot
 from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, MAX_RATE_HZ, MIN_RATE_HZ, snapshot_events
+from evse_hal.simulation import simulation_controls
 
 router = APIRouter()
 
@@ -26,6 +27,10 @@ ASSETS = {
     "format.js": "text/javascript; charset=utf-8",
 }
 PAGE = "index.html"
+#: The simulation panel's opening tag in the page, and the same tag hidden: served so when the adapter offers
+#: no simulation controls (the /sim routes it drives are absent then).
+SIM_PANEL_TAG = '<section class="card controls" id="sim-controls">'
+SIM_PANEL_ABSENT_TAG = '<section class="card controls hidden" id="sim-controls" data-simulation="absent">'
 #: ``app.state`` flag that ends every open ``/stream`` response (see ``close_streams``).
 STREAMS_CLOSING = "dashboard_streams_closing"
 
@@ -60,9 +65,13 @@ def _controller(request: Request) -> ChargerController:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def dashboard_page() -> HTMLResponse:
-    """The live dashboard (open http://127.0.0.1:8000/ in a browser)."""
-    return HTMLResponse(_read_asset(PAGE), headers={"Cache-Control": "no-cache"})
+async def dashboard_page(request: Request) -> HTMLResponse:
+    """The live dashboard (open http://127.0.0.1:8000/ in a browser); its simulation panel only where the
+    adapter offers simulation controls."""
+    page = _read_asset(PAGE).decode("utf-8")
+    if simulation_controls(_controller(request).hw) is None:
+        page = page.replace(SIM_PANEL_TAG, SIM_PANEL_ABSENT_TAG)
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/dashboard/assets/{name}", include_in_schema=False)

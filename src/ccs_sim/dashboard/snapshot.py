@@ -9,25 +9,18 @@ from dataclasses import asdict
 from typing import Any
 
 from ccs_sim.controller import ChargerController
+from ccs_sim.sim_routes import simulation_view
+from evse_hal.simulation import simulation_controls
 
 #: How many of the newest fault-history entries a snapshot carries (the cause of the latest abort is the last one).
 RECENT_FAULTS = 5
 
 
 def sim_view(controller: ChargerController) -> dict[str, Any] | None:
-    """The simulated car's and plant's knobs in force (as ``GET /sim``), or None on real hardware."""
-    sim = controller.hw.simulation
-    if sim is None:
-        return None
-    plant = sim.plant
-    return {
-        "car": {"preset": sim.preset_name, "start_soc": sim.start_soc_percent,
-                "target_soc": sim.target_soc_percent, "soc": round(sim.ev.battery.soc_percent, 3),
-                "plugged_in": sim.ev.plugged_in, "contactor_closed": sim.ev.contactor_closed},
-        "plant": {"isolation_resistance_ohm": plant.isolation_resistance_ohm,
-                  "ambient_temperature_C": plant.config.ambient_temperature_C,
-                  "estop_pressed": sim.estop.pressed},
-    }
+    """The simulated car's and plant's knobs in force (as ``GET /sim``), or None when the adapter offers no
+    simulation controls (real hardware): the page then shows no simulation panel."""
+    controls = simulation_controls(controller.hw)
+    return simulation_view(controls) if controls is not None else None
 
 
 def session_view(controller: ChargerController) -> dict[str, Any] | None:
