@@ -1,4 +1,15 @@
-"""The spec's session flow with the simulated car: HANDSHAKE → (cable check) → PRECHARGE → CHARGING → COMPLETE.
+"""The session state machine, and the spec's session flow with the simulated car.
+
+**The state machine** (``SessionStateMachine``) owns a session's phase and stage, for simulated and
+ISO 15118 sessions alike, and is their one writer: the controller's DC steps, its session lifecycle and
+fault shutdown, this module's simulated driver and the SECC glue (through ``charger.set_stage``) all
+move the stage through it. ``TRANSITIONS`` is the table of the moves allowed; the phase follows the stage
+(``STAGE_PHASE``) while a session runs, and is the session's outcome (COMPLETE or ABORTED) once it ends.
+A move the table does not allow raises ``IllegalTransition`` when the machine is strict (always under
+pytest); in production it is logged as an error and refused, the stage staying where it is: a wrong
+stage report must never stop a shutdown that is bringing the output to its safe state.
+
+**The simulated flow** (``SimSessionDriver``): HANDSHAKE → (cable check) → PRECHARGE → CHARGING → COMPLETE.
 
 This driver plays the part the ISO 15118 stack plays in HLC mode — it reads the simulated car's BMS
 instead of V2G messages — and uses the same controller primitives (cable check, precharge, charge
@@ -18,9 +29,135 @@ targets, ramp-down) that the SECC's HAL controller uses. Timing (spec):
 
 from __future__ import annotations
 
-from evse_model import standards
-from ccs_sim.controller import ActiveSession, ChargerController, SessionAbort
-from evse_model.session import EndReason, Phase, Stage
+import logging
+import os
+
+from ccs_sim.core.ports import ChargerCore
+from ccs_sim.core.types import ActiveSession
+from evse_hal.simulation import simulation_controls
+from evse_model.session import STAGE_PHASE, EndReason, Phase, Stage
+from evse_model.session_errors import SessionAbort
+
+log = logging.getLogger(__name__)
+
+
+class IllegalTransition(RuntimeError):
+    """A stage change the transition table does not allow."""
+
+
+#: Stages a fault's emergency shutdown may interrupt: every one (a fault can strike at any time).
+_ANY_STAGE = frozenset(Stage)
+
+#: The stage → the stages it may move to. EMERGENCY_SHUTDOWN may follow any stage (a fault); PLUG_IN only
+#: by ``begin_session`` (a new session, once the previous one has ended); staying in a stage is no move.
+TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    Stage.IDLE: frozenset({Stage.PLUG_IN, Stage.EMERGENCY_SHUTDOWN}),
+    # The simulated car's handshake (5 % PWM, CP C) is a stage of its own; a driver whose handshake happens
+    # elsewhere (a test's, or before the controller knew of the session) may go to the cable check at once.
+    Stage.PLUG_IN: frozenset({Stage.HANDSHAKE, Stage.CABLE_CHECK, Stage.RAMP_DOWN, Stage.EMERGENCY_SHUTDOWN}),
+    Stage.HANDSHAKE: frozenset({Stage.CABLE_CHECK, Stage.RAMP_DOWN, Stage.EMERGENCY_SHUTDOWN}),
+    Stage.CABLE_CHECK: frozenset({Stage.PRECHARGE, Stage.RAMP_DOWN, Stage.EMERGENCY_SHUTDOWN}),
+    Stage.PRECHARGE: frozenset({Stage.CURRENT_RAMP, Stage.RAMP_DOWN, Stage.EMERGENCY_SHUTDOWN}),
+    Stage.CURRENT_RAMP: frozenset({Stage.CHARGING, Stage.OUTPUT_INTERRUPTED, Stage.RAMP_DOWN,
+                                   Stage.EMERGENCY_SHUTDOWN}),
+    Stage.CHARGING: frozenset({Stage.OUTPUT_INTERRUPTED, Stage.RAMP_DOWN, Stage.EMERGENCY_SHUTDOWN}),
+    Stage.OUTPUT_INTERRUPTED: frozenset({Stage.CURRENT_RAMP, Stage.RAMP_DOWN, Stage.EMERGENCY_SHUTDOWN}),
+    # The wind-down: ramp down, open (welding detection), record final. The ISO 15118 EV's PowerDelivery(Stop)
+    # ramps down and opens before its SessionStop ends the session, whose wind-down then ramps down again.
+    Stage.RAMP_DOWN: frozenset({Stage.WELDING_DETECTION, Stage.ENDED, Stage.EMERGENCY_SHUTDOWN, Stage.PLUG_IN}),
+    Stage.WELDING_DETECTION: frozenset({Stage.RAMP_DOWN, Stage.ENDED, Stage.EMERGENCY_SHUTDOWN, Stage.PLUG_IN}),
+    Stage.EMERGENCY_SHUTDOWN: frozenset({Stage.ENDED, Stage.EMERGENCY_SHUTDOWN, Stage.PLUG_IN}),
+    # After the end: only a new session, or a fault (which may come at any time).
+    Stage.ENDED: frozenset({Stage.PLUG_IN, Stage.EMERGENCY_SHUTDOWN}),
+}
+assert all(Stage.EMERGENCY_SHUTDOWN in allowed for allowed in TRANSITIONS.values()), "a fault may strike anywhere"
+assert set(TRANSITIONS) == _ANY_STAGE, "every stage has its row"
+
+#: The outcomes a session ends with (its phase from then on).
+SESSION_OUTCOMES = frozenset({Phase.COMPLETE, Phase.ABORTED})
+
+
+def strict_by_default() -> bool:
+    """Strict (raise on an illegal move) under pytest, or with ``CCS_STRICT_STAGES=1``."""
+    return "PYTEST_CURRENT_TEST" in os.environ or os.environ.get("CCS_STRICT_STAGES") == "1"
+
+
+class SessionStateMachine:
+    """Phase and stage of the charger's latest session; the one writer of both."""
+
+    def __init__(self, strict: bool | None = None) -> None:
+        self.strict = strict_by_default() if strict is None else strict
+        self._phase = Phase.IDLE
+        self._stage = Stage.IDLE
+        self._session_active = False
+        #: The latest session: its shutdown's stage reports count, an earlier session's do not.
+        self._owner: ActiveSession | None = None
+        #: Moves refused (production); each is also logged.
+        self.refused: list[tuple[Stage, Stage]] = []
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def stage(self) -> Stage:
+        return self._stage
+
+    @property
+    def session_active(self) -> bool:
+        return self._session_active
+
+    def allowed(self, stage: Stage) -> bool:
+        return stage is self._stage or stage in TRANSITIONS[self._stage]
+
+    def begin_session(self, session: ActiveSession) -> None:
+        """A new session: phase HANDSHAKE, stage PLUG_IN. Only once the previous session has ended."""
+        if self._session_active or Stage.PLUG_IN not in TRANSITIONS[self._stage]:
+            self._illegal(Stage.PLUG_IN, "a new session starts only after the previous one has ended")
+            if not self.strict and self._session_active:
+                return
+        self._owner = session
+        self._session_active = True
+        self._stage = Stage.PLUG_IN
+        self._phase = Phase.HANDSHAKE
+
+    def advance(self, stage: Stage) -> None:
+        """Move to ``stage`` (the phase follows while a session runs)."""
+        if stage is self._stage:
+            pass
+        elif stage is Stage.PLUG_IN:
+            self._illegal(stage, "a session's plug-in is begun by begin_session")
+            return
+        elif stage not in TRANSITIONS[self._stage]:
+            self._illegal(stage)
+            return
+        self._stage = stage
+        if self._session_active and stage in STAGE_PHASE:
+            self._phase = STAGE_PHASE[stage]
+
+    def report_for(self, session: ActiveSession | None, stage: Stage) -> None:
+        """A shutdown's stage report: applied only while its session is the latest one (or, for a shutdown
+        without a session, while no session runs); an earlier session's wind-down no longer reports."""
+        if (self._owner is session) if session is not None else not self._session_active:
+            self.advance(stage)
+
+    def end_session(self, outcome: Phase) -> None:
+        """The running session ends: its phase is the outcome (COMPLETE or ABORTED) from now on."""
+        if outcome not in SESSION_OUTCOMES:
+            raise ValueError(f"a session ends COMPLETE or ABORTED, not {outcome.value}")
+        self._session_active = False
+        self._phase = outcome
+
+    def fault_without_session(self) -> None:
+        """A fault while no session runs: the phase shows ABORTED (the stage moves to EMERGENCY_SHUTDOWN)."""
+        self._phase = Phase.ABORTED
+
+    def _illegal(self, stage: Stage, why: str = "") -> None:
+        message = f"illegal stage transition {self._stage.value} -> {stage.value}" + (f": {why}" if why else "")
+        self.refused.append((self._stage, stage))
+        log.error("%s", message)
+        if self.strict:
+            raise IllegalTransition(message)
 
 
 class SimSessionDriver:
@@ -28,13 +165,12 @@ class SimSessionDriver:
     #: How often the car's request is read, like a CurrentDemandReq loop (real cars: 100–250 ms, standards.md §2.4).
     EV_REQUEST_PERIOD_S = 0.05
 
-    async def run(self, controller: ChargerController, session: ActiveSession) -> None:
-        sim = controller.hw.simulation
+    async def run(self, controller: ChargerCore, session: ActiveSession) -> None:
+        sim = simulation_controls(controller.hw)
         if sim is None:
             raise SessionAbort("EV_NOT_READY", "the simulated session needs the sim adapter")
         params = session.params
         settings = controller.settings
-        hw = controller.hw
         sim.configure_car(params.ev_preset, params.start_soc_percent, params.target_soc_percent)
         ev = sim.prepare_car(params.target_voltage_V, params.initial_current_A)
         session.ev_info = {"preset": sim.preset_name, "start_soc": round(ev.battery.soc_percent, 2)}
@@ -43,7 +179,7 @@ class SimSessionDriver:
         handshake_started_s = controller.clock.now()
         controller.set_stage(Stage.PLUG_IN)
         await controller.hold(settings.pwm_start_delay_s)
-        await controller.io(hw.pwm.set_duty, 5.0)
+        await controller.set_pwm_duty(5.0)
         controller.set_stage(Stage.HANDSHAKE)
         remaining_s = settings.handshake_s - (controller.clock.now() - handshake_started_s)
         await controller.hold(max(0.0, remaining_s))
@@ -76,23 +212,16 @@ class SimSessionDriver:
         controller.end_session(Phase.COMPLETE, None, reason)
 
     @staticmethod
-    async def _follow_car(controller: ChargerController, ev) -> None:  # type: ignore[no-untyped-def]
+    async def _follow_car(controller: ChargerCore, ev) -> None:  # type: ignore[no-untyped-def]
         """One step of the charge loop: the car's request, or re-matching after the output was opened."""
         m = controller.latest
         if m is not None and not m.contactor_closed:
             # The output was opened under us (/control/contactor): hold the supply at the car's voltage
             # at ≤ 2 A so that closing again is allowed and the car can reconnect.
-            controller.set_stage(Stage.OUTPUT_INTERRUPTED)
-            controller.current_control_active = False
-            controller.commanded_current_A = 0.0
-            await controller.set_supply_current_limit(standards.PRECHARGE_CURRENT_LIMIT_A)
-            await controller.io(controller.hw.supply.set_voltage, ev.precharge_target_V())
-            # An open under load shut the supply off first; upstream of the open contactor it may run again.
-            await controller.io(controller.hw.supply.set_enabled, True)
+            await controller.interrupt_energy_transfer(ev.precharge_target_V())
             return
         if controller.stage is Stage.OUTPUT_INTERRUPTED:
             if not ev.contactor_closed:
                 return
-            controller.current_control_active = True
-            controller.set_stage(Stage.CURRENT_RAMP)
+            controller.resume_energy_transfer()
         await controller.set_charge_targets(ev.target_voltage_V(), ev.target_current_A())

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
 
-from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
+from evse_model.clock import ManualClock
 
 
 class Rig:

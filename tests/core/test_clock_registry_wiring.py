@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from evse_model.clock import ManualClock, ScaledClock
 from evse_hal import registry
 from evse_hal.adapters.sim import SimHardware
 from evse_hal.interfaces import EVSEHardware
+from evse_model.clock import ManualClock, ScaledClock
 
 
 async def test_manual_clock_wakes_sleepers_in_deadline_order():

@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evse_model.clock import ScaledClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
+from evse_model.clock import ScaledClock
 
 #: Upper bound on the wall time a test waits for something expected within ~10 ms (a loaded 2-core machine).
 GENEROUS_WALL_S = 2.0

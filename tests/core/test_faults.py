@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from evse_model.faults import FAULT_CATALOGUE, Severity
+from ccs_sim.core.safety import Measurements, SafetySupervisor, SupervisionContext
 from evse_hal.pilot import read_pilot
-from ccs_sim.safety import Measurements, SafetySupervisor, SupervisionContext
+from evse_model.faults import FAULT_CATALOGUE, Severity
 
 FAULT_TYPES = [*FAULT_CATALOGUE, "SOMETHING_UNHEARD_OF"]
 #: (phase, stage) points at which to inject.

@@ -11,7 +11,7 @@ comes.
 
 from __future__ import annotations
 
-from ccs_sim.safety import SupplyCurrentLimitHistory
+from ccs_sim.core.safety import SupplyCurrentLimitHistory
 
 LONG_TICK_S = 0.06
 SLOW_STAGE_SLEW_A_PER_S = 200.0

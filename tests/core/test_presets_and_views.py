@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ccs_sim.batch import simulate_session
-from evse_model.session import SessionParams
-
 from ccs_sim.settings import ControllerSettings
+from evse_model.session import SessionParams
 
 BMS_FIELDS = {"protocol", "evcc_id", "present_soc", "present_voltage", "target_voltage", "target_current",
               "total_battery_capacity", "energy_requests", "soc_limits", "rated_limits", "session_limits"}

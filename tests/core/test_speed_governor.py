@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from evse_model.clock import ManualClock, RealClock, ScaledClock, SpeedGovernor
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
+from evse_model.clock import ManualClock, RealClock, ScaledClock, SpeedGovernor
 
 CONTROL_PERIOD_S = 0.01
 #: What a tick costs on the modelled machine: a fixed part, and the plant's integration per simulated second.

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from evse_model import standards
 from evse_hal.pilot import PilotReading
+from evse_model import standards
 
 
 @dataclass(frozen=True)
