@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from evse_hal.conformance.runner import Check, CheckContext, CheckFailed, CheckSkipped
+from evse_hal.conformance.runner import Check, CheckContext, CheckSkipped
 from evse_hal.interfaces import (
     CP_STATES,
     ContactorDriver,
@@ -402,6 +402,3 @@ def check_close_leaves_safe_state(ctx: CheckContext) -> None:
     ctx.require(not closed, "after close() the contactor reads closed")
     ctx.require(duty_percent >= 100.0 - DUTY_TOLERANCE_PERCENT or duty_percent <= DUTY_TOLERANCE_PERCENT,
                 f"after close() the PWM runs at {duty_percent:g} %")
-
-
-__all__ = ["CHECKS", "CheckFailed", "CheckSkipped"]
