@@ -22,18 +22,14 @@ A simulated adapter runs on the clock the suite injects (a ``SteppedClock``): no
 """
 
 from evse_hal.conformance.checks import CHECKS
+from evse_hal.conformance.context import CheckContext, CheckFailed, CheckSkipped, ConformanceParameters, HardwareFactory
 from evse_hal.conformance.pytest_support import assert_conformant, conformance_tests
 from evse_hal.conformance.runner import (
-                                         CheckContext,
-                                         CheckFailed,
-                                         CheckResult,
-                                         CheckSkipped,
-                                         ConformanceParameters,
-                                         ConformanceReport,
-                                         HardwareFactory,
-                                         registered_adapter_factory,
-                                         run_check,
-                                         run_conformance,
+                                          CheckResult,
+                                          ConformanceReport,
+                                          registered_adapter_factory,
+                                          run_check,
+                                          run_conformance,
 )
 from evse_hal.conformance.timebase import SteppedClock
 

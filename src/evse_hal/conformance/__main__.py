@@ -9,12 +9,8 @@ import argparse
 import sys
 
 from evse_hal.conformance.checks import CHECKS
-from evse_hal.conformance.runner import (
-    SIMULATION_TEST_VOLTAGE_V,
-    ConformanceParameters,
-    registered_adapter_factory,
-    run_conformance,
-)
+from evse_hal.conformance.context import SIMULATION_TEST_VOLTAGE_V, ConformanceParameters
+from evse_hal.conformance.runner import registered_adapter_factory, run_conformance
 from evse_hal.conformance.timebase import RealTimebase, SimulatedTimebase
 from evse_hal.registry import (
     AdapterOptionError,

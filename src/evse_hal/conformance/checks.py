@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from evse_hal.conformance.runner import Check, CheckContext, CheckSkipped
+from evse_hal.conformance.context import Check, CheckContext, CheckSkipped
 from evse_hal.interfaces import (
     CP_STATES,
     ContactorDriver,

@@ -8,13 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from evse_hal.conformance.runner import (
-    ConformanceParameters,
-    ConformanceReport,
-    HardwareFactory,
-    run_check,
-    run_conformance,
-)
+from evse_hal.conformance.context import ConformanceParameters, HardwareFactory
+from evse_hal.conformance.runner import ConformanceReport, run_check, run_conformance
 
 
 def conformance_tests(factory: HardwareFactory, parameters: ConformanceParameters | None = None,
