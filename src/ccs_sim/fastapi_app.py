@@ -9,8 +9,9 @@ adapter offers simulation controls.
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,12 +28,12 @@ from ccs_sim.api_models import (
     StartSessionRequest,
 )
 from ccs_sim.controller import ChargerController, CommandRefused
-from evse_model.faults import FAULT_CATALOGUE
 from ccs_sim.observability.metrics import ControllerMetrics
-from evse_model.session import SessionParams
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.sim_routes import include_simulation_routes
 from ccs_sim.startup_errors import StartupErrorReporting
+from evse_model.faults import FAULT_CATALOGUE
+from evse_model.session import SessionParams
 
 if TYPE_CHECKING:
     from ccs_sim.runtime import Operations
@@ -43,13 +44,13 @@ def _error(message: str, **extra: Any) -> dict[str, Any]:
 
 
 def create_app(controller: ChargerController | None = None, settings: ControllerSettings | None = None,
-               operations: "Operations | None" = None) -> FastAPI:
+               operations: Operations | None = None) -> FastAPI:
     """The API for ``controller``; without one, a controller is built from ``settings`` at start-up, with
     its session records (``settings.data_dir``), metrics and log binding (``runtime.attach_operations``).
     With a controller, pass the ``operations`` you attached to it, if any (records then appear under
     ``/sessions``; without them ``/sessions`` answers 503 and ``/metrics`` counts from now on)."""
 
-    def install(app: FastAPI, ops: "Operations") -> None:
+    def install(app: FastAPI, ops: Operations) -> None:
         app.state.operations = ops
         app.state.session_store = ops.store
         app.state.metrics = ops.metrics
@@ -120,7 +121,8 @@ def create_app(controller: ChargerController | None = None, settings: Controller
                                                             detail=jsonable_errors(exc)))
 
     @app.post("/start_session")
-    async def start_session(request: Request, body: StartSessionRequest | None = Body(None)) -> dict[str, Any]:
+    async def start_session(request: Request,
+                            body: Annotated[StartSessionRequest | None, Body()] = None) -> dict[str, Any]:
         body = body or StartSessionRequest()
         controller_ = ctl(request)
         if body.target_voltage > controller_.evse_max_voltage_V:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Optional
 
 CP_STATES = ("A", "B", "C", "D", "E", "F")
 
@@ -187,7 +186,7 @@ class IsolationMonitor(ABC):
         """Stop measuring (the IMD injects a signal; some EVs object to two IMDs during charging)."""
 
     @abstractmethod
-    def read_isolation_ohm(self) -> Optional[float]:
+    def read_isolation_ohm(self) -> float | None:
         """Latest insulation resistance in ohms, or None while no valid measurement exists."""
 
 
@@ -220,5 +219,5 @@ class EVSEHardware(ABC):
     temperature: TemperatureSensor
     estop: EmergencyStopInput | None = None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - not abstract: an adapter with nothing to release may keep it
         """Put every output in its safe state (contactor open, supply off, PWM off) and release devices."""

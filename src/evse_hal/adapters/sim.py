@@ -7,12 +7,6 @@ voltage while the contactor is closed, and 0 V / 0 A while it is open).
 
 from __future__ import annotations
 
-from typing import Optional
-
-from evse_model.clock import Clock
-from sim_plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
-from sim_plant.battery import BatteryPreset, follow_preset
-from sim_plant.ev import SimulatedEV, SpecRequestProfile
 from evse_hal.interfaces import (
     ContactorDriver,
     CPReader,
@@ -26,6 +20,10 @@ from evse_hal.interfaces import (
     TemperatureSensor,
 )
 from evse_hal.simulation import SimulatedCarView, SimulationControls, SimulationKnobs
+from evse_model.clock import Clock
+from sim_plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
+from sim_plant.battery import BatteryPreset, follow_preset
+from sim_plant.ev import SimulatedEV, SpecRequestProfile
 
 EV_PRESET_NAMES = ("follow", *BATTERY_PRESETS)
 
@@ -155,7 +153,7 @@ class SimIMD(_PlantDevice, IsolationMonitor):
     def stop_measurement(self) -> None:
         self.measuring = False
 
-    def read_isolation_ohm(self) -> Optional[float]:
+    def read_isolation_ohm(self) -> float | None:
         plant = self._now()
         return plant.imd_reading_ohm() if self.measuring else None
 
