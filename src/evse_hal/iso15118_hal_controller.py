@@ -6,8 +6,9 @@ Live Controller API also uses, so the API, the safety supervisor and the EV see 
 - CP state: the pilot reading (x2 while the 5 % PWM oscillates); the session's start sets 5 % PWM.
 - Cable check: ``start_cable_check`` runs ``ChargerController.cable_check`` (contactor closed, IEC 61851-23
   CC.1 test voltage at ≤ 2 A, a real IMD reading, then the supply off until the output is below 60 V) as a
-  background task; ``is_contactor_closed`` answers None while the contactor is closing,
-  ``get_cable_check_status`` None while measuring and discharging, then VALID / WARNING / FAULT.
+  background task (``iso15118_cable_check.CableCheckRun``); ``is_contactor_closed`` answers None while the
+  contactor is closing, ``get_cable_check_status`` None while measuring and discharging, then VALID / WARNING
+  / FAULT.
 - Precharge: every PreChargeReq re-applies the EV's target (clamped to the EV's and our maximum) at
   ≤ 2 A (``precharge_step``): the output rises from below 60 V, so PreChargeRes never reports more than
   the EV asked or its maximum. Charge loop: ``set_charge_targets`` (clamped to our limits; the current
@@ -23,16 +24,19 @@ Live Controller API also uses, so the API, the safety supervisor and the EV see 
   (``SimulationControls.prepare_hlc_car``) so energy really flows.
 
 The session in the controller (source ``hlc``) starts with the SECC's session (SupportedAppProtocol) and
-ends COMPLETE after a successful SessionStop, ABORTED on a fault, ``/stop_session`` or an abnormal end.
+ends COMPLETE after a successful SessionStop, ABORTED on a fault, ``/stop_session`` or an abnormal end; that
+session handling (start and end, the tick handler with the watchdog, the API's vehicle views, the simulated
+body) is ``iso15118_session.HlcSessionLink``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 from evse_hal import iso15118_messages as messages  # installs the pydantic.v1 hook before iso15118 is imported
+
+# isort: split
 from iso15118.secc.controller.ev_data import EVDataContext
 from iso15118.secc.controller.interface import AuthorizationResponse, EVSEControllerInterface, ServiceStatus
 from iso15118.secc.controller.simulator import SimEVSEController
@@ -70,14 +74,15 @@ from iso15118.shared.messages.iso15118_20.dc import (
 )
 from iso15118.shared.states import State
 
-from evse_hal.charger_port import ChargerPort, ChargingSession
+from evse_hal.charger_port import ChargerPort
+from evse_hal.iso15118_cable_check import CableCheckRun
 from evse_hal.iso15118_evse_id import din_evse_id, iso_15118_2_evse_id
-from evse_hal.iso15118_session import CHARGE_LOOP_WATCHDOG_S, ChargeLoopWatchdog, HlcSessionDriver
-from evse_hal.iso15118_sim_body import SimulatedEvStackBody, is_credible_pack_voltage
-from evse_hal.iso15118_views import bms_view_from_ev_data, energy_service_name, enum_value, iso15118_view, plain_number
+from evse_hal.iso15118_session import CHARGE_LOOP_WATCHDOG_S, HlcSessionLink
+from evse_hal.iso15118_sim_body import is_credible_pack_voltage
+from evse_hal.iso15118_views import ev_max_current_A, ev_max_voltage_V, plain_number
 from evse_model import standards
-from evse_model.session import EndReason, Phase, SessionParams, Stage
-from evse_model.session_errors import CommandRefused, SessionAbort
+from evse_model.faults import ISOLATION_FAULT
+from evse_model.session import Stage
 
 __all__ = ["CHARGE_LOOP_WATCHDOG_S", "DEFAULT_EVSE_ID", "HalEVSEController", "fresh_ev_data_context"]
 
@@ -85,187 +90,51 @@ logger = logging.getLogger(__name__)
 
 fresh_ev_data_context = messages.fresh_ev_data_context
 DEFAULT_EVSE_ID = "DE*CCS*E0000001*1"
-#: How often the API's vehicle views are rebuilt while the EV repeats a request (charge loop, precharge).
-VIEW_REFRESH_S = 0.1
 _LOOP_STATES = ("CurrentDemand", "DCChargeLoop", "PreCharge", "DCPreCharge", "CableCheck", "DCCableCheck",
                 "WeldingDetection", "DCWeldingDetection")
-#: Session stages in which energy transfer is under way (the contactor must be closed).
-_ENERGY_STAGES = (Stage.CURRENT_RAMP, Stage.CHARGING)
 
 
 class HalEVSEController(EVSEControllerInterface):
-    """The SECC's EVSE controller on the shared ChargerController (see the module docstring)."""
+    """The SECC's EVSE controller on the shared ChargerController (see the module docstring); the session
+    handling (start, end, tick handler, views) is its ``HlcSessionLink``."""
 
     def __init__(self, charger: ChargerPort, evse_id: str | None = None,
                  watchdog_s: float = CHARGE_LOOP_WATCHDOG_S) -> None:
         super().__init__()
         self.charger = charger
         self.evse_id = evse_id or DEFAULT_EVSE_ID
-        self._watchdog = ChargeLoopWatchdog(watchdog_s)
         self.ev_data_context = fresh_ev_data_context()
-        self.evse_data_context = self._evse_data_context()
+        self.evse_data_context = messages.dc_evse_data_context(
+            charger.evse_max_power_W, charger.evse_max_current_A, charger.evse_max_voltage_V,
+            charger.hw.supply.get_capabilities().min_voltage_V, charger.settings.current_ramp_up_A_per_s)
         self.status: ServiceStatus | None = None
         #: Set by an external identification (RFID, API); False: the EV identifies itself (EIM/PnC).
         self.eim_authorized = False
-        self._comm_session: Any = None
-        self._session: ChargingSession | None = None
-        self._driver: HlcSessionDriver | None = None
-        self._refusal: str | None = None
-        self._cable_check_task: asyncio.Task[None] | None = None
-        self._isolation: IsolationLevel | None = None
-        self._energy_transfer = False
-        self._ev_stopping = False
-        #: The EV stack's body on the simulated adapter (None on real hardware).
-        self._sim_body = SimulatedEvStackBody.on(charger.hw, charger.evse_max_voltage_V, charger.evse_max_current_A)
-        self._authorized: bool | None = None
-        self._started_at = None
-        self._last_message_at = None
-        self._views_built_s = float("-inf")
-        self._background: set[asyncio.Task[Any]] = set()
-        charger.tick_listeners.append(self._on_tick)
-
-    # --- EVSE data ----------------------------------------------------------------------------------
-    def _evse_data_context(self) -> Any:
-        charger = self.charger
-        return messages.dc_evse_data_context(charger.evse_max_power_W, charger.evse_max_current_A,
-                                             charger.evse_max_voltage_V,
-                                             charger.hw.supply.get_capabilities().min_voltage_V,
-                                             charger.settings.current_ramp_up_A_per_s)
+        self._link = HlcSessionLink(charger, watchdog_s)
+        self._cable_check = CableCheckRun(charger, self._link.own_session_active)
 
     def reset_ev_data_context(self) -> None:
         self.ev_data_context = fresh_ev_data_context()
 
-    # --- the session in the controller -----------------------------------------------------------------
-    def _own_session_active(self) -> bool:
-        charger = self.charger
-        return self._session is not None and charger.session is self._session and charger.session_active
-
     async def _begin_session(self, comm_session: Any) -> None:
-        """A new SECC communication session: a new session in the controller (phase HANDSHAKE)."""
-        self._comm_session = comm_session
-        self._session, self._driver, self._refusal = None, None, None
-        if self._cable_check_task is not None and not self._cable_check_task.done():
-            self._cable_check_task.cancel()  # the previous session's check must not command this one's supply
-        self._cable_check_task, self._isolation = None, None
-        self._energy_transfer = self._ev_stopping = self._watchdog.armed = False
-        self._authorized = None
+        """A new SECC communication session: a new session in the controller (``HlcSessionLink.begin``)."""
+        self._cable_check.reset()  # the previous session's check must not command this one's supply
         self.reset_ev_data_context()
-        driver = HlcSessionDriver()
-        charger = self.charger
-        try:
-            session = charger.start_session(SessionParams(target_voltage_V=0.0, initial_current_A=0.0,
-                                                          duration_s=0.0), driver)
-        except CommandRefused as refused:
-            self._refusal = str(refused)
-            logger.error("HLC session not started in the controller: %s; the EV will be refused at cable check",
-                         refused)
-            return
-        self._session, self._driver = session, driver
-        self._started_at = charger.clock.utcnow()
-        session.ev_info = {"protocol": self._protocol_name()}
-        charger.set_stage(Stage.HANDSHAKE)
-        if self._sim_body is not None:
-            self._sim_body.arrive()  # plugged in (CP B → C at 5 %), its contactor open until its pack is known
-        if self.charger.latest is None or self.charger.latest.duty_percent != standards.CP_HLC_DUTY_PERCENT:
-            await charger.set_pwm_duty(standards.CP_HLC_DUTY_PERCENT)
-        logger.info("HLC session %s started in the controller", session.session_id)
-
-    def _end_complete(self) -> None:
-        if self._own_session_active():
-            self.charger.end_session(Phase.COMPLETE, None, EndReason.EV_REQUESTED_STOP)
-        self._finish_driver()
-
-    async def _end_abnormally(self, reason: str) -> None:
-        self._watchdog.armed = False
-        if self._own_session_active():
-            logger.warning("HLC session ended abnormally: %s", reason)
-            await self.charger.raise_fault("HLC_FAILURE", source="hlc", message=reason)
-        self._finish_driver()
-
-    def _finish_driver(self) -> None:
-        if self._driver is not None:
-            self._driver.finish()
+        await self._link.begin(comm_session, self._protocol_name())
 
     def _end_signal(self) -> tuple[DCEVSEStatusCode, bool] | None:
         """How our side ended the session, as (status code, EV must stop), or None while it runs."""
-        if self._session is None:
-            return messages.end_signal(None, refused=self._refusal is not None)
-        return messages.end_signal(self._session.summary, refused=False)
-
-    def _on_tick(self) -> None:
-        """Every control tick: the charge-loop watchdog, and an output opened under the session."""
-        charger = self.charger
-        running = self._own_session_active()
-        silence_s = self._watchdog.tick(charger.clock.now(), charger.settings.control_period_s, running)
-        if not running:
-            return
-        if silence_s is not None:
-            logger.error("no CurrentDemand/ChargeLoop request for %.2f s: COMMUNICATION_TIMEOUT", silence_s)
-            self._spawn(charger.raise_fault("COMMUNICATION_TIMEOUT", source="hlc",
-                                            message=f"no charge-loop request for {silence_s:.2f} s"))
-            return
-        m = charger.latest
-        if self._energy_transfer and not self._ev_stopping and m is not None and not m.contactor_closed \
-                and charger.stage in _ENERGY_STAGES:
-            logger.warning("output contactor opened during energy transfer: stopping the HLC session")
-            self._watchdog.armed = False
-            charger.end_session(Phase.ABORTED, None, EndReason.STOP_REQUESTED)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        link = self._link
+        if link.session is None:
+            return messages.end_signal(None, refused=link.refusal is not None)
+        return messages.end_signal(link.session.summary, refused=False)
 
     def _refresh_views(self, force: bool = True) -> None:
-        """/vehicle/bms and /vehicle/iso15118 from the SECC's data. In the charge loop (``force`` False) the
-        timestamp moves with every message and the views are rebuilt at most every VIEW_REFRESH_S, so the
-        response path stays as short as the simulator's (bench/bench_secc.py)."""
-        charger = self.charger
-        if self._session is None or charger.session is not self._session:
-            return
-        self._last_message_at = charger.clock.utcnow()
-        now_s = charger.clock.now()
-        if not force and now_s - self._views_built_s < VIEW_REFRESH_S:
-            charger.iso15118_view["timestamps"]["last_message_at"] = self._last_message_at.isoformat()
-            return
-        self._views_built_s = now_s
-        comm = self._comm_session
-        if self.ev_data_context.evcc_id is None and getattr(comm, "evcc_id", None):
-            self.ev_data_context.evcc_id = comm.evcc_id  # -20 keeps it in the session only
-        protocol = self._protocol_name()
-        charger.bms_view_override = bms_view_from_ev_data(self.ev_data_context, protocol)
-        charger.iso15118_view = iso15118_view(
-            protocol=protocol, energy_service=energy_service_name(comm, self.ev_data_context),
-            control_mode=enum_value(getattr(comm, "control_mode", None)) if comm is not None else None,
-            authorized=self._authorized, evse_id=self.evse_id, session_id=getattr(comm, "session_id", None) or None,
-            started_at=self._started_at, last_message_at=self._last_message_at)
+        self._link.refresh_views(self.ev_data_context, self._protocol_name(), self.evse_id, force)
 
     def _protocol_name(self) -> str | None:
         protocol = self.get_selected_protocol()
         return protocol.name if protocol is not None else None
-
-    def _ev_max_voltage_V(self) -> float | None:
-        value = plain_number(self.ev_data_context.rated_limits.dc_limits.max_voltage)
-        return float(value) if value else None
-
-    def _ev_max_current_A(self) -> float | None:
-        value = plain_number(self.ev_data_context.rated_limits.dc_limits.max_charge_current)
-        return float(value) if value else None
-
-    def _clamp_voltage_V(self, voltage_V: float) -> float:
-        """An EV voltage target clamped to the EV's own maximum and ours (the -20 EVCC asks 20 kV)."""
-        limit_V = self.charger.evse_max_voltage_V
-        ev_max_V = self._ev_max_voltage_V()
-        if ev_max_V is not None:
-            limit_V = min(limit_V, ev_max_V)
-        return min(max(0.0, voltage_V), limit_V)
-
-    def _sim_pack_at(self, pack_voltage_V: float) -> None:
-        if self._sim_body is not None:
-            self._sim_body.pack_at(pack_voltage_V, self._ev_max_current_A())
-
-    def _note_request(self) -> None:
-        self._watchdog.note_request(self.charger.clock.now())
 
     # ============================================================================================
     # common
@@ -281,13 +150,13 @@ class HalEVSEController(EVSEControllerInterface):
             return iso_15118_2_evse_id(self.evse_id)
         return self.evse_id
 
-    async def get_supported_energy_transfer_modes(self, protocol: Protocol) -> List[EnergyTransferModeEnum]:
+    async def get_supported_energy_transfer_modes(self, protocol: Protocol) -> list[EnergyTransferModeEnum]:
         return [EnergyTransferModeEnum.DC_EXTENDED]  # a DC charger (CCS combo, extended)
 
     async def get_schedule_exchange_params(
             self, selected_energy_service: SelectedEnergyService, control_mode: ControlMode,
             schedule_exchange_req: ScheduleExchangeReq,
-    ) -> Union[ScheduledScheduleExchangeResParams, DynamicScheduleExchangeResParams]:
+    ) -> ScheduledScheduleExchangeResParams | DynamicScheduleExchangeResParams:
         return messages.schedule_exchange_params_v20(control_mode, self.charger.evse_max_power_W)
 
     async def get_energy_service_list(self) -> ServiceList:
@@ -296,24 +165,24 @@ class HalEVSEController(EVSEControllerInterface):
     def is_eim_authorized(self) -> bool:
         return self.eim_authorized
 
-    async def is_authorized(self, id_token: Optional[str] = None,
-                            id_token_type: Optional[AuthorizationTokenType] = None,
-                            certificate_chain: Optional[bytes] = None,
-                            hash_data: Optional[List[Dict[str, str]]] = None) -> AuthorizationResponse:
+    async def is_authorized(self, id_token: str | None = None,
+                            id_token_type: AuthorizationTokenType | None = None,
+                            certificate_chain: bytes | None = None,
+                            hash_data: list[dict[str, str]] | None = None) -> AuthorizationResponse:
         """No backend: every EIM identification and every contract the SECC's PKI checks is accepted."""
         code = messages.authorization_ok_code(self.get_selected_protocol())
-        self._authorized = True
+        self._link.authorized = True
         self._refresh_views()
         return AuthorizationResponse(authorization_status=AuthorizationStatus.ACCEPTED,
                                      certificate_response_status=code)
 
     async def get_sa_schedule_list(self, ev_data_context: EVDataContext, is_free_charging_service: bool,
-                                   max_schedule_entries: Optional[int],
-                                   departure_time: int = 0) -> Optional[List[SAScheduleTuple]]:
+                                   max_schedule_entries: int | None,
+                                   departure_time: int = 0) -> list[SAScheduleTuple] | None:
         return messages.sa_schedule_list_v2(self.charger.evse_max_power_W, departure_time)
 
-    async def get_sa_schedule_list_dinspec(self, max_schedule_entries: Optional[int],
-                                           departure_time: int = 0) -> Optional[List[SAScheduleTupleEntryDIN]]:
+    async def get_sa_schedule_list_dinspec(self, max_schedule_entries: int | None,
+                                           departure_time: int = 0) -> list[SAScheduleTupleEntryDIN] | None:
         return messages.sa_schedule_list_din(self.charger.evse_max_power_W, departure_time)
 
     async def get_meter_info_v2(self) -> MeterInfoV2:
@@ -322,20 +191,20 @@ class HalEVSEController(EVSEControllerInterface):
     async def get_meter_info_v20(self) -> MeterInfoV20:
         return messages.meter_info_v20(self.charger.meter_reading.energy_Wh)
 
-    async def get_supported_providers(self) -> Optional[List[ProviderID]]:
+    async def get_supported_providers(self) -> list[ProviderID] | None:
         return None
 
     async def set_hlc_charging(self, is_ongoing: bool) -> None:
         if is_ongoing:
-            if not self._own_session_active():
+            if not self._link.own_session_active():
                 return
-            self._energy_transfer = True
-            await self.charger.begin_energy_transfer(self._ev_max_voltage_V())
-            self._note_request()
-            self._watchdog.armed = True
+            self._link.energy_transfer = True
+            await self.charger.begin_energy_transfer(ev_max_voltage_V(self.ev_data_context))
+            self._link.note_request()
+            self._link.watchdog.armed = True
             return
-        self._ev_stopping = True
-        self._watchdog.armed = False
+        self._link.ev_stopping = True
+        self._link.watchdog.armed = False
 
     async def get_cp_state(self) -> CpState:
         m = self.charger.latest
@@ -349,17 +218,17 @@ class HalEVSEController(EVSEControllerInterface):
     async def service_renegotiation_supported(self) -> bool:
         return False
 
-    async def get_service_parameter_list(self, service_id: int) -> Optional[ServiceParameterList]:
+    async def get_service_parameter_list(self, service_id: int) -> ServiceParameterList | None:
         return messages.dc_service_parameter_list() if service_id == messages.DC_SERVICE_ID else None
 
     async def stop_charger(self) -> None:
         """Ramp down (≤ 100 A/s) and open the contactor below 1 A, then return."""
         charger = self.charger
-        self._watchdog.armed = False
-        if self._own_session_active():
-            if not self._ev_stopping:
+        self._link.watchdog.armed = False
+        if self._link.own_session_active():
+            if not self._link.ev_stopping:
                 # Not after the EV's PowerDelivery(Stop): the SECC is stopping the session on an error.
-                await self._end_abnormally("the SECC stopped the communication session")
+                await self._link.end_abnormally("the SECC stopped the communication session")
             else:
                 charger.set_stage(Stage.RAMP_DOWN)
                 await charger.ramp_down_and_open()
@@ -371,17 +240,15 @@ class HalEVSEController(EVSEControllerInterface):
     async def is_contactor_opened(self) -> bool:
         return not await self.charger.io(self.charger.hw.contactor.is_closed)
 
-    async def is_contactor_closed(self) -> Optional[bool]:
-        if self._refusal is not None or self._session is None:
+    async def is_contactor_closed(self) -> bool | None:
+        if self._link.refusal is not None or self._link.session is None:
             return False
         closed = await self.charger.io(self.charger.hw.contactor.is_closed)
-        task = self._cable_check_task
-        if not closed and task is not None and not task.done() and self.charger.stage in (Stage.HANDSHAKE,
-                                                                                          Stage.CABLE_CHECK):
+        if not closed and self._cable_check.running and self.charger.stage in (Stage.HANDSHAKE, Stage.CABLE_CHECK):
             return None  # closing for the cable check
         return closed
 
-    async def get_evse_status(self) -> Optional[EVSEStatus]:
+    async def get_evse_status(self) -> EVSEStatus | None:
         signal = self._end_signal()
         if signal is not None and signal[1]:
             return EVSEStatus(notification_max_delay=0, evse_notification=EVSENotificationV20.TERMINATE)
@@ -390,16 +257,16 @@ class HalEVSEController(EVSEControllerInterface):
     async def set_present_protocol_state(self, state: State) -> None:
         comm_session = getattr(state, "comm_session", None)
         name = type(state).__name__
-        if comm_session is not None and comm_session is not self._comm_session and \
+        if comm_session is not None and comm_session is not self._link.comm_session and \
                 name in ("SupportedAppProtocol", "SessionSetup"):
             await self._begin_session(comm_session)
-        if comm_session is not self._comm_session:
+        if comm_session is not self._link.comm_session:
             return
         self._refresh_views(force=name not in _LOOP_STATES)
         if name == "SessionStop":
             stop_reason = getattr(comm_session, "stop_reason", None)
             if stop_reason is not None and getattr(stop_reason, "successful", False):
-                self._end_complete()
+                self._link.end_complete()
 
     # ============================================================================================
     # AC: this is a DC charger; the SECC asks these only for AC energy modes, which it never offers.
@@ -423,14 +290,14 @@ class HalEVSEController(EVSEControllerInterface):
             code, must_stop = signal
             if must_stop:
                 notification = EVSENotificationV2.STOP_CHARGING
-        elif self._cable_check_task is not None and not self._cable_check_task.done():
+        elif self._cable_check.running:
             code = DCEVSEStatusCode.EVSE_ISOLATION_MONITORING_ACTIVE
-        elif self._ev_stopping:
+        elif self._link.ev_stopping:
             code = DCEVSEStatusCode.EVSE_NOT_READY
         else:
             code = DCEVSEStatusCode.EVSE_READY
-        isolation = self._isolation or IsolationLevel.INVALID
-        if self.charger.active_fault == "ISOLATION_FAULT":
+        isolation = self._cable_check.isolation or IsolationLevel.INVALID
+        if self.charger.active_fault is not None and self.charger.active_fault.type is ISOLATION_FAULT:
             isolation = IsolationLevel.FAULT
         return DCEVSEStatus(evse_notification=notification, notification_max_delay=0,
                             evse_isolation_status=isolation, evse_status_code=code)
@@ -450,56 +317,32 @@ class HalEVSEController(EVSEControllerInterface):
         return await super().get_evse_present_current(protocol)
 
     async def start_cable_check(self) -> None:
-        if not self._own_session_active():
+        if not self._link.own_session_active():
             return
-        self._isolation = None
-        self._cable_check_task = asyncio.get_running_loop().create_task(
-            self._run_cable_check(self._ev_max_voltage_V()), name="hlc-cable-check")
+        self._cable_check.start(ev_max_voltage_V(self.ev_data_context))
 
-    async def _run_cable_check(self, ev_max_voltage_V: float | None) -> None:
-        try:
-            level = await self.charger.cable_check(ev_max_voltage_V)
-            self._isolation = IsolationLevel.WARNING if level == "WARNING" else IsolationLevel.VALID
-        except (SessionAbort, CommandRefused) as failed:
-            self._isolation = IsolationLevel.FAULT
-            name = failed.fault_name if isinstance(failed, SessionAbort) else "CABLE_CHECK_FAILED"
-            if self._own_session_active():
-                await self.charger.raise_fault(name, source="hlc", message=str(failed))
-        except asyncio.CancelledError:
-            self._isolation = IsolationLevel.INVALID
-            raise
-        except Exception as error:  # the session must end safely whatever went wrong
-            logger.exception("cable check failed")
-            self._isolation = IsolationLevel.FAULT
-            if self._own_session_active():
-                await self.charger.raise_fault("CABLE_CHECK_FAILED", source="hlc", message=repr(error))
+    async def get_cable_check_status(self) -> IsolationLevel | None:
+        return self._cable_check.status()
 
-    async def get_cable_check_status(self) -> Optional[IsolationLevel]:
-        task = self._cable_check_task
-        if task is None:
-            return IsolationLevel.INVALID
-        if not task.done():
-            return None
-        return self._isolation
-
-    async def send_charging_command(self, ev_target_voltage: Optional[float], ev_target_current: Optional[float],
+    async def send_charging_command(self, ev_target_voltage: float | None, ev_target_current: float | None,
                                     is_precharge: bool = False, is_session_bpt: bool = False) -> None:
-        self._note_request()
-        if not self._own_session_active():
+        link = self._link
+        link.note_request()
+        if not link.own_session_active():
             return  # ended by our side: the output stays off, the status tells the EV to stop
         voltage_V = float(ev_target_voltage) if ev_target_voltage is not None else 0.0
         current_A = float(ev_target_current) if ev_target_current is not None else 0.0
+        ev_max_V = ev_max_voltage_V(self.ev_data_context)
+        target_V = link.clamp_voltage_V(voltage_V, ev_max_V)
         if is_precharge:
-            target_V = self._clamp_voltage_V(voltage_V)
-            if is_credible_pack_voltage(voltage_V, self.charger.evse_max_voltage_V, self._ev_max_voltage_V()):
-                self._sim_pack_at(target_V)
+            if is_credible_pack_voltage(voltage_V, self.charger.evse_max_voltage_V, ev_max_V):
+                link.sim_pack_at(target_V, ev_max_current_A(self.ev_data_context))
             # ≤ 2 A; an EV that names no current (-20 sends 0: "not used") gets the 2 A allowed.
             limit_A = current_A if current_A > 0.0 else standards.PRECHARGE_CURRENT_LIMIT_A
             await self.charger.precharge_step(target_V, limit_A)
         else:
-            target_V = self._clamp_voltage_V(voltage_V)
             if target_V > standards.SAFE_DC_VOLTAGE_V:
-                self._sim_pack_at(target_V)  # once: here only when the EV's precharge target was not credible
+                link.sim_pack_at(target_V, ev_max_current_A(self.ev_data_context))  # once: here only when the EV's precharge target was not credible
             await self.charger.set_charge_targets(target_V, current_A)
         self._refresh_views(force=False)
 
@@ -517,7 +360,7 @@ class HalEVSEController(EVSEControllerInterface):
 
     async def get_dc_charge_params_v20(
             self, energy_service: ServiceV20,
-    ) -> Optional[Union[DCChargeParameterDiscoveryResParams, BPTDCChargeParameterDiscoveryResParams]]:
+    ) -> DCChargeParameterDiscoveryResParams | BPTDCChargeParameterDiscoveryResParams | None:
         if energy_service != ServiceV20.DC:
             return None  # no bidirectional power transfer offered
         return messages.dc_charge_params_v20(self.evse_data_context.rated_limits.dc_limits)
@@ -532,11 +375,11 @@ class HalEVSEController(EVSEControllerInterface):
         logger.info("data link: %s", action.value)
 
     def ready_to_charge(self) -> bool:
-        return self._refusal is None and self.charger.active_fault is None
+        return self._link.refusal is None and self.charger.active_fault is None
 
     async def session_ended(self, current_state: str, reason: str) -> None:
         logger.info("SECC session ended in %s: %s", current_state, reason)
-        await self._end_abnormally(f"{current_state}: {reason}")
+        await self._link.end_abnormally(f"{current_state}: {reason}")
 
     async def send_display_params(self) -> None:
         return None  # no CSMS connected

@@ -7,7 +7,7 @@ puts them into iso15118's types.
 from __future__ import annotations
 
 import time
-from typing import Any, List, Optional, Union
+from typing import Any
 
 from evse_hal import iso15118_compat
 
@@ -45,12 +45,12 @@ from iso15118.shared.messages.datatypes import (  # noqa: E402
     PVEVSEPeakCurrentRipple,
 )
 from iso15118.shared.messages.din_spec.datatypes import PMaxScheduleEntry as PMaxScheduleEntryDIN  # noqa: E402
-from iso15118.shared.messages.din_spec.datatypes import \
-    PMaxScheduleEntryDetails as PMaxScheduleEntryDetailsDIN  # noqa: E402
+from iso15118.shared.messages.din_spec.datatypes import PMaxScheduleEntryDetails as PMaxScheduleEntryDetailsDIN  # noqa: E402
 from iso15118.shared.messages.din_spec.datatypes import RelativeTimeInterval as RelativeTimeIntervalDIN  # noqa: E402
 from iso15118.shared.messages.din_spec.datatypes import ResponseCode as ResponseCodeDIN  # noqa: E402
 from iso15118.shared.messages.din_spec.datatypes import SAScheduleTupleEntry as SAScheduleTupleEntryDIN  # noqa: E402
 from iso15118.shared.messages.enums import ControlMode, Protocol, ServiceV20, UnitSymbol  # noqa: E402
+from iso15118.shared.messages.iso15118_2.datatypes import MeterInfo as MeterInfoV2  # noqa: E402
 from iso15118.shared.messages.iso15118_2.datatypes import (  # noqa: E402
     PMaxSchedule,
     PMaxScheduleEntry,
@@ -58,7 +58,6 @@ from iso15118.shared.messages.iso15118_2.datatypes import (  # noqa: E402
     RelativeTimeInterval,
     SAScheduleTuple,
 )
-from iso15118.shared.messages.iso15118_2.datatypes import MeterInfo as MeterInfoV2  # noqa: E402
 from iso15118.shared.messages.iso15118_2.datatypes import ResponseCode as ResponseCodeV2  # noqa: E402
 from iso15118.shared.messages.iso15118_20.common_messages import (  # noqa: E402
     ChargingSchedule,
@@ -82,7 +81,7 @@ from iso15118.shared.messages.iso15118_20.common_types import RationalNumber  # 
 from iso15118.shared.messages.iso15118_20.common_types import ResponseCode as ResponseCodeV20  # noqa: E402
 from iso15118.shared.messages.iso15118_20.dc import DCChargeParameterDiscoveryResParams  # noqa: E402
 
-from evse_model.faults import Severity, lookup_fault  # noqa: E402
+from evse_model.faults import Severity  # noqa: E402
 from evse_model.session import Phase  # noqa: E402
 
 #: Peak-to-peak current ripple of the power stage announced in DIN/-2 ChargeParameterDiscoveryRes
@@ -174,7 +173,7 @@ def dc_service_parameter_list() -> ServiceParameterList:
 
 
 def schedule_exchange_params_v20(control_mode: ControlMode, max_power_W: float,
-                                 ) -> Union[ScheduledScheduleExchangeResParams, DynamicScheduleExchangeResParams]:
+                                 ) -> ScheduledScheduleExchangeResParams | DynamicScheduleExchangeResParams:
     """-20 ScheduleExchangeRes: one flat price level; scheduled mode gets the charger's maximum power for 24 h."""
     price_levels = PriceLevelSchedule(
         id="id1", time_anchor=0, schedule_id=1, schedule_description="flat rate", num_price_levels=1,
@@ -190,7 +189,7 @@ def schedule_exchange_params_v20(control_mode: ControlMode, max_power_W: float,
     return ScheduledScheduleExchangeResParams(schedule_tuples=[schedule])
 
 
-def sa_schedule_list_v2(max_power_W: float, departure_time_s: int) -> List[SAScheduleTuple]:
+def sa_schedule_list_v2(max_power_W: float, departure_time_s: int) -> list[SAScheduleTuple]:
     """-2 ChargeParameterDiscoveryRes: one PMax schedule at the charger's maximum power until departure."""
     entry = PMaxScheduleEntry(p_max=physical_value(PVPMax, max_power_W, UnitSymbol.WATT),
                               time_interval=RelativeTimeInterval(start=0,
@@ -199,7 +198,7 @@ def sa_schedule_list_v2(max_power_W: float, departure_time_s: int) -> List[SASch
                             sales_tariff=None)]
 
 
-def sa_schedule_list_din(max_power_W: float, departure_time_s: int) -> List[SAScheduleTupleEntryDIN]:
+def sa_schedule_list_din(max_power_W: float, departure_time_s: int) -> list[SAScheduleTupleEntryDIN]:
     """DIN SPEC 70121 ChargeParameterDiscoveryRes: the same, PMax capped at what an xs:short can carry."""
     details = PMaxScheduleEntryDetailsDIN(
         p_max=int(min(DIN_PMAX_MAX_W, max_power_W)),
@@ -217,7 +216,7 @@ def meter_info_v20(energy_Wh: float) -> MeterInfoV20:
     return MeterInfoV20(meter_id=METER_ID, charged_energy_reading_wh=int(energy_Wh), meter_timestamp=int(time.time()))
 
 
-def authorization_ok_code(protocol: Optional[Protocol]) -> Any:
+def authorization_ok_code(protocol: Protocol | None) -> Any:
     """The OK response code of ``protocol``'s message set (DIN, -20, else -2)."""
     if protocol == Protocol.DIN_SPEC_70121:
         return ResponseCodeDIN.OK
@@ -233,8 +232,7 @@ def end_signal(summary: Any, refused: bool) -> tuple[DCEVSEStatusCode, bool] | N
         return (DCEVSEStatusCode.EVSE_NOT_READY, True) if refused else None
     if summary.ended_phase == Phase.COMPLETE.value:
         return DCEVSEStatusCode.EVSE_NOT_READY, False
-    if summary.error:
-        fault, _known = lookup_fault(summary.error)
-        if fault.severity is Severity.EMERGENCY:
+    if summary.fault is not None:
+        if summary.fault.severity is Severity.EMERGENCY:
             return DCEVSEStatusCode.EVSE_EMERGENCY_SHUTDOWN, True
     return DCEVSEStatusCode.EVSE_SHUTDOWN, True

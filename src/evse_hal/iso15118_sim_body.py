@@ -18,8 +18,8 @@ output disappears).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from evse_hal.simulation import SimulationControls, simulation_controls
 from evse_model import standards
 
 logger = logging.getLogger(__name__)
@@ -38,17 +38,17 @@ def is_credible_pack_voltage(voltage_V: float, evse_max_voltage_V: float, ev_max
 class SimulatedEvStackBody:
     """Puts the EV stack's body on the simulated cable, once per session, through the simulation controls."""
 
-    def __init__(self, simulation_controls: Any, evse_max_voltage_V: float, evse_max_current_A: float) -> None:
-        self._controls = simulation_controls
+    def __init__(self, controls: SimulationControls, evse_max_voltage_V: float, evse_max_current_A: float) -> None:
+        self._controls = controls
         self._evse_max_voltage_V = evse_max_voltage_V
         self._evse_max_current_A = evse_max_current_A
         self.pack_known = False
 
     @classmethod
-    def on(cls, hw: Any, evse_max_voltage_V: float, evse_max_current_A: float) -> "SimulatedEvStackBody | None":
+    def on(cls, hw: object, evse_max_voltage_V: float, evse_max_current_A: float) -> SimulatedEvStackBody | None:
         """The body on adapter ``hw``, or None when ``hw`` offers no simulation controls (real hardware)."""
-        controls = getattr(hw, "simulation", None)
-        if controls is None or not callable(getattr(controls, "prepare_hlc_car", None)):
+        controls = simulation_controls(hw)
+        if controls is None:
             return None
         return cls(controls, evse_max_voltage_V, evse_max_current_A)
 

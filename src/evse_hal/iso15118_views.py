@@ -87,3 +87,15 @@ def energy_service_name(comm_session: Any, ev_data: Any) -> str | None:
     if comm_session is not None and getattr(comm_session, "selected_energy_service", None) is not None:
         return str(comm_session.selected_energy_service.service.name)
     return enum_value(getattr(ev_data, "selected_energy_mode", None))
+
+
+def ev_max_voltage_V(ev_data: Any) -> float | None:
+    """The EV's rated maximum DC voltage from iso15118's ``EVDataContext`` (None until it said, or 0)."""
+    value = plain_number(ev_data.rated_limits.dc_limits.max_voltage)
+    return float(value) if value else None
+
+
+def ev_max_current_A(ev_data: Any) -> float | None:
+    """The EV's rated maximum DC charge current from iso15118's ``EVDataContext`` (None until it said, or 0)."""
+    value = plain_number(ev_data.rated_limits.dc_limits.max_charge_current)
+    return float(value) if value else None
