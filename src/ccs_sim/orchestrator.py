@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.types import ActiveSession
@@ -212,7 +213,7 @@ class SimSessionDriver:
         controller.end_session(Phase.COMPLETE, None, reason)
 
     @staticmethod
-    async def _follow_car(controller: ChargerCore, ev) -> None:  # type: ignore[no-untyped-def]
+    async def _follow_car(controller: ChargerCore, ev: Any) -> None:
         """One step of the charge loop: the car's request, or re-matching after the output was opened."""
         m = controller.latest
         if m is not None and not m.contactor_closed:

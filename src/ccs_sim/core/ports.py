@@ -54,7 +54,6 @@ class ChargerCore(Protocol):
     settings: ControllerSettings
     supervisor: SafetySupervisor
     events: EventBus
-    stages: StageMachine
     evse_max_voltage_V: float
     evse_max_current_A: float
     evse_max_power_W: float
@@ -84,6 +83,8 @@ class ChargerCore(Protocol):
     _fault_shutdown: Any
     _sim_driver_factory: Callable[[], SessionDriver] | None
 
+    @property
+    def stages(self) -> StageMachine: ...
     @property
     def phase(self) -> Phase: ...
     @property
