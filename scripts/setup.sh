@@ -3,6 +3,7 @@
 #   scripts/setup.sh            core (API + simulated charger)
 #   scripts/setup.sh test       core + test tools
 #   scripts/setup.sh hlc        + the ISO 15118 stack (iso15118 --no-deps, pyslac), and a JRE when run as root
+#   scripts/setup.sh lint       + the pinned linter and type checker (ruff, mypy)
 # Idempotent: a stamp per extra records the hash of pyproject.toml and this script.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +28,7 @@ install_extra() {
     case "$extra" in
         core) "$venv/bin/pip" install --quiet -e . ;;
         test) "$venv/bin/pip" install --quiet -e '.[test]' ;;
+        lint) "$venv/bin/pip" install --quiet -e '.[lint]' ;;
         hlc)
             "$venv/bin/pip" install --quiet -e '.[hlc]'
             # iso15118 0.31.2 pins pydantic==1.10.21 and cryptography==44.0.0; we run it on pydantic v2
@@ -40,7 +42,7 @@ install_extra() {
             "$root/scripts/install-system-deps.sh" java || \
                 echo "setup: no Java runtime: fine for evse-main (native EXI codec); needed for --exi-codec java" >&2
             ;;
-        *) echo "setup: unknown extra '$extra' (known: core test hlc)" >&2; exit 2 ;;
+        *) echo "setup: unknown extra '$extra' (known: core test hlc lint)" >&2; exit 2 ;;
     esac
     echo "$fingerprint" > "$stamp"
 }
