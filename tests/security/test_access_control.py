@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from ccs_sim import cli
-from ccs_sim.access import AccessPolicy, cross_site, is_loopback_host
+from ccs_sim.http.access import AccessPolicy, cross_site, is_loopback_host
 from evse_model.clock import ManualClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ccs_sim.controller import ChargerController
-from ccs_sim.sim_routes import simulation_view
+from ccs_sim.http.sim_routes import simulation_view
 from evse_hal.simulation import simulation_controls
 
 #: How many of the newest fault-history entries a snapshot carries (the cause of the latest abort is the last one).

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 #: Default events per second: above the issue's floor of 4/s, light enough for many open pages.
 DEFAULT_RATE_HZ = 5.0

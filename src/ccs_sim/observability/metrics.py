@@ -32,7 +32,7 @@ from evse_model.faults import FAULT_CATALOGUE, FaultType
 from evse_model.session import SessionSummary
 
 if TYPE_CHECKING:
-    from ccs_sim.access import AccessPolicy
+    from ccs_sim.http.access import AccessPolicy
     from ccs_sim.controller import ActiveSession, ChargerController
     from ccs_sim.observability.records import SessionRecorder
 

@@ -35,7 +35,8 @@ import hmac
 import ipaddress
 import json
 from collections import Counter
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 from urllib.parse import urlsplit
 
 Scope = MutableMapping[str, Any]

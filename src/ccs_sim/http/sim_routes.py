@@ -9,26 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 
-from ccs_sim.api_models import SimCarRequest, SimPlantRequest, SimSpeedRequest
 from ccs_sim.controller import ChargerController
+from ccs_sim.http.api_models import SimCarRequest, SimPlantRequest, SimSpeedRequest
+from ccs_sim.http.routing import add_router_routes, controller_of
 from evse_hal.simulation import SimulationControls, simulation_controls
 
 #: ``app.state`` flag: the simulation routes are in the app (added once).
 SIMULATION_ROUTES_INCLUDED = "simulation_routes_included"
+#: Every simulation route; ``include_simulation_routes`` adds them to an app that serves a simulation.
+router = APIRouter()
 
 
 def include_simulation_routes(app: FastAPI, controller: ChargerController) -> bool:
     """Add the ``/sim`` routes to ``app`` if ``controller``'s adapter offers simulation controls; True if so.
 
-    Call it before the app serves (``create_app`` or its lifespan's start-up). The routes are the app's own
-    (``add_api_route``), as the spec's are, not an included router."""
+    Call it before the app serves (``create_app`` or its lifespan's start-up). The routes become the app's own
+    (``add_router_routes``), as the spec's do."""
     if simulation_controls(controller.hw) is None:
         return False
     if not getattr(app.state, SIMULATION_ROUTES_INCLUDED, False):
-        for path, endpoint, method in SIMULATION_ROUTES:
-            app.add_api_route(path, endpoint, methods=[method])
+        add_router_routes(app, router)
         setattr(app.state, SIMULATION_ROUTES_INCLUDED, True)
     return True
 
@@ -46,22 +48,20 @@ def simulation_view(controls: SimulationControls) -> dict[str, Any]:
     }
 
 
-def _controller(request: Request) -> ChargerController:
-    return request.app.state.controller
-
-
 def _controls(request: Request) -> SimulationControls:
-    controls = simulation_controls(_controller(request).hw)
+    controls = simulation_controls(controller_of(request).hw)
     assert controls is not None, "the /sim routes are only added for an adapter with simulation controls"
     return controls
 
 
+@router.get("/sim")
 async def sim_state(request: Request) -> dict[str, Any]:
-    clock = _controller(request).clock
+    clock = controller_of(request).clock
     return {"status": "ok", **simulation_view(_controls(request)),
             "speed": clock.speed if clock.speed != float("inf") else None}
 
 
+@router.post("/sim/car")
 async def sim_car(request: Request, body: SimCarRequest) -> dict[str, Any]:
     controls = _controls(request)
     controls.configure_car(body.preset, body.start_soc, body.target_soc)
@@ -70,9 +70,10 @@ async def sim_car(request: Request, body: SimCarRequest) -> dict[str, Any]:
             "target_soc": knobs.target_soc_percent, "applies": "from the next session"}
 
 
+@router.post("/sim/speed")
 async def sim_speed(request: Request, body: SimSpeedRequest) -> dict[str, Any]:
     """Change how fast simulated time runs (scaled-clock simulations only), from now on."""
-    clock = _controller(request).clock
+    clock = controller_of(request).clock
     set_speed = getattr(clock, "set_speed", None)
     if set_speed is None:
         return {"status": "error",
@@ -82,6 +83,7 @@ async def sim_speed(request: Request, body: SimSpeedRequest) -> dict[str, Any]:
     return {"status": "ok", "speed": getattr(clock, "requested_speed", clock.speed)}
 
 
+@router.post("/sim/plant")
 async def sim_plant(request: Request, body: SimPlantRequest) -> dict[str, Any]:
     controls = _controls(request)
     if body.isolation_resistance_ohm is not None:
@@ -90,10 +92,6 @@ async def sim_plant(request: Request, body: SimPlantRequest) -> dict[str, Any]:
         controls.set_ambient_temperature(body.ambient_temperature_C)
     if body.estop_pressed is not None:
         controls.set_estop_pressed(body.estop_pressed)
-    await _controller(request).tick_now()
+    await controller_of(request).tick_now()
     return {"status": "ok", **simulation_view(controls)["plant"]}
 
-
-#: (path, endpoint, method) of every simulation route.
-SIMULATION_ROUTES = (("/sim", sim_state, "GET"), ("/sim/car", sim_car, "POST"), ("/sim/speed", sim_speed, "POST"),
-                     ("/sim/plant", sim_plant, "POST"))
