@@ -139,7 +139,8 @@ def test_refused_commands_show_the_servers_reason(dashboard, live_server) -> Non
     assert all("422" in error for error in page.console_log.errors), page.console_log.errors
 
 
-def test_thirty_minutes_of_samples_draw_fast_in_bounded_memory(dashboard) -> None:
+def test_thirty_minutes_of_samples_draw_decimated_in_bounded_memory(dashboard) -> None:
+    # The redraw time itself is a benchmark figure (bench/bench_dashboard_chart.py), not an assertion here.
     page = dashboard
     result = page.evaluate("""async () => {
         const { charts, recorder } = window.dashboard;
@@ -151,8 +152,7 @@ def test_thirty_minutes_of_samples_draw_fast_in_bounded_memory(dashboard) -> Non
         const chart = charts.voltage;
         chart.setSamples(samples);
         chart.setWindow(null);
-        const times = [];
-        for (let k = 0; k < 5; k++) { chart.draw(); times.push(chart.lastDrawMs); }
+        chart.draw();
         const drawn = Number(chart.canvas.dataset.drawn);
         const width = chart.canvas.clientWidth;
         // the recorder keeps a 2-hour session at 5/s bounded
@@ -164,10 +164,9 @@ def test_thirty_minutes_of_samples_draw_fast_in_bounded_memory(dashboard) -> Non
                                     power_W: 40000, energy_Wh: i }, bms: {}, sim: null, session: null });
         }
         const kept = long.get('x').samples;
-        return { median: times.sort((a, b) => a - b)[2], drawn, width, kept: kept.length, max: MAX_SAMPLES,
+        return { drawn, width, kept: kept.length, max: MAX_SAMPLES,
                  first: kept[0].t_s, last: kept[kept.length - 1].t_s };
     }""")
-    assert result["median"] < 60, result  # ms per redraw of 9000 samples × 3 series (software rendering)
     assert result["drawn"] <= 3 * 4 * result["width"], result  # decimated to ≤ 4 points per pixel column
     assert result["kept"] <= result["max"] and result["first"] == 0 and result["last"] == pytest.approx(7199.8)
 

@@ -79,7 +79,7 @@ class Observation:
     energy_at_kill_Wh: float = 0.0
     energy_1s_before_Wh: float = 0.0
     max_rate_Wh_per_s: float = 0.0
-    gap_s: float = 0.0  # wall time between the status read and the kill
+    gap_s: float = 0.0  # wall time between asking for the last status read and the kill
     phase_at_kill: str = ""
 
 
@@ -90,7 +90,6 @@ def test_sigkill_at_random_points_loses_no_session_and_at_most_a_second_of_energ
     data_dir.mkdir()
     server = Server(data_dir, tmp_path / "server.log")
     observations: list[Observation] = []
-    started_wall = time.monotonic()
     server.start()
     try:
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
@@ -117,14 +116,16 @@ def test_sigkill_at_random_points_loses_no_session_and_at_most_a_second_of_energ
                     server.start()
                     continue
                 deadline = time.monotonic() + kill_point_s
+                asked_at = time.monotonic()
                 samples = [client.get("/status").json()]
                 while time.monotonic() < deadline:
+                    asked_at = time.monotonic()
                     samples.append(client.get("/status").json())
-                read_at = time.monotonic()
                 server.kill()
                 status = samples[-1]
                 observation.killed = True
-                observation.gap_s = time.monotonic() - read_at
+                # from the moment the last status was asked for (the server may count on while it answers)
+                observation.gap_s = time.monotonic() - asked_at
                 observation.active_at_kill = status["session_active"] and status["session_id"] == started[
                     "session_id"]
                 observation.energy_at_kill_Wh = status["energy_Wh"]
@@ -169,7 +170,6 @@ def test_sigkill_at_random_points_loses_no_session_and_at_most_a_second_of_energ
         else:
             assert record["status"] == "ended" and record["end_reason"] != "interrupted", (where, record)
     assert page["total"] == len(observations), seed
-    assert time.monotonic() - started_wall < 90, "keep this test's wall time modest"
 
 
 def _wait_until_idle(client: httpx.Client, seed: int) -> dict[str, Any]:
