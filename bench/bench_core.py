@@ -23,6 +23,7 @@ import httpx
 
 from ccs_sim.batch import simulate_session
 from evse_model.clock import RealClock
+from evse_model.faults import E_STOP
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
 from evse_model.session import SessionParams
@@ -83,7 +84,7 @@ async def fault_reaction(samples: int, via_http: bool) -> list[float]:
             if via_http:
                 await client.post("/fault", json={"type": "E_STOP"})
             else:
-                await controller.raise_fault("E_STOP")
+                await controller.raise_fault(E_STOP)
             await asyncio.wait_for(done.wait(), 1.0)
             results.append((time.perf_counter() - started) * 1000.0)
             await watcher

@@ -31,7 +31,7 @@ from ccs_sim.vehicle import empty_iso15118_view, empty_slac_view
 from evse_hal.interfaces import EVSEHardware
 from evse_model import standards
 from evse_model.clock import Clock
-from evse_model.faults import FaultType
+from evse_model.faults import Fault, FaultType
 from evse_model.session import EndReason, Phase, SessionParams, SessionSummary, Stage
 from evse_model.session_errors import CommandRefused, SessionAbort
 
@@ -66,7 +66,6 @@ class ChargerController:
         self._sessions = SessionLifecycle(self)
         self._faults = FaultShutdown(self)
         self._views = Views(self)
-        self.error: str | None = None
         self.session: ActiveSession | None = None
         self.last_session_summary: SessionSummary | None = None
         #: The supervision context in force: the running (or winding-down) session's, else an idle one.
@@ -78,8 +77,11 @@ class ChargerController:
         self.requested_current_A = 0.0
         self.commanded_current_A = 0.0
         self.current_control_active = False
-        self.active_fault: str | None = None
-        self.fault_history: list[dict[str, Any]] = []
+        #: The controller's fault: the latest raised, None from a session's start (the one place it is held;
+        #: ``/status`` ``error``/``active_fault`` and the summary's ``error`` are its name).
+        self.active_fault: Fault | None = None
+        #: Every fault raised, oldest first (the dashboard shows the newest).
+        self.fault_history: list[Fault] = []
         self.refusals = 0
         self.late_ticks = 0
         self.max_tick_lateness_s = 0.0
@@ -267,8 +269,8 @@ class ChargerController:
     def request_stop(self) -> bool:
         return self._sessions.request_stop()
 
-    def end_session(self, phase: Phase, error: str | None, reason: EndReason) -> None:
-        self._sessions.end_session(phase, error, reason)
+    def end_session(self, phase: Phase, fault: Fault | None, reason: EndReason) -> None:
+        self._sessions.end_session(phase, fault, reason)
 
     def session_meter_reading(self, session: ActiveSession) -> MeterReading:
         return self._sessions.session_meter_reading(session)
@@ -285,8 +287,8 @@ class ChargerController:
     def release(self, session: ActiveSession | None) -> None:
         self._sessions.release(session)
 
-    async def raise_fault(self, name: str, source: str = "api", message: str = "") -> tuple[FaultType, bool]:
-        return await self._faults.raise_fault(name, source, message)
+    async def raise_fault(self, fault_type: FaultType, source: str = "api", message: str = "") -> Fault:
+        return await self._faults.raise_fault(fault_type, source, message)
 
     # --- views ------------------------------------------------------------------------------------------
     def bms_view(self) -> dict[str, Any]:

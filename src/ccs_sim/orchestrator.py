@@ -36,6 +36,7 @@ from typing import Any
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.types import ActiveSession
 from evse_hal.simulation import simulation_controls
+from evse_model.faults import EV_NOT_READY, PRECHARGE_TIMEOUT
 from evse_model.session import STAGE_PHASE, EndReason, Phase, Stage
 from evse_model.session_errors import SessionAbort
 
@@ -169,7 +170,7 @@ class SimSessionDriver:
     async def run(self, controller: ChargerCore, session: ActiveSession) -> None:
         sim = simulation_controls(controller.hw)
         if sim is None:
-            raise SessionAbort("EV_NOT_READY", "the simulated session needs the sim adapter")
+            raise SessionAbort(EV_NOT_READY, "the simulated session needs the sim adapter")
         params = session.params
         settings = controller.settings
         sim.configure_car(params.ev_preset, params.start_soc_percent, params.target_soc_percent)
@@ -186,7 +187,7 @@ class SimSessionDriver:
         await controller.hold(max(0.0, remaining_s))
         if controller.latest is None or controller.latest.pilot.state not in ("C", "D"):
             state = controller.latest.pilot.state if controller.latest else "?"
-            raise SessionAbort("EV_NOT_READY", f"CP state {state} after the handshake, expected C or D")
+            raise SessionAbort(EV_NOT_READY, f"CP state {state} after the handshake, expected C or D")
 
         # 2. Cable check.
         await controller.cable_check(ev.preset.max_voltage_V)
@@ -196,7 +197,7 @@ class SimSessionDriver:
         timeout_s = params.precharge_timeout_s or settings.precharge_timeout_s
         await controller.precharge(ev.precharge_target_V, timeout_s)
         if not await controller.wait_until(lambda: ev.contactor_closed, 1.0):
-            raise SessionAbort("PRECHARGE_TIMEOUT", "the car did not close its contactor after precharge")
+            raise SessionAbort(PRECHARGE_TIMEOUT, "the car did not close its contactor after precharge")
 
         # 4. CHARGING
         await controller.begin_energy_transfer(ev.preset.max_voltage_V)

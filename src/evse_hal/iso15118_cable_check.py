@@ -19,6 +19,7 @@ iso15118_compat.install()  # before the first iso15118 import (pydantic.v1 hook;
 from iso15118.shared.messages.enums import IsolationLevel  # noqa: E402
 
 from evse_hal.charger_port import ChargerPort  # noqa: E402
+from evse_model.faults import CABLE_CHECK_FAILED  # noqa: E402
 from evse_model.session_errors import CommandRefused, SessionAbort  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class CableCheckRun:
             self.isolation = IsolationLevel.WARNING if level == "WARNING" else IsolationLevel.VALID
         except (SessionAbort, CommandRefused) as failed:
             self.isolation = IsolationLevel.FAULT
-            name = failed.fault_name if isinstance(failed, SessionAbort) else "CABLE_CHECK_FAILED"
+            name = failed.fault if isinstance(failed, SessionAbort) else CABLE_CHECK_FAILED
             if self._session_is_ours():
                 await self.charger.raise_fault(name, source="hlc", message=str(failed))
         except asyncio.CancelledError:
@@ -74,4 +75,4 @@ class CableCheckRun:
             logger.exception("cable check failed")
             self.isolation = IsolationLevel.FAULT
             if self._session_is_ours():
-                await self.charger.raise_fault("CABLE_CHECK_FAILED", source="hlc", message=repr(error))
+                await self.charger.raise_fault(CABLE_CHECK_FAILED, source="hlc", message=repr(error))

@@ -81,6 +81,7 @@ from evse_hal.iso15118_session import CHARGE_LOOP_WATCHDOG_S, HlcSessionLink
 from evse_hal.iso15118_sim_body import is_credible_pack_voltage
 from evse_hal.iso15118_views import ev_max_current_A, ev_max_voltage_V, plain_number
 from evse_model import standards
+from evse_model.faults import ISOLATION_FAULT
 from evse_model.session import Stage
 
 __all__ = ["CHARGE_LOOP_WATCHDOG_S", "DEFAULT_EVSE_ID", "HalEVSEController", "fresh_ev_data_context"]
@@ -296,7 +297,7 @@ class HalEVSEController(EVSEControllerInterface):
         else:
             code = DCEVSEStatusCode.EVSE_READY
         isolation = self._cable_check.isolation or IsolationLevel.INVALID
-        if self.charger.active_fault == "ISOLATION_FAULT":
+        if self.charger.active_fault is not None and self.charger.active_fault.type is ISOLATION_FAULT:
             isolation = IsolationLevel.FAULT
         return DCEVSEStatus(evse_notification=notification, notification_max_delay=0,
                             evse_isolation_status=isolation, evse_status_code=code)

@@ -81,7 +81,7 @@ from iso15118.shared.messages.iso15118_20.common_types import RationalNumber  # 
 from iso15118.shared.messages.iso15118_20.common_types import ResponseCode as ResponseCodeV20  # noqa: E402
 from iso15118.shared.messages.iso15118_20.dc import DCChargeParameterDiscoveryResParams  # noqa: E402
 
-from evse_model.faults import Severity, lookup_fault  # noqa: E402
+from evse_model.faults import Severity  # noqa: E402
 from evse_model.session import Phase  # noqa: E402
 
 #: Peak-to-peak current ripple of the power stage announced in DIN/-2 ChargeParameterDiscoveryRes
@@ -232,8 +232,7 @@ def end_signal(summary: Any, refused: bool) -> tuple[DCEVSEStatusCode, bool] | N
         return (DCEVSEStatusCode.EVSE_NOT_READY, True) if refused else None
     if summary.ended_phase == Phase.COMPLETE.value:
         return DCEVSEStatusCode.EVSE_NOT_READY, False
-    if summary.error:
-        fault, _known = lookup_fault(summary.error)
-        if fault.severity is Severity.EMERGENCY:
+    if summary.fault is not None:
+        if summary.fault.severity is Severity.EMERGENCY:
             return DCEVSEStatusCode.EVSE_EMERGENCY_SHUTDOWN, True
     return DCEVSEStatusCode.EVSE_SHUTDOWN, True

@@ -13,6 +13,7 @@ from evse_hal.charger_port import ChargerPort, ChargingSession
 from evse_hal.iso15118_sim_body import SimulatedEvStackBody
 from evse_hal.iso15118_views import bms_view_from_ev_data, energy_service_name, enum_value, iso15118_view
 from evse_model import standards
+from evse_model.faults import COMMUNICATION_TIMEOUT, HLC_FAILURE
 from evse_model.session import EndReason, Phase, SessionParams, Stage
 from evse_model.session_errors import CommandRefused
 
@@ -148,7 +149,7 @@ class HlcSessionLink:
         self.watchdog.armed = False
         if self.own_session_active():
             logger.warning("HLC session ended abnormally: %s", reason)
-            await self.charger.raise_fault("HLC_FAILURE", source="hlc", message=reason)
+            await self.charger.raise_fault(HLC_FAILURE, source="hlc", message=reason)
         self._finish_driver()
 
     def _finish_driver(self) -> None:
@@ -168,7 +169,7 @@ class HlcSessionLink:
             return
         if silence_s is not None:
             logger.error("no CurrentDemand/ChargeLoop request for %.2f s: COMMUNICATION_TIMEOUT", silence_s)
-            self._spawn(charger.raise_fault("COMMUNICATION_TIMEOUT", source="hlc",
+            self._spawn(charger.raise_fault(COMMUNICATION_TIMEOUT, source="hlc",
                                             message=f"no charge-loop request for {silence_s:.2f} s"))
             return
         m = charger.latest

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from evse_model.faults import Fault
 
 
 class Phase(str, enum.Enum):
@@ -78,7 +81,8 @@ class SessionSummary:
     avg_current: float
     duration_s: float
     ended_phase: str
-    error: str | None
+    #: The fault that ended the session (None: it ended without one); its name is the spec's ``error``.
+    fault: Fault | None
     session_id: str = ""
     end_reason: str = ""
     charging_time_s: float = 0.0
@@ -87,5 +91,12 @@ class SessionSummary:
     source: str = "sim"
     ev: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def error(self) -> str | None:
+        """The spec's ``error``: the ending fault's name, or None."""
+        return self.fault.name if self.fault is not None else None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The summary as the API and the records show it (the fault as its name, ``error``)."""
+        return {("error" if f.name == "fault" else f.name):
+                (self.error if f.name == "fault" else copy.deepcopy(getattr(self, f.name))) for f in fields(self)}

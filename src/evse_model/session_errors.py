@@ -4,13 +4,15 @@ a fault. They live here, at the ground, so a caller catches them without importi
 
 from __future__ import annotations
 
+from evse_model.faults import FaultType
+
 
 class SessionAbort(Exception):
-    """Raised inside a session driver to end the session with a fault of this name."""
+    """Raised inside a session driver to end the session with this fault (a catalogue entry)."""
 
-    def __init__(self, fault_name: str, message: str = "") -> None:
-        super().__init__(message or fault_name)
-        self.fault_name = fault_name
+    def __init__(self, fault: FaultType, message: str = "") -> None:
+        super().__init__(message or fault.name)
+        self.fault = fault
 
 
 class CommandRefused(Exception):

@@ -2,9 +2,9 @@
 safe, is recorded, and the component is restarted for the next car.
 
     supervisor = LauncherSupervisor(charger)
-    secc = supervisor.add(Component("SECC", "HLC_FAILURE", run_secc_coroutine_function,
+    secc = supervisor.add(Component("SECC", HLC_FAILURE, run_secc_coroutine_function,
                                     hang_check=calls.overdue, autostart=False))
-    slac = supervisor.add(Component("SLAC", "SLAC_FAILURE", lambda: link_factory().run(), ...))
+    slac = supervisor.add(Component("SLAC", SLAC_FAILURE, lambda: link_factory().run(), ...))
     await supervisor.run()        # until cancelled; LaunchError when a component cannot be kept running
 
 What counts as a failure, checked every ``HEARTBEAT_PERIOD_S`` on the controller's clock (so a failure is
@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evse_model.faults import HLC_FAILURE, SLAC_FAILURE, FaultType
 from evse_secc.errors import LaunchError
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class Component:
     """A long-running part of the launcher: ``run()`` makes the coroutine that serves until cancelled."""
 
     name: str
-    fault_type: str
+    fault_type: FaultType
     run: Callable[[], Awaitable[None]]
     hang_check: Callable[[], str | None] = lambda: None
     #: False: started by ``LauncherSupervisor.start`` (the SECC starts on the first SLAC match).
@@ -249,11 +250,11 @@ class LauncherSupervisor:
             raise failure  # a start-up failure (no interface, no permission...): the launcher's error
         charger = self.charger
         session = charger.session if charger.session_active else None
-        record = Containment(component=component.name, reason=reason, fault=component.fault_type,
+        record = Containment(component=component.name, reason=reason, fault=component.fault_type.name,
                              time_s=round(self.clock.now(), 6), session_id=session.session_id if session else None,
                              session_active=session is not None, restart=component.starts)
         self.containments.append(record)
-        logger.error("%s %s: %s, restarting it", component.name, reason, component.fault_type)
+        logger.error("%s %s: %s, restarting it", component.name, reason, component.fault_type.name)
         self.report(record)
         await charger.raise_fault(component.fault_type, source="supervisor", message=f"{component.name} {reason}")
         await self._stop(component)
@@ -310,7 +311,7 @@ def build_launcher_supervisor(charger: ChargerController, controller: Any,
     supervisor = LauncherSupervisor(charger, **supervisor_options)
     calls = InFlightCalls(charger.clock)
     watch_controller_calls(controller, calls, controller_call_budgets(charger))
-    secc = Component("SECC", "HLC_FAILURE", run=lambda: serve_secc(secc_ready), hang_check=calls.overdue,
+    secc = Component("SECC", HLC_FAILURE, run=lambda: serve_secc(secc_ready), hang_check=calls.overdue,
                      autostart=make_slac_link is None, on_restart=calls.clear)
 
     def secc_ready() -> None:
@@ -333,5 +334,5 @@ def build_launcher_supervisor(charger: ChargerController, controller: Any,
             slac.mark_ready()  # its service started: a later failure is contained, not a start-up error
         return links[0].hang_reason(CP_CHANGE_BUDGET_S)
 
-    slac = supervisor.add(Component("SLAC", "SLAC_FAILURE", run=run_slac, hang_check=slac_hang))
+    slac = supervisor.add(Component("SLAC", SLAC_FAILURE, run=run_slac, hang_check=slac_hang))
     return supervisor

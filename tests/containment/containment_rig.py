@@ -102,7 +102,8 @@ class FakeSecc:
 
     def _check(self) -> None:
         if not self.charger.session_active:
-            raise CarAborted(self.charger.error or "session ended")
+            fault = self.charger.active_fault
+            raise CarAborted(fault.name if fault is not None else "session ended")
 
     async def _enter(self, name: str, comm: FakeCommSession) -> None:
         await self.hal.set_present_protocol_state(_state(name, comm))

@@ -63,9 +63,9 @@ async def test_fault_injected_during_an_hlc_session(rig: ContainmentRig, fault_t
         response = (await client.post("/fault", json={"type": fault_type})).json()
         assert response["status"] == "fault_injected" and response["known"] is True
         fault = rig.charger.fault_history[-1]
-        assert fault["type"] == fault_type and fault["source"] == "api"
+        assert fault.name == fault_type and fault.source == "api"
 
-        below_5A_s, open_s = await rig.shutdown_timeline(fault["time_s"])
+        below_5A_s, open_s = await rig.shutdown_timeline(fault.time_s)
         assert below_5A_s is not None and below_5A_s <= 0.030, below_5A_s
         assert open_s is not None and open_s <= 0.100, open_s
         status = (await client.get("/status")).json()

@@ -78,9 +78,9 @@ async def _assert_contained(rig: ContainmentRig, running: Running, component: st
     contained = running.supervisor.containments[-1]
     assert contained.component == component and contained.fault == fault and reason in contained.reason
     assert contained.session_id == session_id and contained.session_active
-    entry = next(e for e in reversed(rig.charger.fault_history) if e["source"] == "supervisor")
-    assert entry["type"] == fault and reason in entry["message"]
-    below_5A_s, open_s = await rig.shutdown_timeline(entry["time_s"])
+    entry = next(e for e in reversed(rig.charger.fault_history) if e.source == "supervisor")
+    assert entry.name == fault and reason in entry.message
+    below_5A_s, open_s = await rig.shutdown_timeline(entry.time_s)
     assert below_5A_s is not None and below_5A_s <= 0.030, below_5A_s
     assert open_s is not None and open_s <= 0.100, open_s
     status = rig.charger.status_view()
@@ -114,7 +114,7 @@ async def test_secc_task_killed_mid_session(rig: ContainmentRig) -> None:
         noticed_after_s = await rig.pump(lambda: running.supervisor.containments, timeout_s=1.0, step_s=STEP_S)
         assert noticed_after_s <= HEARTBEAT_PERIOD_S + 2 * STEP_S
         entry = await _assert_contained(rig, running, "SECC", "HLC_FAILURE", "task was cancelled", session_id)
-        assert entry["time_s"] - killed_at_s <= 1.0
+        assert entry.time_s - killed_at_s <= 1.0
         assert rig.secc.generations == 2, "the SECC was restarted"
         await _next_car_charges(rig, session_id)
     finally:
@@ -143,7 +143,7 @@ async def test_secc_hung_in_a_controller_call_mid_session(rig: ContainmentRig, m
         assert rig.clock.now() - hung_from_s <= 1.0 + 2 * STEP_S
         await _assert_contained(rig, running, "SECC", "HLC_FAILURE", "hung: get_evse_present_current in flight",
                                 session_id)
-        assert "COMMUNICATION_TIMEOUT" not in [e["type"] for e in rig.charger.fault_history], \
+        assert "COMMUNICATION_TIMEOUT" not in [e.name for e in rig.charger.fault_history], \
             "the supervisor acts before the charge-loop watchdog"
         assert rig.secc.generations == 2
         await _next_car_charges(rig, session_id)
@@ -189,7 +189,7 @@ async def test_slac_hung_on_a_cp_change_mid_session(rig: ContainmentRig) -> None
         # The SECC kept running and ends its side of the car's session at its next look at the controller
         # (the wind-down may have finished in no simulated time at all: the SECC's next look is still ahead).
         await rig.pump(car.done.is_set, timeout_s=SECC_SEES_SESSION_END_WITHIN_S, step_s=STEP_S)
-        assert rig.clock.now() - entry["time_s"] <= SECC_SEES_SESSION_END_WITHIN_S + 2 * STEP_S
+        assert rig.clock.now() - entry.time_s <= SECC_SEES_SESSION_END_WITHIN_S + 2 * STEP_S
         assert car.outcome == "aborted: SLAC_FAILURE"
         assert len(running.slac_services) == 2 and rig.secc.generations == 1
         await _next_car_charges(rig, session_id)
@@ -223,5 +223,5 @@ async def test_a_component_failing_over_and_over_gives_up(rig: ContainmentRig) -
     with pytest.raises(LaunchError, match="SECC failed 4 times"):
         task.result()
     assert [c.reason for c in supervisor.containments] == ["task died: RuntimeError: bug"] * 4
-    assert rig.charger.fault_history[-1]["type"] == "HLC_FAILURE"
+    assert rig.charger.fault_history[-1].name == "HLC_FAILURE"
     assert not rig.charger.status_view()["contactor_closed"]

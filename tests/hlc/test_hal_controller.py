@@ -9,6 +9,7 @@ from iso15118.shared.messages.enums import CpState, IsolationLevel, Protocol, Se
 from iso15118.shared.messages.iso15118_20.common_types import EVSENotification as EVSENotificationV20
 
 from evse_model import standards
+from evse_model.faults import E_STOP
 from hlc_rig import HlcRig
 
 
@@ -174,7 +175,7 @@ async def test_emergency_fault_tells_the_ev_and_opens(rig: HlcRig):
     await rig.precharge(500.0)
     await rig.power_delivery_start()
     await rig.current_demand(500.0, 50.0, loops=10)
-    await rig.controller.raise_fault("E_STOP", source="api")
+    await rig.controller.raise_fault(E_STOP, source="api")
     await rig.advance(0.2)
     status = await rig.hal.get_dc_evse_status()
     assert status.evse_status_code == DCEVSEStatusCode.EVSE_EMERGENCY_SHUTDOWN

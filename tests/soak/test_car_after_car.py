@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from evse_model import standards
-from evse_model.faults import Severity, lookup_fault
+from evse_model.faults import OVERVOLTAGE, Severity
 from served_process import free_port, stop_process, wait_until_serving
 from soak_rig import (
     METER_VS_BATTERY_ABS_WH,
@@ -193,8 +193,8 @@ async def run_contactor_open_at_full_current(rig: SoakRig, body: dict[str, Any])
     served.notes.append(f"contactor open commanded at {current_before_A:.0f} A: {answer}")
     await rig.advance(1.0, step_s=0.01)
     switched_A = rig.plant.contactor_switched_under_load_A
-    emergencies = [entry for entry in rig.controller.fault_history[faults_before:]
-                   if lookup_fault(entry["type"])[0].severity is Severity.EMERGENCY]
+    emergencies = [fault for fault in rig.controller.fault_history[faults_before:]
+                   if fault.severity is Severity.EMERGENCY]
     assert switched_A < standards.CONTACTOR_OPEN_MAX_CURRENT_A or emergencies, \
         {"contactor_opened_at_A": switched_A, "current_before_A": current_before_A, "answer": answer}
     assert "shut" in response.text.lower(), answer  # the answer says the output was shut down first
@@ -226,7 +226,7 @@ async def run_overvoltage_probe(rig: SoakRig, kind: str, rng: random.Random) -> 
 
     # The output climbs at ≤ 2 A into its capacitance: the shutdown must come as it crosses 550 V, not 935 V.
     await rig.clock.advance_until(stopped_or_past_the_limit, OVP_REACTION_MAX_S, 0.001)
-    assert not rig.controller.session_active and rig.controller.error == "OVERVOLTAGE", \
+    assert not rig.controller.session_active and rig.controller.active_fault.type is OVERVOLTAGE, \
         {"after_s": rig.clock.now() - runaway_at_s, "output_V": peak_V, "status": rig.controller.status_view(),
          "expected_limit_V": OVP_LIMIT_400V_CLASS_V}
     assert peak_V <= OVP_LIMIT_400V_CLASS_V + OVP_TICK_RISE_MAX_V

@@ -71,7 +71,7 @@ class ControlLoop:
         charger.context.commanded_current_limit_A = judged_limit_A
         fault = charger.supervisor.find_fault(m, charger.context)
         if fault is not None and charger.active_fault is None:
-            log.warning("supervisor detected %s", fault)
+            log.warning("supervisor detected %s", fault.name)
             await charger.raise_fault(fault, source="supervisor")
         await charger.events.publish(Topic.TICK)
 

@@ -14,6 +14,7 @@ from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.types import ActiveSession
 from ccs_sim.precharge import PrechargeControl, PrechargeTimeout
 from evse_model import standards
+from evse_model.faults import CABLE_CHECK_FAILED, ISOLATION_FAULT, PRECHARGE_TIMEOUT
 from evse_model.session import Stage
 from evse_model.session_errors import SessionAbort
 
@@ -52,16 +53,16 @@ class DcSequence:
             return True
 
         if not await charger.wait_until(measured, charger.settings.cable_check_timeout_s):
-            raise SessionAbort("CABLE_CHECK_FAILED", f"no insulation measurement at {test_V:.0f} V")
+            raise SessionAbort(CABLE_CHECK_FAILED, f"no insulation measurement at {test_V:.0f} V")
         remaining_s = charger.settings.cable_check_s - (charger.clock.now() - started_s)
         if remaining_s > 0:
             await charger.hold(remaining_s)
         level = self.isolation_level(reading[-1])
         if level == "FAULT":
-            raise SessionAbort("ISOLATION_FAULT", f"insulation {reading[-1]:.0f} Ω at {test_V:.0f} V")
+            raise SessionAbort(ISOLATION_FAULT, f"insulation {reading[-1]:.0f} Ω at {test_V:.0f} V")
         if charger.session is not session or not charger.session_active:
             # The session ended (a fault, a stop) while this check ran: its supply is no longer ours to command.
-            raise SessionAbort("CABLE_CHECK_FAILED", "the session ended during the cable check")
+            raise SessionAbort(CABLE_CHECK_FAILED, "the session ended during the cable check")
         if charger.settings.discharge_after_cable_check:
             await self.discharge_output(charger.settings.discharge_timeout_s)
         return level
@@ -73,7 +74,7 @@ class DcSequence:
         charger = self.charger
         while session is not None and charger.context is not session.supervision:
             if charger.session is not session or not charger.session_active:
-                raise SessionAbort("CABLE_CHECK_FAILED", "the session ended before it took over the output")
+                raise SessionAbort(CABLE_CHECK_FAILED, "the session ended before it took over the output")
             await charger.clock.sleep(charger.settings.control_period_s)
 
     def isolation_level(self, resistance_ohm: float) -> str:
@@ -104,7 +105,7 @@ class DcSequence:
                     return
                 if control.timed_out(charger.clock.now()):
                     reached_V = m.output_voltage_V if m else 0.0
-                    raise SessionAbort("PRECHARGE_TIMEOUT", str(PrechargeTimeout(control.target_V, reached_V,
+                    raise SessionAbort(PRECHARGE_TIMEOUT, str(PrechargeTimeout(control.target_V, reached_V,
                                                                                  timeout_s)))
                 await charger.clock.sleep(charger.settings.control_period_s)
         finally:
@@ -143,7 +144,7 @@ class DcSequence:
         if not await charger.wait_until(below_safe_voltage, timeout_s):
             m = charger.latest
             voltage_V = max(m.output_voltage_V, m.supply_voltage_V) if m is not None else float("nan")
-            raise SessionAbort("CABLE_CHECK_FAILED",
+            raise SessionAbort(CABLE_CHECK_FAILED,
                                f"output still at {voltage_V:.0f} V {timeout_s:.1f} s after the insulation test "
                                f"(must fall below {standards.CABLE_CHECK_DISCHARGE_BELOW_V:.0f} V)")
 

@@ -22,7 +22,7 @@ Listener = Callable[[Any], Awaitable[None] | None]
 class Topic(str, enum.Enum):
     SESSION_START = "session_start"  # payload: the ActiveSession, once it owns the output
     SESSION_END = "session_end"      # payload: the final SessionSummary, once the output is off
-    FAULT = "fault"                  # payload: the FaultType, once the supply is off
+    FAULT = "fault"                  # payload: the Fault (evse_model.faults), once the supply is off
     TICK = "tick"                    # no payload: a control step's measurements are in
 
 

@@ -9,7 +9,7 @@ from ccs_sim.core.events import Topic
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.types import ActiveSession
 from evse_model import standards
-from evse_model.faults import FaultType, Severity, lookup_fault
+from evse_model.faults import SUPPLY_FAULT, Fault, FaultType, Severity
 from evse_model.session import EndReason, Phase, Stage
 
 log = logging.getLogger("ccs_sim.controller")
@@ -19,26 +19,29 @@ class FaultShutdown:
     def __init__(self, charger: ChargerCore) -> None:
         self.charger = charger
 
-    async def raise_fault(self, name: str, source: str = "api", message: str = "") -> tuple[FaultType, bool]:
+    def record(self, fault_type: FaultType, source: str, message: str = "") -> Fault:
+        """A fault of ``fault_type`` at this moment, appended to the fault history."""
+        charger = self.charger
+        fault = Fault(fault_type, source, message, charger.clock.now(), charger.clock.utcnow())
+        charger.fault_history.append(fault)
+        return fault
+
+    async def raise_fault(self, fault_type: FaultType, source: str = "api", message: str = "") -> Fault:
         """Shut the output down for a fault: the part that stops energy runs before this returns.
 
         Supply off at once (both severities); emergency also stops the oscillator (X1). The session (if
-        any) ends ABORTED with ``error`` = the fault name; the contactor opens once the current is below
-        5 A (emergency) or 1 A (error), within 100 ms at the latest, in a shutdown task of its own. No
-        shutdown already under way is cancelled: each finishes its own session's record.
+        any) ends ABORTED with this fault; the contactor opens once the current is below 5 A (emergency) or
+        1 A (error), within 100 ms at the latest, in a shutdown task of its own. No shutdown already under
+        way is cancelled: each finishes its own session's record. Returns the fault as recorded.
         """
         charger = self.charger
-        fault, known = lookup_fault(name)
-        fault_name = name.strip() if not known else fault.name
-        charger.fault_history.append({"type": fault_name, "severity": fault.severity.value, "source": source,
-                                   "known": known, "message": message, "time_s": charger.clock.now(),
-                                   "at": charger.clock.utcnow().isoformat()})
+        fault = self.record(fault_type, source, message)
         running = charger._fault_shutdown
         if not charger.session_active and charger.active_fault is not None and running is not None \
                 and not running[1].done() \
                 and (running[0] is Severity.EMERGENCY or fault.severity is Severity.ERROR):
-            return fault, known  # a shutdown at least as severe is already under way, and no session to end
-        charger.active_fault = fault_name
+            return fault  # a shutdown at least as severe is already under way, and no session to end
+        charger.active_fault = fault
         charger.current_control_active = False
         charger.requested_current_A = charger.commanded_current_A = 0.0
         charger.supply_limits.told(charger.clock.now(), 0.0)
@@ -47,15 +50,14 @@ class FaultShutdown:
             await charger.io(charger.hw.pwm.set_duty, 100.0)
         session = charger.session if charger.session_active else None
         if session is not None:
-            charger.end_session(Phase.ABORTED, fault_name, EndReason.FAULT)
+            charger.end_session(Phase.ABORTED, fault, EndReason.FAULT)
         else:
             charger.stages.fault_without_session()  # phase ABORTED
-            charger.error = fault_name
         charger.stages.advance(Stage.EMERGENCY_SHUTDOWN)
-        task = charger.track_shutdown(self._emergency_open(fault, session), f"emergency-open-{fault_name}")
+        task = charger.track_shutdown(self._emergency_open(fault.type, session), f"emergency-open-{fault.name}")
         charger._fault_shutdown = (fault.severity, task)
         await charger.events.publish(Topic.FAULT, fault)
-        return fault, known
+        return fault
 
     async def _emergency_open(self, fault: FaultType, session: ActiveSession | None) -> None:
         charger = self.charger
@@ -82,11 +84,6 @@ class FaultShutdown:
                 charger.release(session)
 
     def _record_escalation(self, fault: FaultType, current_A: float) -> None:
-        charger = self.charger
         log.error("%s: the output still carried %.1f A after the supply was switched off; opening as an "
                   "emergency (SUPPLY_FAULT)", fault.name, current_A)
-        charger.fault_history.append({"type": "SUPPLY_FAULT", "severity": Severity.EMERGENCY.value,
-                                   "source": "supervisor", "known": True,
-                                   "message": f"{current_A:.1f} A after the supply was switched off for {fault.name}",
-                                   "time_s": charger.clock.now(), "at": charger.clock.utcnow().isoformat()})
-
+        self.record(SUPPLY_FAULT, "supervisor", f"{current_A:.1f} A after the supply was switched off for {fault.name}")

@@ -16,6 +16,7 @@ from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.types import ContactorCommandResult
 from evse_hal.simulation import simulation_controls
 from evse_model import standards
+from evse_model.faults import SUPPLY_FAULT
 from evse_model.session import Stage
 from evse_model.session_errors import CommandRefused
 
@@ -73,11 +74,11 @@ class Outputs:
         await charger.io(charger.hw.supply.set_enabled, False)
         if not await charger.wait_current_below(standards.CONTACTOR_OPEN_MAX_CURRENT_A, charger.COMMAND_OPEN_DEADLINE_S):
             still_A = await charger.io(charger.hw.meter.read_current_A)
-            await charger.raise_fault("SUPPLY_FAULT", source="supervisor",
+            await charger.raise_fault(SUPPLY_FAULT, source="supervisor",
                                    message=f"{still_A:.1f} A flowing {charger.COMMAND_OPEN_DEADLINE_S * 1000:.0f} ms "
                                            f"after the supply was disabled for a contactor open command")
             return ContactorCommandResult(current_at_command_A=current_A, shutdown_first=True,
-                                          emergency="SUPPLY_FAULT")
+                                          emergency=SUPPLY_FAULT)
         opened_at_A = await charger.io(charger.hw.meter.read_current_A)
         await charger.io(charger.hw.contactor.set_closed, False)
         await charger.tick_now()

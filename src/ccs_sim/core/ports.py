@@ -17,7 +17,7 @@ from ccs_sim.core.types import ActiveSession, ContactorCommandResult, MeterReadi
 from ccs_sim.settings import ControllerSettings
 from evse_hal.interfaces import EVSEHardware
 from evse_model.clock import Clock
-from evse_model.faults import FaultType
+from evse_model.faults import Fault, FaultType
 from evse_model.session import EndReason, Phase, SessionParams, SessionSummary, Stage
 
 
@@ -60,7 +60,6 @@ class ChargerCore(Protocol):
     RAMP_HEADROOM_S: float
     COMMAND_OPEN_DEADLINE_S: float
     # state
-    error: str | None
     session: ActiveSession | None
     last_session_summary: SessionSummary | None
     context: SupervisionContext
@@ -70,8 +69,10 @@ class ChargerCore(Protocol):
     requested_current_A: float
     commanded_current_A: float
     current_control_active: bool
-    active_fault: str | None
-    fault_history: list[dict[str, Any]]
+    #: The controller's fault (the latest one raised; None since the session started, or none raised): the one
+    #: place it is held. ``/status``'s ``error`` and ``active_fault`` and the summary's ``error`` are its name.
+    active_fault: Fault | None
+    fault_history: list[Fault]
     refusals: int
     late_ticks: int
     max_tick_lateness_s: float
@@ -122,8 +123,8 @@ class ChargerCore(Protocol):
     # sessions and faults
     def set_stage(self, stage: Stage) -> None: ...
     def start_session(self, params: SessionParams, driver: SessionDriver | None = None) -> ActiveSession: ...
-    def end_session(self, phase: Phase, error: str | None, reason: EndReason) -> None: ...
-    async def raise_fault(self, name: str, source: str = "api", message: str = "") -> tuple[FaultType, bool]: ...
+    def end_session(self, phase: Phase, fault: Fault | None, reason: EndReason) -> None: ...
+    async def raise_fault(self, fault_type: FaultType, source: str = "api", message: str = "") -> Fault: ...
     def bms_view(self) -> dict[str, Any]: ...
     def idle_context(self) -> SupervisionContext: ...
     def track_shutdown(self, coroutine: Awaitable[None], name: str) -> Any: ...

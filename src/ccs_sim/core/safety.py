@@ -12,6 +12,17 @@ from dataclasses import dataclass
 
 from evse_hal.pilot import PilotReading
 from evse_model import standards
+from evse_model.faults import (
+    CP_LOSS,
+    DIODE_FAULT,
+    E_STOP,
+    EV_EMERGENCY_STOP,
+    ISOLATION_FAULT,
+    OVER_TEMPERATURE,
+    OVERCURRENT,
+    OVERVOLTAGE,
+    FaultType,
+)
 
 
 @dataclass(frozen=True)
@@ -121,13 +132,13 @@ class SafetySupervisor:
         return min(max(0.0, current_A), standards.PRECHARGE_CURRENT_LIMIT_A)
 
     # --- monitoring ------------------------------------------------------------------------------
-    def find_fault(self, m: Measurements, ctx: SupervisionContext) -> str | None:
+    def find_fault(self, m: Measurements, ctx: SupervisionContext) -> FaultType | None:
         """The most severe fault these readings show, or None."""
         if m.estop_pressed:
-            return "E_STOP"
+            return E_STOP
         ovp_reference_V = ctx.negotiated_max_voltage_V or ctx.evse_max_voltage_V
         if max(m.output_voltage_V, m.supply_voltage_V) > standards.overvoltage_limit_V(ovp_reference_V):
-            return "OVERVOLTAGE"
+            return OVERVOLTAGE
         if ctx.precharging:
             limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, self.limits.precharge_margin_A
         elif ctx.commanded_current_limit_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
@@ -139,17 +150,17 @@ class SafetySupervisor:
         # The larger of the two current readings: in precharge the supply also charges its own output
         # capacitance, which the meter after the contactor does not see.
         if m.contactor_closed and max(m.output_current_A, m.supply_current_A) > limit_A + margin_A:
-            return "OVERCURRENT"
+            return OVERCURRENT
         energised = m.contactor_closed and m.output_voltage_V > standards.SAFE_DC_VOLTAGE_V
         if energised and m.isolation_ohm is not None and m.isolation_ohm < standards.ISOLATION_FAULT_OHM:
-            return "ISOLATION_FAULT"
+            return ISOLATION_FAULT
         if ctx.energy_transfer_expected and m.contactor_closed:
             if m.pilot.state in ("A", "E", "F"):
-                return "CP_LOSS"
+                return CP_LOSS
             if m.pilot.diode_fault:
-                return "DIODE_FAULT"
+                return DIODE_FAULT
             if m.pilot.state == "B" and m.output_current_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
-                return "EV_EMERGENCY_STOP"
+                return EV_EMERGENCY_STOP
         if m.connector_temperature_C > self.limits.connector_temperature_limit_C:
-            return "OVER_TEMPERATURE"
+            return OVER_TEMPERATURE
         return None

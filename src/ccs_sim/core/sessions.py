@@ -17,6 +17,7 @@ from ccs_sim.core.events import Topic
 from ccs_sim.core.ports import ChargerCore, SessionDriver
 from ccs_sim.core.types import ActiveSession, MeterReading
 from evse_hal.simulation import simulation_controls
+from evse_model.faults import HLC_FAILURE, SUPPLY_FAULT, Fault
 from evse_model.session import EndReason, Phase, SessionParams, SessionSummary, Stage
 from evse_model.session_errors import CommandRefused, SessionAbort
 
@@ -56,7 +57,6 @@ class SessionLifecycle:
                                 supervision=charger.idle_context())
         charger.stages.begin_session(session)  # phase HANDSHAKE, stage PLUG_IN
         charger.session = session
-        charger.error = None
         charger.active_fault = None
         charger.bms_view_override = None
         charger._session_task = asyncio.create_task(self._run_session(driver, session),
@@ -76,14 +76,14 @@ class SessionLifecycle:
             await driver.run(charger, session)
         except SessionAbort as abort:
             if charger.session is session and charger.session_active:
-                await charger.raise_fault(abort.fault_name, source="session", message=str(abort))
+                await charger.raise_fault(abort.fault, source="session", message=str(abort))
         except asyncio.CancelledError:
             raise
         except Exception as error:  # a bug must still leave the charger safe and the record written
             log.exception("session %s failed", session.session_id)
             if charger.session is session and charger.session_active:
-                await charger.raise_fault("SUPPLY_FAULT" if isinstance(error, OSError) else "HLC_FAILURE",
-                                       source="session", message=repr(error))
+                await charger.raise_fault(SUPPLY_FAULT if isinstance(error, OSError) else HLC_FAILURE,
+                                          source="session", message=repr(error))
         finally:
             if charger.session is session and charger.session_active and not charger._stopping:
                 # the driver returned without ending the session: end it normally
@@ -112,14 +112,14 @@ class SessionLifecycle:
         charger.end_session(Phase.ABORTED, None, EndReason.STOP_REQUESTED)
         return True
 
-    def end_session(self, phase: Phase, error: str | None, reason: EndReason) -> None:
-        """End the running session logically (phase, summary) and start the physical wind-down."""
+    def end_session(self, phase: Phase, fault: Fault | None, reason: EndReason) -> None:
+        """End the running session logically (phase, summary with its ending ``fault``) and start the physical
+        wind-down (a fault's shutdown is the fault's own: ``raise_fault`` holds the fault and ends the session)."""
         charger = self.charger
         session = charger.session
         if session is None or not charger.session_active:
             return
         charger.stages.end_session(phase)
-        charger.error = error
         if charger.context is session.supervision:
             # Only a session that took the output over touches its control: a session ended while an
             # earlier one still winds down must not stop that ramp.
@@ -127,7 +127,7 @@ class SessionLifecycle:
             charger.requested_current_A = 0.0
             charger.context.energy_transfer_expected = False
             charger.context.precharging = False
-        session.summary = self._summary_now(session, phase, error, reason)
+        session.summary = self._summary_now(session, phase, fault, reason)
         charger.last_session_summary = session.summary
         if charger._session_task is not None and charger._session_task is not asyncio.current_task():
             charger._session_task.cancel()
@@ -142,7 +142,7 @@ class SessionLifecycle:
         charger = self.charger
         return charger.meter_reading if session.owns_meter else MeterReading()
 
-    def _summary_now(self, session: ActiveSession, phase: Phase, error: str | None,
+    def _summary_now(self, session: ActiveSession, phase: Phase, fault: Fault | None,
                      reason: EndReason) -> SessionSummary:
         charger = self.charger
         meter = self.session_meter_reading(session)
@@ -157,7 +157,7 @@ class SessionLifecycle:
             avg_current=round(meter.avg_current_A, 6),
             duration_s=round(charger.clock.now() - session.started_at_s, 6),
             ended_phase=phase.value,
-            error=error,
+            fault=fault,
             session_id=session.session_id,
             end_reason=reason.value,
             charging_time_s=round(charging_time_s, 6),

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ccs_sim.core.safety import SupervisionContext
+from evse_model.faults import FaultType
 from evse_model.session import SessionParams, SessionSummary
 
 
@@ -47,12 +48,12 @@ class ContactorCommandResult:
     #: The output was shut down to < 1 A before opening (the command came with 1 A or more flowing).
     shutdown_first: bool = False
     #: The fault raised when the supply did not follow its off command (the emergency shutdown opened).
-    emergency: str | None = None
+    emergency: FaultType | None = None
 
     def describe(self) -> str | None:
         if self.emergency is not None:
             return (f"{self.current_at_command_A:.1f} A flowing: the supply did not bring the current below "
-                    f"1 A after it was disabled; {self.emergency} emergency shutdown opened the contactor")
+                    f"1 A after it was disabled; {self.emergency.name} emergency shutdown opened the contactor")
         if self.shutdown_first:
             return (f"{self.current_at_command_A:.1f} A flowing: the output was shut down first and the contactor "
                     f"opened at {self.current_at_open_A:.2f} A (< 1 A, IEC 61851-23 / DG L1283)")

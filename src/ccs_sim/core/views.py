@@ -40,7 +40,7 @@ class Views:
         return {
             "session_active": charger.session_active,
             "phase": charger.phase.value,
-            "error": charger.error,
+            "error": charger.active_fault.name if charger.active_fault else None,
             "contactor_closed": bool(m.contactor_closed) if m else False,
             "cp_state": cp_state,
             "voltage": round(m.output_voltage_V, 3) if m else 0.0,
@@ -61,7 +61,7 @@ class Views:
             "connector_temperature_C": round(m.connector_temperature_C, 2) if m else None,
             "requested_current": round(charger.requested_current_A, 3),
             "commanded_current": round(charger.commanded_current_A, 3),
-            "active_fault": charger.active_fault,
+            "active_fault": charger.active_fault.name if charger.active_fault else None,
             "clock_s": round(charger.clock.now(), 3),
             # The speed in force (a scaled clock's governor holds it below the request while the machine
             # cannot keep up), and the one requested; None on a manual clock.

@@ -42,7 +42,7 @@ def build_snapshot(controller: ChargerController, sequence: int = 0) -> dict[str
         "iso15118": controller.iso15118_view,
         "sim": sim_view(controller),
         "session": session_view(controller),
-        "faults": [dict(entry) for entry in controller.fault_history[-RECENT_FAULTS:]],
+        "faults": [fault.to_dict() for fault in controller.fault_history[-RECENT_FAULTS:]],
         "limits": {"max_voltage_V": controller.evse_max_voltage_V, "max_current_A": controller.evse_max_current_A,
                    "max_power_W": controller.evse_max_power_W},
     }

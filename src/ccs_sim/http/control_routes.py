@@ -32,7 +32,7 @@ async def control_contactor(request: Request, body: ContactorRequest) -> dict[st
         answer.update(shutdown_first=True, current_at_command_A=round(result.current_at_command_A, 3),
                       current_at_open_A=None if result.current_at_open_A is None
                       else round(result.current_at_open_A, 3),
-                      emergency=result.emergency, message=result.describe())
+                      emergency=result.emergency.name if result.emergency else None, message=result.describe())
     return answer
 
 

@@ -8,14 +8,15 @@ from fastapi import APIRouter, Request
 
 from ccs_sim.http.api_models import FaultRequest
 from ccs_sim.http.routing import controller_of
-from evse_model.faults import FAULT_CATALOGUE
+from evse_model.faults import FAULT_CATALOGUE, lookup_fault
 
 router = APIRouter()
 
 
 @router.post("/fault")
 async def fault(request: Request, body: FaultRequest) -> dict[str, Any]:
-    fault_type, known = await controller_of(request).raise_fault(body.type, source="api")
+    fault_type, known = lookup_fault(body.type)  # the name becomes the catalogue entry here, at the API
+    await controller_of(request).raise_fault(fault_type, source="api")
     return {"status": "fault_injected", "type": body.type, "known": known,
             "severity": fault_type.severity.value}
 

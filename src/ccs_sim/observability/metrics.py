@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from evse_model.faults import FAULT_CATALOGUE, FaultType
+from evse_model.faults import Fault
 from evse_model.session import SessionSummary
 
 if TYPE_CHECKING:
@@ -151,9 +151,8 @@ class ControllerMetrics:
         if math.isfinite(summary.energy_Wh) and summary.energy_Wh > 0:
             self.energy_delivered_Wh += summary.energy_Wh
 
-    def on_fault(self, fault: FaultType) -> None:
-        known = FAULT_CATALOGUE.get(fault.name)
-        self.faults[(known.name if known is not None else "UNKNOWN", fault.severity.value)] += 1
+    def on_fault(self, fault: Fault) -> None:
+        self.faults[(fault.name if fault.known else "UNKNOWN", fault.severity.value)] += 1
 
     def observe_secc_response(self, message: str, seconds: float) -> None:
         """Time the SECC took to answer one V2G request (called by the SECC integration)."""
