@@ -70,6 +70,8 @@ class SessionParams:
     start_soc_percent: float | None = None
     target_soc_percent: float | None = None
     precharge_timeout_s: float | None = None
+    #: The driver's id token (OCPP idTag / idToken) given with the start, if any.
+    id_token: str | None = None
 
 
 @dataclass

@@ -24,6 +24,8 @@ class StartSessionRequest(_Body):
     start_soc: StrictFloat | None = Field(None, ge=0, le=100, description="simulated car's SOC at plug-in (%)")
     target_soc: StrictFloat | None = Field(None, ge=0, le=100, description="SOC at which the car stops (%)")
     precharge_timeout_s: StrictFloat | None = Field(None, gt=0, le=60)
+    id_token: str | None = Field(None, min_length=1, max_length=36, pattern=r"^[\x21-\x7e]+$",
+                                 description="the driver's id token, sent to the OCPP CSMS (Authorize, idTag)")
 
 
 class ContactorRequest(_Body):

@@ -26,7 +26,7 @@ async def start_session(request: Request,
     params = SessionParams(target_voltage_V=body.target_voltage, initial_current_A=body.initial_current,
                            duration_s=body.duration_s, ev_preset=body.ev_preset,
                            start_soc_percent=body.start_soc, target_soc_percent=body.target_soc,
-                           precharge_timeout_s=body.precharge_timeout_s)
+                           precharge_timeout_s=body.precharge_timeout_s, id_token=body.id_token)
     try:
         session = controller.start_session(params)
     except CommandRefused as refused:

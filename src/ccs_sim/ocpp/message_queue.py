@@ -82,8 +82,15 @@ def _utc_now_text() -> str:
 
 
 # --- database functions (run on the store's worker thread) ---------------------------------------------------
-def _insert(db: sqlite3.Connection, action: str, payload: str, local_tx_ref: str | None, at: str) -> int:
+StateWrite = Callable[[sqlite3.Connection], None]
+
+
+def _insert(db: sqlite3.Connection, action: str, payload: str, local_tx_ref: str | None, at: str,
+            with_state: StateWrite | None) -> int:
+    """The message, and the producer's state that goes with it (``with_state``), in one database transaction."""
     with Transaction(db):
+        if with_state is not None:
+            with_state(db)
         cursor = db.execute("INSERT INTO ocpp_message_queue (action, payload, local_tx_ref, enqueued_at) "
                             "VALUES (?, ?, ?, ?)", (action, payload, local_tx_ref, at))
     return int(cursor.lastrowid or 0)
@@ -200,17 +207,20 @@ class TransactionMessageQueue:
         return self._online.is_set()
 
     # --- producers ----------------------------------------------------------------------------------------
-    def enqueue_nowait(self, action: str, payload: dict[str, Any], local_tx_ref: str | None = None) \
-            -> asyncio.Future[int]:
-        """Queue a message now (durable once the returned future is done; order = call order); its seq."""
-        future = self.database.submit(_insert, action, json.dumps(payload), local_tx_ref, self._utc_now_text())
+    def enqueue_nowait(self, action: str, payload: dict[str, Any], local_tx_ref: str | None = None,
+                       with_state: StateWrite | None = None) -> asyncio.Future[int]:
+        """Queue a message now (durable once the returned future is done; order = call order); its seq.
+        ``with_state(connection)`` writes the producer's own state in the same database transaction."""
+        future = self.database.submit(_insert, action, json.dumps(payload), local_tx_ref, self._utc_now_text(),
+                                      with_state)
         self.depth += 1
         self._idle.clear()
         future.add_done_callback(lambda _: self._work.set())
         return future
 
-    async def enqueue(self, action: str, payload: dict[str, Any], local_tx_ref: str | None = None) -> int:
-        return await self.enqueue_nowait(action, payload, local_tx_ref)
+    async def enqueue(self, action: str, payload: dict[str, Any], local_tx_ref: str | None = None,
+                      with_state: StateWrite | None = None) -> int:
+        return await self.enqueue_nowait(action, payload, local_tx_ref, with_state)
 
     # --- transaction ids (1.6) ----------------------------------------------------------------------------
     def csms_transaction_id(self, local_tx_ref: str) -> str | None:
