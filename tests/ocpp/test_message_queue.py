@@ -13,52 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_sender import FakeCsms, eventually, settle
 
-from ccs_sim.ocpp.message_queue import DeliveryOffline, DeliveryRejected, TransactionMessageQueue
+from ccs_sim.ocpp.message_queue import TransactionMessageQueue
 from ccs_sim.ocpp.store import OcppDatabase
 from evse_model.clock import ManualClock
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class FakeCsms:
-    """``send``: records every call; a script of outcomes per call ('ok', 'error', 'timeout', 'offline')."""
-
-    def __init__(self, script: list[str] | None = None, first_transaction_id: int = 100) -> None:
-        self.script = list(script or [])
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.accepted: list[tuple[str, dict[str, Any]]] = []
-        self.next_transaction_id = first_transaction_id
-
-    async def send(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append((action, payload))
-        outcome = self.script.pop(0) if self.script else "ok"
-        if outcome == "offline":
-            raise DeliveryOffline("not connected")
-        if outcome == "error":
-            raise DeliveryRejected("InternalError")
-        if outcome == "timeout":
-            raise asyncio.TimeoutError()
-        self.accepted.append((action, payload))
-        if action == "StartTransaction":
-            self.next_transaction_id += 1
-            return {"transactionId": self.next_transaction_id, "idTagInfo": {"status": "Accepted"}}
-        return {}
-
-
-async def settle(clock: ManualClock, rounds: int = 20) -> None:
-    """Let the queue's task and its database thread run (no simulated time passes)."""
-    for _ in range(rounds):
-        await clock.settle()
-        await asyncio.sleep(0.002)
-
-
-async def eventually(check: Any, timeout_s: float = 5.0) -> None:
-    """Wall-clock wait for the database thread only (simulated time does not move)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture
