@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evse_hal.registry import add_adapter_arguments
 
     add_adapter_arguments(parser, default_hint="$CCS_SIM_ADAPTER or sim")  # the HAL behind SLAC, the API and hal
+    from ccs_sim.ocpp.config import add_ocpp_arguments
+
+    add_ocpp_arguments(parser)  # the HAL controller as a charging station of a CSMS
     return parser
 
 
@@ -122,13 +125,19 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
         protocols = parse_protocols(args.protocols) if args.protocols else None
     except LaunchError as exc:
         parser.error(f"--protocols: {exc}")
+    from ccs_sim.ocpp.config import OcppConfigError, ocpp_config_from_arguments
     from evse_hal.registry import options_from_arguments
 
+    try:
+        ocpp = ocpp_config_from_arguments(args, environ)
+    except OcppConfigError as exc:
+        parser.error(str(exc))
     options = LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
                             secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
                             protocols=protocols, api_host=args.api_host, api_port=args.api_port,
                             message_log=args.message_log, exi_codec=exi_codec, adapter=args.adapter,
-                            adapter_options_file=args.adapter_options, adapter_options=options_from_arguments(args))
+                            adapter_options_file=args.adapter_options, adapter_options=options_from_arguments(args),
+                            ocpp=ocpp)
     if _adapter_overrides(options):  # adapter flags given: unknown adapter or option -> usage error (status 2)
         from ccs_sim.runtime import AdapterUnavailable, check_adapter_settings
         from ccs_sim.settings import ControllerSettings
@@ -145,7 +154,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | N
 def needs_charger(options: LaunchOptions) -> bool:
     """Whether the launcher builds the simulated HAL's ChargerController: the SECC's controller with
     ``--controller hal``, the CP source of SLAC and what the API serves, whichever the SECC's controller."""
-    return options.controller == "hal" or options.slac or options.api_port is not None
+    return options.controller == "hal" or options.slac or options.api_port is not None or options.ocpp is not None
 
 
 def _refuse_unavailable_features(options: LaunchOptions) -> None:
@@ -260,6 +269,9 @@ async def _running_charger(charger, options: LaunchOptions):
     await charger.start()
     api = None
     try:
+        from ccs_sim.runtime import start_ocpp
+
+        await start_ocpp(charger, operations, options.ocpp)  # stopped by operations.close()
         if options.api_port is not None:
             api = await _start_api(charger, operations, options.api_host or API_DEFAULT_HOST, options.api_port)
         yield

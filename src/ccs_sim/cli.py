@@ -53,10 +53,12 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ccs_sim.fastapi_app import create_app
+    from ccs_sim.ocpp.config import OcppConfigError, ocpp_config_from_arguments
 
     try:
         settings = serve_settings(args)
-    except ServeRefused as refusal:
+        ocpp_config = ocpp_config_from_arguments(args)
+    except (ServeRefused, OcppConfigError) as refusal:
         print(f"ccs-sim: {refusal}", file=sys.stderr)
         return 2
     if not _is_loopback(settings.host) and not settings.api_token and not (args.allow_insecure
@@ -69,9 +71,12 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format)
     print(f"ccs-sim: Live Controller on http://{settings.host}:{settings.port}/ "
           f"(adapter {settings.adapter}, speed {settings.speed}x)", flush=True)
+    if ocpp_config is not None:
+        print(f"ccs-sim: OCPP {ocpp_config.version} to {ocpp_config.connect_url} "
+              f"(security profile {ocpp_config.security_profile})", flush=True)
     from ccs_sim.dashboard import close_streams
 
-    app = create_app(settings=settings)
+    app = create_app(settings=settings, **({"ocpp_config": ocpp_config} if ocpp_config is not None else {}))
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:
@@ -119,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "others are refused against DNS rebinding)")
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
+    from ccs_sim.ocpp.config import add_ocpp_arguments
+
+    add_ocpp_arguments(serve_parser)
     serve_parser.set_defaults(handler=serve)
     simulate_parser = commands.add_parser("simulate", help="run one simulated session faster than real time")
     simulate_parser.add_argument("--preset", choices=("follow", "ev400", "ev800", "ev_small"), default="follow")

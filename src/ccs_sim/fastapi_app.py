@@ -29,6 +29,7 @@ from ccs_sim.settings import ControllerSettings
 from ccs_sim.startup_errors import StartupErrorReporting
 
 if TYPE_CHECKING:
+    from ccs_sim.ocpp.config import OcppConfig
     from ccs_sim.runtime import Operations
 
 #: The spec's routers (and their additive routes), in the order the app matches and documents them.
@@ -36,11 +37,13 @@ API_ROUTERS = (session_routes.router, readings_routes.router, control_routes.rou
 
 
 def create_app(controller: ChargerController | None = None, settings: ControllerSettings | None = None,
-               operations: Operations | None = None) -> FastAPI:
+               operations: Operations | None = None, ocpp_config: OcppConfig | None = None) -> FastAPI:
     """The API for ``controller``; without one, a controller is built from ``settings`` at start-up, with
     its session records (``settings.data_dir``), metrics and log binding (``runtime.attach_operations``).
     With a controller, pass the ``operations`` you attached to it, if any (records then appear under
-    ``/sessions``; without them ``/sessions`` answers 503 and ``/metrics`` counts from now on)."""
+    ``/sessions``; without them ``/sessions`` answers 503 and ``/metrics`` counts from now on).
+    A controller built here gets the OCPP client of ``ocpp_config`` (else of ``CCS_SIM_OCPP_*``, if set);
+    with yours, start it yourself (``runtime.start_ocpp``) on the ``operations`` you pass."""
 
     def install(app: FastAPI, ops: Operations) -> None:
         app.state.operations = ops
@@ -54,7 +57,7 @@ def create_app(controller: ChargerController | None = None, settings: Controller
             app.state.controller = controller
             yield
             return
-        from ccs_sim.runtime import attach_operations, build_controller
+        from ccs_sim.runtime import attach_operations, build_controller, ocpp_config_from_environment, start_ocpp
 
         owned = build_controller(settings or ControllerSettings())
         ops = await attach_operations(owned)  # before start: a dead process's sessions are closed first
@@ -63,6 +66,7 @@ def create_app(controller: ChargerController | None = None, settings: Controller
         await owned.start()
         app.state.controller = owned
         try:
+            await start_ocpp(owned, ops, ocpp_config if ocpp_config is not None else ocpp_config_from_environment())
             yield
         finally:
             await owned.shutdown()
@@ -104,10 +108,12 @@ def create_app(controller: ChargerController | None = None, settings: Controller
     from ccs_sim.dashboard import router as dashboard_router
     from ccs_sim.observability.metrics import router as metrics_router
     from ccs_sim.observability.records_api import router as records_router
+    from ccs_sim.ocpp.routes import router as ocpp_router
 
     app.include_router(records_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router)
+    app.include_router(ocpp_router)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ccs_sim.controller import ChargerController
 from ccs_sim.observability.logs import SessionLogBinder
@@ -14,6 +15,10 @@ from ccs_sim.settings import ControllerSettings
 from ccs_sim.startup_errors import StartupRefused
 from evse_hal.registry import AdapterOptionError, UnknownAdapterError, check_adapter_options, create_hardware
 from evse_model.clock import Clock, RealClock, ScaledClock
+
+if TYPE_CHECKING:
+    from ccs_sim.ocpp.client import OcppClient
+    from ccs_sim.ocpp.config import OcppConfig
 
 
 class AdapterUnavailable(StartupRefused, ValueError):
@@ -63,9 +68,15 @@ class Operations:
     recorder: SessionRecorder
     metrics: ControllerMetrics
     log_binder: SessionLogBinder
+    #: The OCPP client when one is configured (``start_ocpp``), else None.
+    ocpp: OcppClient | None = None
 
     async def close(self) -> None:
-        """Final checkpoint of an open session (closed as interrupted), then the database."""
+        """The OCPP client stopped, the final checkpoint of an open session (closed as interrupted), then the
+        database."""
+        if self.ocpp is not None:
+            await self.ocpp.stop()
+            self.ocpp = None
         await self.recorder.close()
         self.metrics.detach()
         self.log_binder.detach()
@@ -93,3 +104,28 @@ async def attach_operations(controller: ChargerController, database_path: Path |
     metrics = ControllerMetrics(controller).attach()
     metrics.recorder = recorder
     return Operations(store=store, recorder=recorder, metrics=metrics, log_binder=log_binder)
+
+
+async def start_ocpp(controller: ChargerController, operations: Operations, config: OcppConfig | None) -> None:
+    """With a config, the OCPP client for ``controller`` (``operations.ocpp``; its counters in ``/metrics``),
+    started: it connects and boots in the background. Without one nothing OCPP is imported or run."""
+    if config is None:
+        return
+    from ccs_sim.ocpp.client import OcppClient
+
+    client = OcppClient(controller, config)
+    operations.ocpp = client
+    operations.metrics.extra_families.append(client.write_metrics)
+    await client.start()
+
+
+def ocpp_config_from_environment() -> OcppConfig | None:
+    """``CCS_SIM_OCPP_*`` (and the file ``CCS_SIM_OCPP_CONFIG`` names) for a server started without flags
+    (``uvicorn ccs_sim.fastapi_app:app``); None, importing nothing OCPP, when none is set."""
+    import os
+
+    if not any(key.startswith("CCS_SIM_OCPP_") and value for key, value in os.environ.items()):
+        return None
+    from ccs_sim.ocpp.config import build_ocpp_config
+
+    return build_ocpp_config({})

@@ -36,3 +36,4 @@ class LaunchOptions(BaseModel):
                                                                  "CCS_SIM_ADAPTER_OPTIONS_FILE")
     adapter_options: dict[str, Any] | None = Field(None, description="--adapter-option pairs; None: "
                                                                       "CCS_SIM_ADAPTER_OPTIONS")
+    ocpp: Any = Field(None, description="the OCPP client's OcppConfig (--ocpp-url ...); None: OCPP off")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Iterable
 
 from fastapi import APIRouter, Request
@@ -128,6 +129,8 @@ class ControllerMetrics:
         self.secc_response = Histogram(SECC_RESPONSE_BUCKETS_S)
         self.recorder: "SessionRecorder | None" = None
         self.access: "AccessPolicy | None" = None
+        #: More families written after these (e.g. the OCPP client's ``ccs_ocpp_*`` counters).
+        self.extra_families: list[Callable[[MetricWriter], None]] = []
 
     def attach(self) -> "ControllerMetrics":
         self.controller.session_start_listeners.append(self.on_session_start)
@@ -198,6 +201,8 @@ class ControllerMetrics:
                      [({}, len(self.recorder.recovered_interrupted))])
         self.secc_response.write(w, "ccs_secc_response_seconds", "SECC response time per V2G message type.",
                                  "message")
+        for write_family in self.extra_families:
+            write_family(w)
         return w.text()
 
 

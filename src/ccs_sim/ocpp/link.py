@@ -128,8 +128,8 @@ def client_ssl_context(config: OcppConfig) -> ssl.SSLContext | None:
     return context
 
 
-def classify_failure(error: BaseException) -> tuple[str, str]:
-    """(kind, one-line message) for a failed or lost connection."""
+def classify_failure(error: BaseException, tls: bool = False) -> tuple[str, str]:
+    """(kind, one-line message) for a failed or lost connection (``tls``: over wss://)."""
     chain: list[BaseException] = []
     cause: BaseException | None = error
     while cause is not None and len(chain) < 8:
@@ -143,6 +143,10 @@ def classify_failure(error: BaseException) -> tuple[str, str]:
             if "CERTIFICATE_REQUIRED" in str(reason).upper():
                 return "tls_failed", "the CSMS requires a client certificate (security profile 3) and got none"
             return "tls_failed", f"TLS handshake failed: {reason}"
+    if tls and isinstance(error, websockets.exceptions.InvalidMessage) and any(
+            isinstance(item, EOFError) for item in chain):  # asyncio's TLS layer drops the alert: only EOF shows
+        return "tls_failed", ("the CSMS closed the TLS connection before answering the websocket upgrade: it may "
+                              "require a client certificate (security profile 3) or refuse this one")
     if isinstance(error, websockets.exceptions.InvalidStatus):
         code = error.response.status_code
         if code in (401, 403):
@@ -295,7 +299,7 @@ class OcppLink:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # every failure: recorded, then reconnect
-                kind, message = classify_failure(error)
+                kind, message = classify_failure(error, tls=self._ssl is not None)
             if self._connected_and_booted:
                 attempt = 0
             self.state.last_error = {"kind": kind, "message": message, "at": self._now().isoformat()}
