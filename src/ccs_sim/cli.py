@@ -76,7 +76,8 @@ def serve(args: argparse.Namespace) -> int:
               f"(security profile {ocpp_config.security_profile})", flush=True)
     from ccs_sim.dashboard import close_streams
 
-    app = create_app(settings=settings, **({"ocpp_config": ocpp_config} if ocpp_config is not None else {}))
+    app = (create_app(settings=settings) if ocpp_config is None
+           else create_app(settings=settings, ocpp_config=ocpp_config))
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:

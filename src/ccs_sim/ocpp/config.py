@@ -116,7 +116,7 @@ class OcppConfig:
         return self
 
 
-_FIELD_TYPES = {field.name: field.type for field in fields(OcppConfig)}
+_FIELD_TYPES: dict[str, str] = {field.name: str(field.type) for field in fields(OcppConfig)}
 
 
 def _convert(name: str, value: Any, origin: str) -> Any:

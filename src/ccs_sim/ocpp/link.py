@@ -384,6 +384,6 @@ class OcppLink:
                 task.add_done_callback(self._callback_done)
 
     def _callback_done(self, task: asyncio.Future[Any]) -> None:
-        self._callback_tasks.discard(task)  # type: ignore[arg-type]
+        self._callback_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("OCPP on_booted callback failed: %r", task.exception())

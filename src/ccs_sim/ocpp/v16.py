@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from ocpp.v16 import ChargePoint as PackageChargePoint
 from ocpp.v16 import call
@@ -45,7 +46,7 @@ def minimal_connector_status(phase: Phase) -> str:
     return "Charging" if phase == Phase.CHARGING else "Available"
 
 
-def minimal_status_requests(controller, config: OcppConfig) -> list[call.StatusNotification]:  # type: ignore[no-untyped-def]
+def minimal_status_requests(controller: Any, config: OcppConfig) -> list[call.StatusNotification]:
     """The StatusNotifications the station sends once booted: its one connector (placeholder mapping)."""
     return [status_notification_request(config.connector_id, minimal_connector_status(controller.phase),
                                         controller.clock.utcnow())]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from ocpp.v201 import ChargePoint as PackageChargePoint
 from ocpp.v201 import call, datatypes
@@ -45,7 +46,7 @@ def minimal_connector_status(session_active: bool) -> str:
     return "Occupied" if session_active else "Available"
 
 
-def minimal_status_requests(controller, config: OcppConfig) -> list[call.StatusNotification]:  # type: ignore[no-untyped-def]
+def minimal_status_requests(controller: Any, config: OcppConfig) -> list[call.StatusNotification]:
     """The StatusNotifications the station sends once booted: its one EVSE's connector (placeholder mapping)."""
     return [status_notification_request(config.evse_id, config.connector_id,
                                         minimal_connector_status(controller.session_active),
