@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ocpp.messages import MessageType
+
 from ccs_sim.ocpp.date_time_check import frame_violations
 from ccs_sim.ocpp.message_queue import DeliveryOffline, DeliveryRejected
-from ocpp.messages import MessageType
 from evse_model.clock import ManualClock
 
 
@@ -36,7 +37,7 @@ class FakeCsms:
         if outcome == "error":
             raise DeliveryRejected("InternalError")
         if outcome == "timeout":
-            raise asyncio.TimeoutError()
+            raise TimeoutError()
         self.accepted.append((action, payload))
         if action == "StartTransaction":
             self.next_transaction_id += 1

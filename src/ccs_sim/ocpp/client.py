@@ -25,6 +25,7 @@ from ccs_sim.ocpp.config import OcppConfig
 from ccs_sim.ocpp.date_time_check import OutgoingPayloadRefused
 from ccs_sim.ocpp.frame_log import FrameLog
 from ccs_sim.ocpp.link import OcppCallError, OcppLink, OcppNotReady
+from ccs_sim.ocpp.station_parts import build_transaction_parts
 
 if TYPE_CHECKING:
     from ccs_sim.controller import ChargerController
@@ -50,7 +51,7 @@ def build_station_parts(client: OcppClient) -> list[Any]:
     """The parts beside the link, in start order (stopped in reverse): O2's station model, message queue and
     transactions, O3's smart charging. Each may set ``client.status_requests``, ``client.queue_depth``,
     ``client.composite_limit`` and register ``client.link.on_booted(...)``."""
-    return []
+    return [*build_transaction_parts(client)]
 
 
 class OcppClient:

@@ -42,7 +42,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ccs_sim.ocpp.store import OcppDatabase, Transaction
@@ -78,7 +78,7 @@ class QueuedMessage:
 
 
 def _utc_now_text() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 # --- database functions (run on the store's worker thread) ---------------------------------------------------
@@ -271,7 +271,7 @@ class TransactionMessageQueue:
                 raise DeliveryRejected("no CALLRESULT")
         except asyncio.CancelledError:
             raise
-        except (DeliveryRejected, asyncio.TimeoutError) as failure:  # (TimeoutError is an OSError: first)
+        except (TimeoutError, DeliveryRejected) as failure:  # (TimeoutError is an OSError: first)
             await self._failed_attempt(message, failure)
             return
         except (DeliveryOffline, ConnectionError, OSError) as offline:

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ccs_sim.ocpp.date_time_check import format_date_time
-from evse_model.session import EndReason
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.v16 import call as call16
 from ocpp.v16 import datatypes as types16
 from ocpp.v201 import call as call201
 from ocpp.v201 import datatypes as types201
+
+from ccs_sim.ocpp.date_time_check import format_date_time
+from evse_model.session import EndReason
 
 #: 1.6 StartTransaction needs an idTag (CiString20): a session started without one is charged under this.
 NO_AUTHORIZATION_ID_TAG = "NoAuthorization"
@@ -96,7 +97,7 @@ def stop_reason(end_reason: str, fault_name: str | None, remote: bool = False) -
 
 def to_wire(request: Any) -> dict[str, Any]:
     """A ``ocpp`` call dataclass as its wire payload (camelCase, no None fields)."""
-    return remove_nones(snake_to_camel_case(serialize_as_dict(request)))  # type: ignore[return-value]
+    return remove_nones(snake_to_camel_case(serialize_as_dict(request)))
 
 
 def request_from_wire(version: str, action: str, payload: dict[str, Any]) -> Any:
@@ -117,8 +118,8 @@ def register_value_16(register_Wh: float) -> int:
 
 def _sampled_16(value: float, measurand: str, unit: str, context: str, location: str = _OUTLET,
                 digits: int = 3) -> types16.SampledValue:
-    return types16.SampledValue(value=str(_number(value, digits)), context=context, measurand=measurand,  # type: ignore[arg-type]
-                                location=location, unit=unit)  # type: ignore[arg-type]
+    return types16.SampledValue(value=str(_number(value, digits)), context=context, measurand=measurand,
+                                location=location, unit=unit)
 
 
 def meter_value_16(sample: MeterSample, context: str = "Sample.Periodic") -> types16.MeterValue:
@@ -155,7 +156,7 @@ def stop_transaction_16(sample: MeterSample, reason: StopReason, id_tag: str | N
     """StopTransaction without its ``transactionId`` (the queue fills it in from the CSMS's answer)."""
     payload = to_wire(call16.StopTransaction(
         meter_stop=register_value_16(sample.register_Wh), timestamp=format_date_time(sample.timestamp),
-        transaction_id=0, reason=reason.reason_16,  # type: ignore[arg-type]
+        transaction_id=0, reason=reason.reason_16,
         id_tag=id_tag[:ID_TAG_MAX_LENGTH_16] if id_tag else None,
         transaction_data=[meter_value_16(sample, "Transaction.End")]))
     del payload["transactionId"]
@@ -165,8 +166,8 @@ def stop_transaction_16(sample: MeterSample, reason: StopReason, id_tag: str | N
 # --- 2.0.1 --------------------------------------------------------------------------------------------------
 def _sampled_201(value: float, measurand: str, unit: str, context: str, location: str = _OUTLET,
                  digits: int = 3) -> types201.SampledValueType:
-    return types201.SampledValueType(value=_number(value, digits), context=context, measurand=measurand,  # type: ignore[arg-type]
-                                     location=location, unit_of_measure=types201.UnitOfMeasureType(unit=unit))  # type: ignore[arg-type]
+    return types201.SampledValueType(value=_number(value, digits), context=context, measurand=measurand,
+                                     location=location, unit_of_measure=types201.UnitOfMeasureType(unit=unit))
 
 
 def meter_value_201(sample: MeterSample, context: str = "Sample.Periodic") -> types201.MeterValueType:
@@ -187,8 +188,8 @@ def meter_value_201(sample: MeterSample, context: str = "Sample.Periodic") -> ty
 def id_token_201(id_token: str | None, token_type: str = "ISO14443") -> types201.IdTokenType:
     """The session's token, or NoAuthorization (an empty idToken) when none was given."""
     if not id_token:
-        return types201.IdTokenType(id_token="", type="NoAuthorization")  # type: ignore[arg-type]
-    return types201.IdTokenType(id_token=id_token[:ID_TOKEN_MAX_LENGTH_201], type=token_type)  # type: ignore[arg-type]
+        return types201.IdTokenType(id_token="", type="NoAuthorization")
+    return types201.IdTokenType(id_token=id_token[:ID_TOKEN_MAX_LENGTH_201], type=token_type)
 
 
 def authorize_201(id_token: str, token_type: str = "ISO14443") -> dict[str, Any]:
@@ -202,11 +203,11 @@ def transaction_event_201(event_type: str, trigger_reason: str, seq_no: int, tra
                           time_spent_charging_s: float | None = None) -> dict[str, Any]:
     """One TransactionEvent (Started / Updated / Ended) with its meter value in ``context``."""
     info = types201.TransactionType(
-        transaction_id=transaction_id, charging_state=charging_state,  # type: ignore[arg-type]
+        transaction_id=transaction_id, charging_state=charging_state,
         time_spent_charging=None if time_spent_charging_s is None else int(time_spent_charging_s),
-        stopped_reason=stopped_reason)  # type: ignore[arg-type]
+        stopped_reason=stopped_reason)
     request = call201.TransactionEvent(
-        event_type=event_type, timestamp=format_date_time(sample.timestamp), trigger_reason=trigger_reason,  # type: ignore[arg-type]
+        event_type=event_type, timestamp=format_date_time(sample.timestamp), trigger_reason=trigger_reason,
         seq_no=seq_no, transaction_info=info,
         meter_value=[meter_value_201(sample, context)] if context is not None else None,
         offline=offline, evse=types201.EVSEType(id=evse_id, connector_id=connector_id) if event_type == "Started"

@@ -124,7 +124,7 @@ class Transactions:
         self._by_session: dict[str, OpenTransaction] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_remote_start: tuple[str | None, int | None] | None = None
-        self._listeners = ((Topic.SESSION_START, self._on_session_start), (Topic.TICK, self._on_tick),
+        self._listeners: tuple[tuple[Topic, Any], ...] = ((Topic.SESSION_START, self._on_session_start), (Topic.TICK, self._on_tick),
                            (Topic.SESSION_END, self._on_session_end))
 
     # --- life cycle -------------------------------------------------------------------------------------------
@@ -343,7 +343,8 @@ class Transactions:
             record = await self.queue.database.call(_session_record, row["session_id"])
             energy_Wh = float(record["energy_Wh"]) if record is not None else \
                 row["last_register_Wh"] - row["register_start_Wh"]
-            at = _parse_utc(record and (record["ended_at"] or record["checkpoint_at"])) or self.controller.clock.utcnow()
+            at_text = (record["ended_at"] or record["checkpoint_at"]) if record is not None else None
+            at = _parse_utc(at_text) or self.controller.clock.utcnow()
             tx = OpenTransaction(row["local_tx_ref"], row["session_id"], row["id_tag"], row["register_start_Wh"],
                                  seq_no=row["seq_no"])
             log.warning("OCPP: ending transaction %s of session %s left open by a stopped process (%.3f Wh)",
