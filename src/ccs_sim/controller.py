@@ -21,7 +21,13 @@ from ccs_sim.core.events import EventBus, Listener, Topic
 from ccs_sim.core.fault_shutdown import FaultShutdown
 from ccs_sim.core.outputs import Outputs
 from ccs_sim.core.ports import SessionDriver
-from ccs_sim.core.safety import Measurements, SafetySupervisor, SupervisionContext, SupplyCurrentLimitHistory
+from ccs_sim.core.safety import (
+    FeedbackWatch,
+    Measurements,
+    SafetySupervisor,
+    SupervisionContext,
+    SupplyCurrentLimitHistory,
+)
 from ccs_sim.core.sessions import SessionLifecycle
 from ccs_sim.core.types import ActiveSession, ContactorCommandResult, MeterReading
 from ccs_sim.core.views import Views
@@ -72,6 +78,8 @@ class ChargerController:
         self.context = self.idle_context()
         #: The current limits the supply was told (over-current is judged against these, not the ramp's plan).
         self.supply_limits = SupplyCurrentLimitHistory(self.supervisor.limits.supply_current_response_s)
+        #: The contactor's and the supply's commands, against which their feedback is judged every tick.
+        self.feedback = FeedbackWatch(self.supervisor.limits, capabilities)
         self.latest: Measurements | None = None
         self.meter_reading = MeterReading()
         self.requested_current_A = 0.0
@@ -193,9 +201,7 @@ class ChargerController:
     # --- the device-writing path -------------------------------------------------------------------------
     async def io(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a driver method; in a worker thread when the adapter's calls can block."""
-        if self.hw.blocking:
-            return await asyncio.to_thread(function, *args)
-        return function(*args)
+        return await self._outputs.io(function, *args)
 
     async def put_outputs_safe(self) -> None:
         await self._outputs.put_outputs_safe()

@@ -101,6 +101,13 @@ class SimulationControls(ABC):
     def set_estop_pressed(self, pressed: bool) -> None:
         """Latch or release the simulated emergency-stop button."""
 
+    def inject_device_faults(self, contactor_welded: bool | None = None, contactor_fails_to_close: bool | None = None,
+                             supply_ignores_commands: bool | None = None) -> None:
+        """Break a device (None leaves a fault as it is): the contactor welded (stays closed on an open command)
+        or dead (stays open on a close command), the power stage ignoring its commands (its output carries on).
+        The mirror contact and the supply's measurements show it, as on hardware. Not every simulation offers it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot inject device faults")
+
 
 def simulation_controls(hw: object) -> SimulationControls | None:
     """The simulation controls the adapter ``hw`` offers (its ``simulation`` attribute), or None: real hardware."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import enum
 import copy
+import enum
 from dataclasses import dataclass, field, fields
 from typing import Any
 

@@ -44,6 +44,16 @@ EMERGENCY_CURRENT_A = 5.0
 EMERGENCY_CURRENT_DEADLINE_S = 0.030
 EMERGENCY_VOLTAGE_V = 60.0
 EMERGENCY_VOLTAGE_DEADLINE_S = 0.100
+#: A contactor completes its motion (close, or open on command) within this; its mirror contact then agrees with
+#: the command (the HAL contract's budget: IEC 61851-23 CC.5.4, the emergency shutdown opens within 100 ms, via
+#: DG L6247-6249).
+CONTACTOR_MOTION_MAX_S = 0.100
+#: A power stage's output voltage rises towards its setpoint at no less than this (standards.md §2.3: 800 V within
+#: the 5 s SECC precharge performance time needs ≥ 200 V/s).
+SUPPLY_MIN_VOLTAGE_SLEW_V_PER_S = 200.0
+#: Accuracy of the EVSE's voltage measurement: ±10 V (IEC 61851-23:2023 CC.6.3, via EVerest docs dc.rst,
+#: standards.md §2.6).
+VOLTAGE_MEASUREMENT_ACCURACY_V = 10.0
 #: Touch-safe DC voltage: EV unlocks / session setup shuts down above it (DG L472, L1781).
 SAFE_DC_VOLTAGE_V = 60.0
 #: After the insulation test the supply is switched off and the output falls below the touch-safe voltage

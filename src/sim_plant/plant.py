@@ -75,6 +75,13 @@ class ChargerPlant:
         self.current_limit_A = 0.0
         self.power_limit_W = config.max_power_W
         self.isolation_resistance_ohm = config.isolation_resistance_ohm
+        # device faults a test injects (the sim adapter's ``inject_device_faults``)
+        #: The contactor's contacts are welded: an open command leaves it closed (its mirror contact says so).
+        self.contactor_welded = False
+        #: The contactor's coil or drive is dead: a close command leaves it open.
+        self.contactor_fails_to_close = False
+        #: The power stage ignores every command (enable, off, setpoints): its output carries on as it was.
+        self.supply_ignores_commands = False
         # state
         self.evse_contactor_closed = False
         self.output_voltage_V = 0.0  # supply side of the EVSE contactor
@@ -97,6 +104,9 @@ class ChargerPlant:
     def set_evse_contactor(self, closed: bool) -> None:
         if closed == self.evse_contactor_closed:
             self.evse_contactor_commanded = closed
+            return
+        if (self.contactor_welded and not closed) or (self.contactor_fails_to_close and closed):
+            self.evse_contactor_commanded = closed  # the contacts do not move
             return
         if not closed:
             self.contactor_switched_under_load_A = max(self.contactor_switched_under_load_A,

@@ -73,6 +73,13 @@ class ControlLoop:
         if fault is not None and charger.active_fault is None:
             log.warning("supervisor detected %s", fault.name)
             await charger.raise_fault(fault, source="supervisor")
+        # A device that does not follow its command is reported even during another fault's shutdown (a
+        # contactor that welds as the shutdown opens it): once per disagreement.
+        feedback_fault = charger.feedback.judge(m)
+        if feedback_fault is not None:
+            fault_type, message = feedback_fault
+            log.error("supervisor detected %s: %s", fault_type.name, message)
+            await charger.raise_fault(fault_type, source="supervisor", message=message)
         await charger.events.publish(Topic.TICK)
 
     async def measure(self) -> Measurements:

@@ -22,17 +22,43 @@ from evse_model.session_errors import CommandRefused
 
 log = logging.getLogger("ccs_sim.controller")
 
+#: The driver commands the feedback watch follows (contactor and supply; see ``Outputs._note_command``).
+_WATCHED_COMMANDS = frozenset({"set_closed", "set_enabled", "emergency_off", "set_voltage", "set_current_limit",
+                               "set_power_limit"})
+
 
 class Outputs:
     def __init__(self, charger: ChargerCore) -> None:
         self.charger = charger
 
     async def io(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Call a driver method; in a worker thread when the adapter's calls can block."""
+        """Call a driver method; in a worker thread when the adapter's calls can block. A command to the
+        contactor or the supply is noted for the feedback watch once issued."""
         charger = self.charger
         if charger.hw.blocking:
-            return await asyncio.to_thread(function, *args)
-        return function(*args)
+            result = await asyncio.to_thread(function, *args)
+        else:
+            result = function(*args)
+        if getattr(function, "__name__", "") in _WATCHED_COMMANDS:
+            self._note_command(function, args)
+        return result
+
+    def _note_command(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """What the supervisor's feedback watch judges the mirror contact and the supply's output against."""
+        charger = self.charger
+        hw, watch, now_s = charger.hw, charger.feedback, charger.clock.now()
+        if function == hw.contactor.set_closed:
+            watch.contactor_commanded(bool(args[0]), now_s)
+        elif function == hw.supply.set_enabled:
+            watch.supply_switched(bool(args[0]), now_s)
+        elif function == hw.supply.emergency_off:
+            watch.supply_switched(False, now_s)
+        elif function == hw.supply.set_voltage:
+            watch.supply_setpoints(now_s, voltage_V=float(args[0]))
+        elif function == hw.supply.set_current_limit:
+            watch.supply_setpoints(now_s, current_limit_A=float(args[0]))
+        elif function == hw.supply.set_power_limit:
+            watch.supply_setpoints(now_s, power_limit_W=float(args[0]))
 
     async def put_outputs_safe(self) -> None:
         """Supply off, contactor open, oscillator off (X1): the state after start-up or a crash."""

@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ccs_sim.core.events import EventBus
-from ccs_sim.core.safety import Measurements, SafetySupervisor, SupervisionContext, SupplyCurrentLimitHistory
+from ccs_sim.core.safety import (
+    FeedbackWatch,
+    Measurements,
+    SafetySupervisor,
+    SupervisionContext,
+    SupplyCurrentLimitHistory,
+)
 from ccs_sim.core.types import ActiveSession, ContactorCommandResult, MeterReading
 from ccs_sim.settings import ControllerSettings
 from evse_hal.interfaces import EVSEHardware
@@ -64,6 +70,7 @@ class ChargerCore(Protocol):
     last_session_summary: SessionSummary | None
     context: SupervisionContext
     supply_limits: SupplyCurrentLimitHistory
+    feedback: FeedbackWatch
     latest: Measurements | None
     meter_reading: MeterReading
     requested_current_A: float

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from evse_hal.interfaces import SupplyCapabilities
 from evse_hal.pilot import PilotReading
 from evse_model import standards
 from evse_model.faults import (
+    CONTACTOR_FAULT,
     CP_LOSS,
     DIODE_FAULT,
     E_STOP,
@@ -21,6 +23,7 @@ from evse_model.faults import (
     OVER_TEMPERATURE,
     OVERCURRENT,
     OVERVOLTAGE,
+    SUPPLY_FAULT,
     FaultType,
 )
 
@@ -108,6 +111,19 @@ class SafetyLimits:
     #: response; not a number from a standard: put the module's datasheet figure here). The controller's
     #: ramp steps are ≤ 100 A/s × one tick; the simulated stage slews 2000 A/s, so 50 ms covers 100 A.
     supply_current_response_s: float = 0.05
+    #: The contactor's mirror contact agrees with its command within this (the HAL contract, IEC 61851-23 CC.5.4).
+    contactor_motion_s: float = standards.CONTACTOR_MOTION_MAX_S
+    #: A power stage switched off carries less than 5 A within 30 ms (the contract's emergency_off; set_enabled(False)
+    #: promises 0 A within 10 ms: judged by the looser figure) (IEC 61851-23 CC.5.4 via DG L6247).
+    supply_off_current_A: float = standards.EMERGENCY_CURRENT_A
+    supply_off_current_s: float = standards.EMERGENCY_CURRENT_DEADLINE_S
+    #: ... and, its contactor open, discharges its output below 60 V within 100 ms (the contract's set_enabled).
+    supply_off_voltage_V: float = standards.EMERGENCY_VOLTAGE_V
+    supply_off_voltage_s: float = standards.EMERGENCY_VOLTAGE_DEADLINE_S
+    #: An enabled stage below its voltage setpoint, its current limit and its power limit (none of its
+    #: regulators at work) must rise at ≥ 200 V/s; judged over this window so that measurement noise and its
+    #: own current loop's response (``supply_current_response_s``) do not count.
+    supply_follow_window_s: float = 0.5
 
 
 class SafetySupervisor:
@@ -164,3 +180,134 @@ class SafetySupervisor:
         if m.connector_temperature_C > self.limits.connector_temperature_limit_C:
             return OVER_TEMPERATURE
         return None
+
+
+class FeedbackWatch:
+    """The devices' feedback against their commands: the contactor's mirror contact, the power stage's output.
+
+    Every command the controller sends is noted (``commanded``, from the device-writing path); every reading
+    is judged (``judge``) in simulated time, against the budgets of the HAL contract (``SafetyLimits``):
+
+    - CONTACTOR_FAULT: the mirror contact disagrees with the command for longer than ``contactor_motion_s``
+      (welded: still closed after an open command; fails to close; drops out or closes by itself), counted
+      from the command, or from the first reading that disagreed when no command explains it.
+    - SUPPLY_FAULT: switched off, the stage still carries ≥ 5 A 30 ms later, or (its contactor open) still
+      holds ≥ 60 V 100 ms later; switched on, its output is below the voltage setpoint, the current limit
+      and the power limit (each by more than the measurement accuracy) and has not risen at ≥ 200 V/s over
+      ``supply_follow_window_s``.
+
+    Each disagreement is reported once (until the device agrees again, or a new command).
+    """
+
+    def __init__(self, limits: SafetyLimits, capabilities: SupplyCapabilities) -> None:
+        self.limits = limits
+        self.capabilities = capabilities
+        self.contactor_closed: bool | None = None  # None: never commanded (nothing to judge)
+        self.contactor_commanded_s = 0.0
+        self._contactor_disagrees_since_s: float | None = None
+        self._contactor_reported = False
+        self.supply_enabled: bool | None = None
+        self.supply_switched_s = 0.0
+        self.voltage_setpoint_V = 0.0
+        self.current_limit_A = 0.0
+        self._previous_current_limit_A = 0.0
+        self.current_limit_set_s = float("-inf")
+        self.power_limit_W = capabilities.max_power_W
+        self._stalled_since: tuple[float, float] | None = None  # (time_s, voltage_V) the stall was first seen
+        self._supply_reported = False
+
+    # --- commands ---------------------------------------------------------------------------------------
+    def contactor_commanded(self, closed: bool, time_s: float) -> None:
+        """A command; repeating the one in force does not restart its budget."""
+        if closed == self.contactor_closed:
+            return
+        self._contactor_reported = False
+        self.contactor_closed, self.contactor_commanded_s = closed, time_s
+        self._contactor_disagrees_since_s = time_s
+
+    def supply_switched(self, enabled: bool, time_s: float) -> None:
+        if enabled != self.supply_enabled:
+            self.supply_switched_s = time_s
+            self._supply_reported = False
+            self._stalled_since = None
+        self.supply_enabled = enabled
+
+    def supply_setpoints(self, time_s: float, voltage_V: float | None = None, current_limit_A: float | None = None,
+                         power_limit_W: float | None = None) -> None:
+        if voltage_V is not None:
+            self.voltage_setpoint_V = voltage_V
+        if current_limit_A is not None and current_limit_A != self.current_limit_A:
+            self._previous_current_limit_A, self.current_limit_A = self.current_limit_A, current_limit_A
+            self.current_limit_set_s = time_s
+        if power_limit_W is not None:
+            self.power_limit_W = power_limit_W
+
+    # --- judgement ----------------------------------------------------------------------------------
+    def judge(self, m: Measurements) -> tuple[FaultType, str] | None:
+        """The feedback fault these readings show (with what disagreed), or None."""
+        return self._judge_contactor(m) or self._judge_supply(m)
+
+    def _judge_contactor(self, m: Measurements) -> tuple[FaultType, str] | None:
+        if self.contactor_closed is None:
+            return None
+        if m.contactor_closed == self.contactor_closed:
+            self._contactor_disagrees_since_s = None
+            self._contactor_reported = False
+            return None
+        if self._contactor_disagrees_since_s is None:
+            self._contactor_disagrees_since_s = m.time_s
+        late_s = m.time_s - self._contactor_disagrees_since_s
+        if self._contactor_reported or late_s <= self.limits.contactor_motion_s + 1e-9:
+            return None
+        self._contactor_reported = True
+        commanded, seen = ("closed", "open") if self.contactor_closed else ("open", "closed")
+        return CONTACTOR_FAULT, (f"contactor commanded {commanded} but its mirror contact reads {seen} "
+                                 f"{late_s * 1000:.0f} ms later (budget {self.limits.contactor_motion_s * 1000:.0f} ms)")
+
+    def _judge_supply(self, m: Measurements) -> tuple[FaultType, str] | None:
+        if self.supply_enabled is None or self._supply_reported:
+            return None
+        found = self._supply_off_fault(m) if not self.supply_enabled else self._supply_stalled(m)
+        if found is not None:
+            self._supply_reported = True
+            return SUPPLY_FAULT, found
+        return None
+
+    def _supply_off_fault(self, m: Measurements) -> str | None:
+        limits = self.limits
+        off_for_s = m.time_s - self.supply_switched_s
+        if m.supply_current_A >= limits.supply_off_current_A and off_for_s > limits.supply_off_current_s + 1e-9:
+            return (f"power stage switched off {off_for_s * 1000:.0f} ms ago still carries {m.supply_current_A:.1f} A "
+                    f"(< {limits.supply_off_current_A:.0f} A within {limits.supply_off_current_s * 1000:.0f} ms)")
+        if self.contactor_closed is False and not m.contactor_closed:
+            discharging_s = m.time_s - max(self.supply_switched_s, self.contactor_commanded_s)
+            if m.supply_voltage_V >= limits.supply_off_voltage_V and discharging_s > limits.supply_off_voltage_s + 1e-9:
+                return (f"power stage switched off, contactor open for {discharging_s * 1000:.0f} ms, still holds "
+                        f"{m.supply_voltage_V:.0f} V (< {limits.supply_off_voltage_V:.0f} V within "
+                        f"{limits.supply_off_voltage_s * 1000:.0f} ms)")
+        return None
+
+    def _supply_stalled(self, m: Measurements) -> str | None:
+        limits, caps = self.limits, self.capabilities
+        target_V = min(self.voltage_setpoint_V, caps.max_voltage_V)
+        limit_A = min(self.current_limit_A, caps.max_current_A)
+        if m.time_s - self.current_limit_set_s < limits.supply_current_response_s:
+            limit_A = min(limit_A, self._previous_current_limit_A)  # the stage's current loop still follows
+        limit_W = min(self.power_limit_W, caps.max_power_W)
+        voltage_V, current_A = m.supply_voltage_V, m.supply_current_A
+        regulating = (voltage_V >= target_V - standards.VOLTAGE_MEASUREMENT_ACCURACY_V
+                      or current_A >= limit_A - standards.current_measurement_tolerance_A(limit_A)
+                      or voltage_V * current_A >= 0.97 * limit_W)
+        stalled = self._stalled_since
+        if regulating:
+            self._stalled_since = None
+            return None
+        if stalled is None or voltage_V - stalled[1] >= standards.SUPPLY_MIN_VOLTAGE_SLEW_V_PER_S * (m.time_s - stalled[0]):
+            self._stalled_since = (m.time_s, voltage_V)  # first seen, or still rising fast enough: a new window
+            return None
+        stalled_s = m.time_s - stalled[0]
+        if stalled_s <= limits.supply_follow_window_s + 1e-9:
+            return None
+        return (f"power stage on but not following: {voltage_V:.0f} V / {current_A:.1f} A for {stalled_s:.2f} s "
+                f"with the setpoint at {target_V:.0f} V and the current limit at {limit_A:.1f} A "
+                f"(rose {voltage_V - stalled[1]:.0f} V, < {standards.SUPPLY_MIN_VOLTAGE_SLEW_V_PER_S:.0f} V/s)")

@@ -36,6 +36,8 @@ class SessionLifecycle:
             return None
         if m.estop_pressed:
             return "emergency stop is pressed"
+        if m.contactor_closed and charger.feedback.contactor_closed is False:
+            return "the output contactor reads closed against its open command (welded)"
         if m.connector_temperature_C > charger.supervisor.limits.connector_temperature_limit_C:
             return f"connector temperature {m.connector_temperature_C:.1f} °C above its limit"
         return None

@@ -79,21 +79,31 @@ class SimSupply(_PlantDevice, DCPowerSupply):
                                   max_power_W=cfg.max_power_W)
 
     def set_enabled(self, enabled: bool) -> None:
+        if self._plant.supply_ignores_commands:
+            return  # an injected fault: the stage does not follow
         plant = self._now()
         plant.supply_enabled = enabled
         if enabled:
             plant.supply_emergency_off = False
 
     def set_voltage(self, voltage_V: float) -> None:
+        if self._plant.supply_ignores_commands:
+            return  # an injected fault: the stage does not follow
         self._now().voltage_setpoint_V = max(0.0, voltage_V)
 
     def set_current_limit(self, current_A: float) -> None:
+        if self._plant.supply_ignores_commands:
+            return  # an injected fault: the stage does not follow
         self._now().current_limit_A = max(0.0, current_A)
 
     def set_power_limit(self, power_W: float) -> None:
+        if self._plant.supply_ignores_commands:
+            return  # an injected fault: the stage does not follow
         self._now().power_limit_W = max(0.0, power_W)
 
     def emergency_off(self) -> None:
+        if self._plant.supply_ignores_commands:
+            return  # an injected fault: the stage does not follow
         plant = self._now()
         plant.supply_emergency_off = True
         plant.supply_enabled = False
@@ -267,6 +277,16 @@ class SimPlantControls(SimulationControls):
 
     def set_estop_pressed(self, pressed: bool) -> None:
         self.estop.pressed = pressed
+
+    def inject_device_faults(self, contactor_welded: bool | None = None, contactor_fails_to_close: bool | None = None,
+                             supply_ignores_commands: bool | None = None) -> None:
+        plant = self.advance()
+        if contactor_welded is not None:
+            plant.contactor_welded = contactor_welded
+        if contactor_fails_to_close is not None:
+            plant.contactor_fails_to_close = contactor_fails_to_close
+        if supply_ignores_commands is not None:
+            plant.supply_ignores_commands = supply_ignores_commands
 
     def set_isolation_resistance(self, resistance_ohm: float) -> None:
         if not resistance_ohm > 0:
