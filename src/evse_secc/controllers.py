@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from iso15118.secc.controller.interface import EVSEControllerInterface
-from iso15118.shared.messages.enums import Protocol
 from iso15118.secc.controller.simulator import SimEVSEController
+from iso15118.shared.messages.enums import Protocol
 
-from evse_secc.errors import LaunchError
 from evse_hal.iso15118_evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_secc.errors import LaunchError
 from evse_secc.options import ControllerName
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class SimEVSEControllerWithId(SimEVSEController):
 
 
 def build_controller(name: ControllerName, evse_id: str | None,
-                     charger: "ChargerPort | None" = None) -> EVSEControllerInterface:
+                     charger: ChargerPort | None = None) -> EVSEControllerInterface:
     """The SECC's EVSE controller; ``hal`` needs the ``charger`` (the one ChargerController the API uses, as the
     glue's ``ChargerPort``)."""
     if name == "sim":
@@ -44,7 +44,7 @@ def build_controller(name: ControllerName, evse_id: str | None,
     raise LaunchError(f"unknown controller {name!r} (known: sim, hal)")
 
 
-def build_hal_controller(evse_id: str | None, charger: "ChargerPort") -> EVSEControllerInterface:
+def build_hal_controller(evse_id: str | None, charger: ChargerPort) -> EVSEControllerInterface:
     """Our HalEVSEController on ``charger`` (the shared HAL, session state and safety supervisor)."""
     from evse_hal.iso15118_hal_controller import HalEVSEController
 

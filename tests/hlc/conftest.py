@@ -20,7 +20,7 @@ else:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator["HlcRig"]:  # noqa: F821
+async def rig() -> AsyncIterator[HlcRig]:  # noqa: F821
     from hlc_rig import HlcRig
 
     rig_ = await HlcRig.create()

@@ -4,18 +4,21 @@ session replayed call by call (the calls and their order are those of iso15118 0
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import evse_secc  # noqa: F401  (installs the pydantic.v1 hook before iso15118 is imported)
+
+# isort: split
 from iso15118.shared.messages.enums import Protocol
 from iso15118.shared.notifications import StopNotification
 
-from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
 from evse_hal.iso15118_hal_controller import HalEVSEController
+from evse_model.clock import ManualClock
 
 EVSE_ID = "DE*CCS*E0000001*1"
 
@@ -51,7 +54,7 @@ class HlcRig:
     comm: FakeCommSession = field(default_factory=FakeCommSession)
 
     @classmethod
-    async def create(cls, **settings: Any) -> "HlcRig":
+    async def create(cls, **settings: Any) -> HlcRig:
         clock = ManualClock()
         controller = build_controller(ControllerSettings(_env_file=None, **settings), clock)  # type: ignore[call-arg]
         await controller.start()

@@ -5,8 +5,9 @@ first tick after the stall must not call that a COMMUNICATION_TIMEOUT (issue 10 
 
 from __future__ import annotations
 
-from evse_hal.iso15118_hal_controller import CHARGE_LOOP_WATCHDOG_S
 from hlc_rig import HlcRig
+
+from evse_hal.iso15118_hal_controller import CHARGE_LOOP_WATCHDOG_S
 
 #: Longer than the watchdog: without the fix the first tick after it faults.
 EVENT_LOOP_STALL_S = 1.3
