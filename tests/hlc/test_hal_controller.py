@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hlc_rig import HlcRig
 from iso15118.shared.messages.datatypes import DCEVSEStatusCode
 from iso15118.shared.messages.datatypes import EVSENotification as EVSENotificationV2
 from iso15118.shared.messages.enums import CpState, IsolationLevel, Protocol, ServiceV20
@@ -10,7 +11,6 @@ from iso15118.shared.messages.iso15118_20.common_types import EVSENotification a
 
 from evse_model import standards
 from evse_model.faults import E_STOP
-from hlc_rig import HlcRig
 
 
 async def test_cp_is_c2_while_5_percent_pwm_runs(rig: HlcRig):
