@@ -51,7 +51,7 @@ class ChargerController:
     #: A contactor open command under load waits this long for the disabled supply to bring the current
     #: below 1 A (the supply contract: 0 A within 10 ms), then treats it as a SUPPLY_FAULT emergency, whose
     #: shutdown still opens within the 100 ms of IEC 61851-23 CC.5.4 (DG L6247-6249).
-    COMMAND_OPEN_DEADLINE_S = 0.030
+    COMMAND_OPEN_DEADLINE_S = standards.EMERGENCY_CURRENT_DEADLINE_S
 
     def __init__(self, hardware: EVSEHardware, clock: Clock, settings: ControllerSettings | None = None,
                  supervisor: SafetySupervisor | None = None) -> None:

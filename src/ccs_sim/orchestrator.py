@@ -36,6 +36,7 @@ from typing import Any
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.types import ActiveSession
 from evse_hal.simulation import simulation_controls
+from evse_model import standards
 from evse_model.faults import EV_NOT_READY, PRECHARGE_TIMEOUT
 from evse_model.session import STAGE_PHASE, EndReason, Phase, Stage
 from evse_model.session_errors import SessionAbort
@@ -181,7 +182,7 @@ class SimSessionDriver:
         handshake_started_s = controller.clock.now()
         controller.set_stage(Stage.PLUG_IN)
         await controller.hold(settings.pwm_start_delay_s)
-        await controller.set_pwm_duty(5.0)
+        await controller.set_pwm_duty(standards.CP_HLC_DUTY_PERCENT)
         controller.set_stage(Stage.HANDSHAKE)
         remaining_s = settings.handshake_s - (controller.clock.now() - handshake_started_s)
         await controller.hold(max(0.0, remaining_s))

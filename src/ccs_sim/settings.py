@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from evse_model import standards
+
 
 class ControllerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CCS_SIM_", env_file=".env", extra="ignore")
@@ -32,7 +34,8 @@ class ControllerSettings(BaseSettings):
     pwm_start_delay_s: float = Field(0.5, ge=0.0, description="CP B → 5 % PWM (EVerest waits 500 ms)")
     cable_check_s: float = Field(1.0, ge=0.0, description="minimum cable-check length")
     cable_check_timeout_s: float = Field(25.0, gt=0, description="EVs give up after 30 s (standards.md §2.2)")
-    precharge_timeout_s: float = Field(7.0, gt=0, description="ISO 15118-2 V2G_EVCC_PreCharge_Timeout")
+    precharge_timeout_s: float = Field(standards.PRECHARGE_TIMEOUT_S, gt=0,
+                                       description="ISO 15118-2 V2G_EVCC_PreCharge_Timeout")
     discharge_after_cable_check: bool = Field(
         True, description="after the insulation test, switch the supply off and wait for the output to fall below "
                           "60 V before the cable check finishes; precharge then rises from there at ≤ 2 A "
@@ -40,7 +43,8 @@ class ControllerSettings(BaseSettings):
     discharge_timeout_s: float = Field(5.0, gt=0, description="the output must be below 60 V this long after the "
                                                                "insulation test, else CABLE_CHECK_FAILED")
     current_ramp_up_A_per_s: float = Field(100.0, gt=0)
-    current_ramp_down_A_per_s: float = Field(100.0, gt=0, le=100.0,
+    current_ramp_down_A_per_s: float = Field(standards.NORMAL_RAMP_DOWN_A_PER_S, gt=0,
+                                              le=standards.NORMAL_RAMP_DOWN_A_PER_S,
                                               description="normal shutdown ramp ≤ 100 A/s (DG L4110)")
     ramp_down_timeout_s: float = Field(10.0, gt=0)
     isolation_edition: Literal["2014", "2023"] = "2023"

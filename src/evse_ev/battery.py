@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from evse_model import standards
 from sim_plant.battery import BATTERY_PRESETS, BatteryPreset
 
 #: EV presets of this tool → the plant's battery presets (ev400: 96s NMC 77 kWh; ev800: 192s NMC 77.4 kWh).
@@ -20,7 +21,7 @@ EV_PRESETS: dict[str, str] = {"400V": "ev400", "800V": "ev800", "ev400": "ev400"
                               "ev_small": "ev_small"}
 #: The EV's contactor may close when the EVSE's precharge voltage is this close to its pack (DIN 70121 /
 #: ISO 15118-2 precharge: EVSE within 20 V of the EV's request, DESIGN "Safety supervisor").
-PRECHARGE_TOLERANCE_V = 20.0
+PRECHARGE_TOLERANCE_V = standards.CONTACTOR_CLOSE_MAX_DELTA_V
 SECONDS_PER_HOUR = 3600.0
 
 

@@ -46,11 +46,12 @@ from iso15118.shared.messages.iso15118_20.dc import (
 )
 
 from evse_ev.battery import EvBattery
+from evse_model import standards
 
 logger = logging.getLogger(__name__)
 
 INT16_MAX = 32767  # PhysicalValue / RationalNumber values are XSD short (ISO 15118-2 §8.5.2.7, -20 §8.3.5.3.8)
-PRECHARGE_CURRENT_A = 2.0  # IEC 61851-23 CC.5.1: precharge current ≤ 2 A
+PRECHARGE_CURRENT_A = standards.PRECHARGE_CURRENT_LIMIT_A  # IEC 61851-23 CC.5.2: precharge current ≤ 2 A
 BULK_SOC_PERCENT = 80
 FULL_SOC_PERCENT = 100
 DC_PROTOCOLS = ("DIN_SPEC_70121", "ISO_15118_2", "ISO_15118_20_DC")

@@ -88,7 +88,7 @@ class SupplyCapabilities:
     max_current_A: float
     min_current_A: float
     max_power_W: float
-    #: Largest current ripple the stage produces, peak (ISO 15118 EVSEPeakCurrentRipple).
+    #: Largest current ripple the stage produces, peak-to-peak (ISO 15118-2 / DIN 70121 EVSEPeakCurrentRipple).
     peak_current_ripple_A: float = 5.0
     #: Regulation tolerance, percent (ISO 15118 EVSECurrentRegulationTolerance).
     current_regulation_tolerance_percent: float = 5.0

@@ -106,7 +106,7 @@ class HalEVSEController(EVSEControllerInterface):
         self.ev_data_context = fresh_ev_data_context()
         self.evse_data_context = messages.dc_evse_data_context(
             charger.evse_max_power_W, charger.evse_max_current_A, charger.evse_max_voltage_V,
-            charger.hw.supply.get_capabilities().min_voltage_V, charger.settings.current_ramp_up_A_per_s)
+            charger.hw.supply.get_capabilities(), charger.settings.current_ramp_up_A_per_s)
         self.status: ServiceStatus | None = None
         #: Set by an external identification (RFID, API); False: the EV identifies itself (EIM/PnC).
         self.eim_authorized = False
@@ -303,7 +303,7 @@ class HalEVSEController(EVSEControllerInterface):
                             evse_isolation_status=isolation, evse_status_code=code)
 
     async def get_dc_charge_parameters(self) -> DCEVSEChargeParameter:
-        return messages.dc_charge_parameter(self.evse_data_context.rated_limits.dc_limits,
+        return messages.dc_charge_parameter(self.evse_data_context,
                                             await self.get_dc_evse_status())
 
     async def get_evse_present_voltage(self, protocol: Protocol) -> Any:

@@ -81,12 +81,10 @@ from iso15118.shared.messages.iso15118_20.common_types import RationalNumber  # 
 from iso15118.shared.messages.iso15118_20.common_types import ResponseCode as ResponseCodeV20  # noqa: E402
 from iso15118.shared.messages.iso15118_20.dc import DCChargeParameterDiscoveryResParams  # noqa: E402
 
+from evse_hal.interfaces import SupplyCapabilities  # noqa: E402
 from evse_model.faults import Severity  # noqa: E402
 from evse_model.session import Phase  # noqa: E402
 
-#: Peak-to-peak current ripple of the power stage announced in DIN/-2 ChargeParameterDiscoveryRes
-#: (a power-module datasheet figure; no standard number).
-PEAK_CURRENT_RIPPLE_A = 2.0
 #: Schedules cover 24 h when the EV names no departure time ([V2G2-304]).
 SCHEDULE_DURATION_S = 86_400
 #: DIN SPEC 70121 PMax is an xs:short in W: a larger charger announces the maximum it can express.
@@ -113,9 +111,11 @@ def fresh_ev_data_context() -> EVDataContext:
                          session_limits=EVSessionLimits(ac_limits=EVACCLLimits(), dc_limits=EVDCCLLimits()))
 
 
-def dc_evse_data_context(max_power_W: float, max_current_A: float, max_voltage_V: float, min_voltage_V: float,
-                         power_ramp_limit_A_per_s: float) -> EVSEDataContext:
-    """The charger's DC limits as iso15118's EVSEDataContext (rated = session limits; no AC)."""
+def dc_evse_data_context(max_power_W: float, max_current_A: float, max_voltage_V: float,
+                         supply: SupplyCapabilities, power_ramp_limit_A_per_s: float) -> EVSEDataContext:
+    """The charger's DC limits as iso15118's EVSEDataContext (rated = session limits; no AC): the minimum voltage
+    and the peak-to-peak current ripple (DIN/-2 EVSEPeakCurrentRipple) are the power stage's own."""
+    min_voltage_V = supply.min_voltage_V
     dc_rated = EVSEDCCPDLimits(max_charge_power=max_power_W, min_charge_power=0.0,
                                max_charge_current=max_current_A, min_charge_current=0.0,
                                max_voltage=max_voltage_V, min_voltage=min_voltage_V)
@@ -124,13 +124,14 @@ def dc_evse_data_context(max_power_W: float, max_current_A: float, max_voltage_V
     context = EVSEDataContext(rated_limits=EVSERatedLimits(ac_limits=EVSEACCPDLimits(), dc_limits=dc_rated),
                               session_limits=EVSESessionLimits(ac_limits=EVSEACCLLimits(), dc_limits=dc_session))
     context.current_type = CurrentType.DC
-    context.peak_current_ripple = PEAK_CURRENT_RIPPLE_A
+    context.peak_current_ripple = supply.peak_current_ripple_A
     context.power_ramp_limit = power_ramp_limit_A_per_s
     return context
 
 
-def dc_charge_parameter(limits: EVSEDCCPDLimits, status: DCEVSEStatus) -> DCEVSEChargeParameter:
-    """DIN/-2 ChargeParameterDiscoveryRes: the charger's DC limits."""
+def dc_charge_parameter(context: EVSEDataContext, status: DCEVSEStatus) -> DCEVSEChargeParameter:
+    """DIN/-2 ChargeParameterDiscoveryRes: the charger's DC limits (``dc_evse_data_context``)."""
+    limits = context.rated_limits.dc_limits
     return DCEVSEChargeParameter(
         dc_evse_status=status,
         evse_maximum_power_limit=physical_value(PVEVSEMaxPowerLimit, limits.max_charge_power, UnitSymbol.WATT),
@@ -140,7 +141,8 @@ def dc_charge_parameter(limits: EVSEDCCPDLimits, status: DCEVSEStatus) -> DCEVSE
         evse_minimum_current_limit=physical_value(PVEVSEMinCurrentLimit, limits.min_charge_current,
                                                   UnitSymbol.AMPERE),
         evse_minimum_voltage_limit=physical_value(PVEVSEMinVoltageLimit, limits.min_voltage, UnitSymbol.VOLTAGE),
-        evse_peak_current_ripple=physical_value(PVEVSEPeakCurrentRipple, PEAK_CURRENT_RIPPLE_A, UnitSymbol.AMPERE),
+        evse_peak_current_ripple=physical_value(PVEVSEPeakCurrentRipple, context.peak_current_ripple,
+                                                UnitSymbol.AMPERE),
     )
 
 

@@ -25,6 +25,9 @@ class PlantConfig:
     min_voltage_V: float = 0.0
     max_current_A: float = 400.0
     max_power_W: float = 350_000.0
+    #: Peak-to-peak output current ripple of the power stage, announced to the EV (ISO 15118-2 / DIN 70121
+    #: EVSEPeakCurrentRipple; a module datasheet figure: the simulator's default, standards.md §4.1).
+    peak_current_ripple_A: float = 5.0
     #: Output voltage slew of the power stage: 0 → 1000 V in 1 s (a cable check in ~1 s, precharge to
     #: 800 V well inside the EV's 7 s; standards.md §2.3 asks for ≥ 200 V/s).
     voltage_slew_up_V_per_s: float = 1000.0

@@ -106,7 +106,7 @@ class SafetyLimits:
     overcurrent_margin_fraction: float = 0.05
     overcurrent_margin_A: float = 5.0
     #: During precharge: 2 A + 1 A (measurement accuracy 0.5 A, CC.6.3 via EVerest docs, twice over).
-    precharge_margin_A: float = 1.0
+    precharge_margin_A: float = 2 * standards.CURRENT_MEASUREMENT_ACCURACY_MIN_A
     #: Time the power stage may take to bring its current down to a lowered limit (its current loop's
     #: response; not a number from a standard: put the module's datasheet figure here). The controller's
     #: ramp steps are ≤ 100 A/s × one tick; the simulated stage slews 2000 A/s, so 50 ms covers 100 A.

@@ -76,7 +76,7 @@ class SimSupply(_PlantDevice, DCPowerSupply):
         cfg = self._plant.config
         return SupplyCapabilities(max_voltage_V=cfg.max_voltage_V, min_voltage_V=cfg.min_voltage_V,
                                   max_current_A=cfg.max_current_A, min_current_A=0.0,
-                                  max_power_W=cfg.max_power_W)
+                                  max_power_W=cfg.max_power_W, peak_current_ripple_A=cfg.peak_current_ripple_A)
 
     def set_enabled(self, enabled: bool) -> None:
         if self._plant.supply_ignores_commands:
