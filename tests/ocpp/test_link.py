@@ -44,8 +44,8 @@ async def test_boot_pending_and_rejected_are_retried_at_the_csms_interval_until_
             boots = csms.calls_received("BootNotification")
             assert len(boots) == 3
             first_gap_s, second_gap_s = gaps_s([frame.at_s for frame in boots])
-            assert 6 * PROTOCOL_SECOND_S <= first_gap_s < 6 * PROTOCOL_SECOND_S + 0.1  # Pending: interval 6
-            assert 3 * PROTOCOL_SECOND_S <= second_gap_s < 3 * PROTOCOL_SECOND_S + 0.1  # Rejected: interval 3
+            assert 6 * PROTOCOL_SECOND_S <= first_gap_s < 6 * PROTOCOL_SECOND_S + 0.2  # Pending: interval 6
+            assert 3 * PROTOCOL_SECOND_S <= second_gap_s < 3 * PROTOCOL_SECOND_S + 0.2  # Rejected: interval 3
             assert [frame.action for frame in csms.calls_received()] == ["BootNotification"] * 3
             assert link.state.boot_status == "Accepted" and link.state.connection == "booted"
             assert link.state.heartbeat_interval_s == 500
@@ -65,7 +65,7 @@ async def test_heartbeat_comes_at_the_interval_the_csms_gives(version: str) -> N
                      + csms.calls_received("Heartbeat")[:5]]
             gaps = gaps_s(times)
             assert min(gaps) >= 4 * PROTOCOL_SECOND_S - 0.002  # 40 ms: the CSMS's interval 4
-            assert sum(gaps) / len(gaps) < 4 * PROTOCOL_SECOND_S + 0.03
+            assert sum(gaps) / len(gaps) < 4 * PROTOCOL_SECOND_S + 0.05  # slack for a loaded machine
             link.set_heartbeat_interval(9)  # as ChangeConfiguration / SetVariables would
             count = len(csms.calls_received("Heartbeat"))
             await csms.wait_for(lambda: len(csms.calls_received("Heartbeat")) >= count + 3)
@@ -135,7 +135,7 @@ async def test_a_call_the_csms_does_not_answer_times_out_and_frees_the_link(vers
             started_s = loop.time()
             with pytest.raises(TimeoutError):
                 await link.call(version_module(version).heartbeat_request())
-            assert 0.1 <= loop.time() - started_s < 0.5
+            assert 0.1 <= loop.time() - started_s < 1.0
             assert link.frame_log.errors["call_timeout"] == 1
             csms.ignored_actions.clear()
             answer = await link.call(version_module(version).heartbeat_request())  # the lock was released
