@@ -19,6 +19,7 @@ from ccs_sim.core.control_loop import ControlLoop
 from ccs_sim.core.dc_sequence import DcSequence
 from ccs_sim.core.events import EventBus, Listener, Topic
 from ccs_sim.core.fault_shutdown import FaultShutdown
+from ccs_sim.core.limits import LimitsInForce
 from ccs_sim.core.outputs import Outputs
 from ccs_sim.core.ports import SessionDriver
 from ccs_sim.core.safety import (
@@ -61,8 +62,9 @@ class ChargerController:
         self.supervisor = supervisor or SafetySupervisor()
         capabilities = hardware.supply.get_capabilities()
         self.evse_max_voltage_V = min(self.settings.evse_max_voltage_V, capabilities.max_voltage_V)
-        self.evse_max_current_A = min(self.settings.evse_max_current_A, capabilities.max_current_A)
-        self.evse_max_power_W = min(self.settings.evse_max_power_W, capabilities.max_power_W)
+        #: The rating and every external source's limit (OCPP ...): ``evse_max_current_A`` / ``_power_W`` read it.
+        self.limits = LimitsInForce(min(self.settings.evse_max_current_A, capabilities.max_current_A),
+                                    min(self.settings.evse_max_power_W, capabilities.max_power_W))
         #: Phase and stage: the session state machine is their one writer.
         self.stages = SessionStateMachine()
         self.events = EventBus()
@@ -107,6 +109,28 @@ class ChargerController:
         self._stopping = False
         self._last_tick_s: float | None = None
         self._sim_driver_factory: Callable[[], SessionDriver] | None = None
+
+    # --- the limits in force (the rating and every external source: the minimum, in ``limits``) -----------
+    @property
+    def evse_max_current_A(self) -> float:
+        return self.limits.current_A
+
+    @evse_max_current_A.setter
+    def evse_max_current_A(self, rated_A: float) -> None:
+        self.limits.rated_current_A = rated_A
+
+    @property
+    def evse_max_power_W(self) -> float:
+        return self.limits.power_W
+
+    @evse_max_power_W.setter
+    def evse_max_power_W(self, rated_W: float) -> None:
+        self.limits.rated_power_W = rated_W
+
+    def set_external_limit(self, source: str, current_A: float | None = None, power_W: float | None = None) -> None:
+        """``source``'s current / power limit (None: not limited by it); the control loop follows within a tick,
+        lowering the current at the ramp-down rate."""
+        self.limits.set_external_limit(source, current_A, power_W)
 
     # --- phase and stage (the session state machine's) -----------------------------------------------
     @property

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ccs_sim.core.events import EventBus
+from ccs_sim.core.limits import LimitsInForce
 from ccs_sim.core.safety import (
     FeedbackWatch,
     Measurements,
@@ -63,6 +64,8 @@ class ChargerCore(Protocol):
     evse_max_voltage_V: float
     evse_max_current_A: float
     evse_max_power_W: float
+    #: The rating and every external source's limit (``evse_max_*`` are their minimum), availability.
+    limits: LimitsInForce
     RAMP_HEADROOM_S: float
     COMMAND_OPEN_DEADLINE_S: float
     # state

@@ -47,6 +47,8 @@ class SessionLifecycle:
         charger = self.charger
         if charger.session_active:
             raise CommandRefused("Session already in progress")
+        if charger.limits.unavailable_reason is not None:
+            raise CommandRefused(f"cannot start: {charger.limits.unavailable_reason}")
         blocked = self.persistent_fault_reason()
         if blocked:
             raise CommandRefused(f"cannot start: {blocked}")

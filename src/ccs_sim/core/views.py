@@ -69,6 +69,8 @@ class Views:
             "speed_requested": getattr(charger.clock, "requested_speed", None) or (
                 charger.clock.speed if charger.clock.speed != float("inf") else None),
             "adapter": charger.hw.name,
+            # The current and power limits in force and each source's (rating, OCPP ...), availability.
+            "limits_in_force": charger.limits.view(),
         }
 
     def meter_view(self) -> dict[str, Any]:
