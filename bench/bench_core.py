@@ -22,12 +22,12 @@ from pathlib import Path
 import httpx
 
 from ccs_sim.batch import simulate_session
-from evse_model.clock import RealClock
-from evse_model.faults import E_STOP
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import build_controller
-from evse_model.session import SessionParams
 from ccs_sim.settings import ControllerSettings
+from evse_model.clock import RealClock
+from evse_model.faults import E_STOP
+from evse_model.session import SessionParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ async def fault_reaction(samples: int, via_http: bool) -> list[float]:
             done = asyncio.Event()
             started = time.perf_counter()
 
-            async def watch() -> None:
+            async def watch(done: asyncio.Event = done) -> None:
                 while True:
                     plant.advance_to(controller.clock.now())
                     if plant.cable_current_A < 5.0 and not plant.evse_contactor_closed:

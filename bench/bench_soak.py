@@ -29,10 +29,10 @@ from typing import Any
 
 import httpx
 
-from evse_model.clock import ManualClock
 from ccs_sim.fastapi_app import create_app
 from ccs_sim.runtime import attach_operations, build_controller
 from ccs_sim.settings import ControllerSettings
+from evse_model.clock import ManualClock
 
 FAULTS = ("E_STOP", "OVERCURRENT", "ISOLATION_FAULT", "CP_LOSS", "SUPPLY_FAULT", "OVER_TEMPERATURE")
 ENDINGS = ("complete", "complete", "stop", "fault_cable_check", "fault_precharge", "fault_charging",

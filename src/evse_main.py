@@ -40,7 +40,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from evse_secc.codecs import DEFAULT_EXI_CODEC, EXI_CODEC_ENV, EXI_CODEC_NAMES, is_exi_codec, resolve_exi_codec
@@ -109,9 +109,10 @@ def _adapter_overrides(options: LaunchOptions) -> dict:
             if value is not None}
 
 
-def parse_options(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> LaunchOptions:
+def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> LaunchOptions:
     """Command line + environment -> LaunchOptions (argparse exits with status 2 on a usage error)."""
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        environ = os.environ
     parser = build_parser()
     args = parser.parse_args(argv)
     controller = args.controller or environ.get(CONTROLLER_ENV) or "sim"
@@ -220,8 +221,8 @@ async def launch(options: LaunchOptions) -> None:
 
 def _slac_link_factory(charger, iface: str, options: LaunchOptions):
     """SLAC on ``iface`` fed by the HAL's CP states; the SECC starts on the first match (evse_secc.slac_link)."""
-    from evse_secc.slac_link import SlacLink, build_slac_service
     from evse_hal.simulation import simulation_controls
+    from evse_secc.slac_link import SlacLink, build_slac_service
 
     try:
         factory = build_slac_service(iface, options.evse_id or "EVSE", options.slac_config,
@@ -351,6 +352,7 @@ def _start_codec(name: str, message_log: Path | None, protocols):
 
 async def _run_until_signalled(options: LaunchOptions) -> None:
     task = asyncio.current_task()
+    assert task is not None  # called from asyncio.run
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

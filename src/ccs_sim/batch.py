@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from evse_model.clock import ManualClock
 from ccs_sim.controller import ChargerController
 from ccs_sim.runtime import build_controller
-from evse_model.session import SessionParams, SessionSummary
 from ccs_sim.settings import ControllerSettings
+from evse_model.clock import ManualClock
+from evse_model.session import SessionParams, SessionSummary
 
 
 @dataclass
@@ -28,7 +28,7 @@ async def simulate_session(params: SessionParams, settings: ControllerSettings |
                            max_simulated_s: float = 6 * 3600.0) -> BatchResult:
     """Start ``params`` on a fresh simulated charger and return once its output has wound down."""
     clock = ManualClock()
-    controller = build_controller(settings or ControllerSettings(_env_file=None), clock)  # type: ignore[call-arg]
+    controller = build_controller(settings or ControllerSettings(_env_file=None), clock)
     await clock.run_until_complete(controller.start())
     started_wall_s = time.perf_counter()
     controller.start_session(params)

@@ -27,7 +27,7 @@ class ApiClient:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @classmethod
-    def from_url(cls, url: str, token: str | None = None) -> "ApiClient":
+    def from_url(cls, url: str, token: str | None = None) -> ApiClient:
         """``http://[fe80::1%ev0]:8000`` or ``http://127.0.0.1:8000`` (a ``%25`` zone separator works too)."""
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.netloc:

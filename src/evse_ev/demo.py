@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             ev = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(Path(tmp) / "ev.stderr", "w"),
                                   text=True, cwd=tmp)
             plugin = None
+            assert ev.stdout is not None  # stdout=PIPE
             for line in ev.stdout:
                 if not line.startswith("{"):
                     continue

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from iso15118.evcc import EVCCHandler
+from iso15118.evcc.controller.interface import ChargeParamsV2
 from iso15118.evcc.controller.simulator import SimEVController
 from iso15118.evcc.evcc_config import EVCCConfig
 from iso15118.shared.iexi_codec import IEXICodec
@@ -37,7 +38,6 @@ from iso15118.shared.messages.datatypes import (
 from iso15118.shared.messages.din_spec.datatypes import DCEVStatus as DCEVStatusDINSPEC
 from iso15118.shared.messages.enums import DCEVErrorCode, Protocol, UnitSymbol
 from iso15118.shared.messages.iso15118_2.datatypes import DCEVChargeParameter, DCEVPowerDeliveryParameter, DCEVStatus
-from iso15118.evcc.controller.interface import ChargeParamsV2
 from iso15118.shared.messages.iso15118_20.common_types import DisplayParameters, RationalNumber
 from iso15118.shared.messages.iso15118_20.dc import (
     DCChargeParameterDiscoveryReqParams,

@@ -17,8 +17,9 @@ import heapq
 import itertools
 import logging
 import time
-from datetime import datetime, timezone
-from typing import Awaitable, Callable, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ class RealClock:
         await asyncio.sleep(max(0.0, seconds))
 
     def utcnow(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ScaledClock:
@@ -83,7 +84,7 @@ class ScaledClock:
         self._ceiling_speed = float("inf")
         self._sim_origin_s = 0.0
         self._wall_origin_s = self.wall_time()
-        self._calendar_origin = datetime.now(timezone.utc)
+        self._calendar_origin = datetime.now(UTC)
         #: Simulated time never runs past this (None: no control loop governs this clock), and waits there
         #: for at most ``HORIZON_HOLD_MAX_WALL_S`` (so nothing awaited by a tick can wait on it forever).
         self._horizon_s: float | None = None
@@ -138,7 +139,7 @@ class ScaledClock:
             self._ceiling_speed = float("inf")
         self._apply_speed(min(self._requested_speed, self._ceiling_speed))
 
-    def governor(self, control_period_s: float) -> "SpeedGovernor":
+    def governor(self, control_period_s: float) -> SpeedGovernor:
         """A governor for the control loop that ticks every ``control_period_s`` simulated seconds."""
         return SpeedGovernor(self, control_period_s)
 
@@ -292,7 +293,7 @@ def _wall_monotonic() -> float:
     return time.monotonic()
 
 
-def _resolve(future: "asyncio.Future[None]") -> None:
+def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
@@ -311,7 +312,7 @@ class ManualClock:
         self._now_s = float(start_s)
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._sequence = itertools.count()
-        self._calendar_origin = calendar_origin or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._calendar_origin = calendar_origin or datetime(2026, 1, 1, tzinfo=UTC)
 
     speed = float("inf")
 

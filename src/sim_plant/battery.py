@@ -6,6 +6,7 @@ Presets follow ../shared/reference/standards.md §4.2 (representative values, no
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 #: NMC cell open-circuit voltage over SOC (0…1), 3.0–4.2 V/cell (standards.md §4.2).
 NMC_CELL_OCV_CURVE: tuple[tuple[float, float], ...] = (
@@ -21,7 +22,7 @@ def interpolate(curve: tuple[tuple[float, float], ...], x: float) -> float:
     """Piecewise-linear lookup, clamped at both ends (curves are short: a linear scan is fastest)."""
     if x <= curve[0][0]:
         return curve[0][1]
-    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+    for (x0, y0), (x1, y1) in pairwise(curve):
         if x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return curve[-1][1]

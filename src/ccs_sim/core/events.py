@@ -16,7 +16,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[Any], Awaitable[None] | None]
+Listener = Callable[..., Awaitable[None] | None]  # TICK listeners take no argument
 
 
 class Topic(str, enum.Enum):

@@ -18,7 +18,7 @@ import contextvars
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from evse_model.session import SessionSummary
@@ -47,7 +47,7 @@ class SessionContextFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -82,11 +82,11 @@ def configure_logging(log_format: LogFormat = "text", level: int | str = logging
 class SessionLogBinder:
     """Keeps ``session_id_var`` set to the open session in the session task and the control loop."""
 
-    def __init__(self, controller: "ChargerController") -> None:
+    def __init__(self, controller: ChargerController) -> None:
         self.controller = controller
         self._open_id: str | None = None
 
-    def attach(self) -> "SessionLogBinder":
+    def attach(self) -> SessionLogBinder:
         self.controller.session_start_listeners.append(self.on_session_start)
         self.controller.tick_listeners.append(self.on_tick)
         self.controller.session_end_listeners.append(self.on_session_end)
@@ -99,7 +99,7 @@ class SessionLogBinder:
             if listener in listeners:
                 listeners.remove(listener)
 
-    def on_session_start(self, session: "ActiveSession") -> None:
+    def on_session_start(self, session: ActiveSession) -> None:
         self._open_id = session.session_id
         session_id_var.set(session.session_id)
 

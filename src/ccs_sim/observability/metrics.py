@@ -23,8 +23,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
@@ -33,8 +33,8 @@ from evse_model.faults import Fault
 from evse_model.session import SessionSummary
 
 if TYPE_CHECKING:
-    from ccs_sim.http.access import AccessPolicy
     from ccs_sim.controller import ActiveSession, ChargerController
+    from ccs_sim.http.access import AccessPolicy
     from ccs_sim.observability.records import SessionRecorder
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -110,7 +110,7 @@ class Histogram:
         writer.header(name, "histogram", help_text)
         for label in self.labels():
             running = 0
-            for bound, count in zip(self.buckets + (math.inf,), self._counts[label]):
+            for bound, count in zip(self.buckets + (math.inf,), self._counts[label], strict=True):
                 running += count
                 writer.sample(f"{name}_bucket", {label_name: label, "le": format_value(bound)}, running)
             writer.sample(f"{name}_sum", {label_name: label}, self._sums[label])
@@ -120,19 +120,19 @@ class Histogram:
 class ControllerMetrics:
     """Counts what the controller reports through its listeners; reads the rest at scrape time."""
 
-    def __init__(self, controller: "ChargerController") -> None:
+    def __init__(self, controller: ChargerController) -> None:
         self.controller = controller
         self.sessions_started: Counter[str] = Counter()
         self.sessions_ended: Counter[tuple[str, str]] = Counter()
         self.energy_delivered_Wh = 0.0
         self.faults: Counter[tuple[str, str]] = Counter()
         self.secc_response = Histogram(SECC_RESPONSE_BUCKETS_S)
-        self.recorder: "SessionRecorder | None" = None
-        self.access: "AccessPolicy | None" = None
+        self.recorder: SessionRecorder | None = None
+        self.access: AccessPolicy | None = None
         #: More families written after these (e.g. the OCPP client's ``ccs_ocpp_*`` counters).
         self.extra_families: list[Callable[[MetricWriter], None]] = []
 
-    def attach(self) -> "ControllerMetrics":
+    def attach(self) -> ControllerMetrics:
         self.controller.session_start_listeners.append(self.on_session_start)
         self.controller.session_end_listeners.append(self.on_session_end)
         self.controller.fault_listeners.append(self.on_fault)
@@ -146,7 +146,7 @@ class ControllerMetrics:
                 listeners.remove(listener)
 
     # --- listeners ------------------------------------------------------------------------------------------
-    def on_session_start(self, session: "ActiveSession") -> None:
+    def on_session_start(self, session: ActiveSession) -> None:
         self.sessions_started[session.source] += 1
 
     def on_session_end(self, summary: SessionSummary) -> None:

@@ -38,13 +38,14 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from evse_model.session import EndReason, Phase, SessionSummary
 from ccs_sim.startup_errors import StartupRefused
+from evse_model.session import EndReason, Phase, SessionSummary
 
 if TYPE_CHECKING:
     from ccs_sim.controller import ActiveSession, ChargerController
@@ -154,7 +155,7 @@ class DatabaseLock:
         self.path = self.database.with_name(database.name + LOCK_SUFFIX)
         self._fd: int | None = None
 
-    def acquire(self) -> "DatabaseLock":
+    def acquire(self) -> DatabaseLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
@@ -398,7 +399,7 @@ class AsyncSessionStore:
         self._store: SessionStore | None = None
         self.path = Path(path)
 
-    async def open(self) -> "AsyncSessionStore":
+    async def open(self) -> AsyncSessionStore:
         """Open (and lock) the database; ``RecordsUnavailable`` if it cannot be used (the worker is stopped)."""
         try:
             self._store = await self._run(SessionStore, self.path)
@@ -411,7 +412,7 @@ class AsyncSessionStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
 
-    def submit(self, method: str, *args: Any) -> "asyncio.Future[Any]":
+    def submit(self, method: str, *args: Any) -> asyncio.Future[Any]:
         """Queue a store call without waiting for it (used from synchronous listeners)."""
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, self._call, method, args)
@@ -442,7 +443,7 @@ class AsyncSessionStore:
 class SessionRecorder:
     """Feeds the store from a controller's listeners: start → checkpoints (tick listener) → end."""
 
-    def __init__(self, store: AsyncSessionStore, controller: "ChargerController",
+    def __init__(self, store: AsyncSessionStore, controller: ChargerController,
                  checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S) -> None:
         self.store = store
         self.controller = controller
@@ -450,7 +451,7 @@ class SessionRecorder:
         self.write_errors = 0
         self.writes = 0
         self.recovered_interrupted: list[str] = []
-        self._open: "ActiveSession | None" = None
+        self._open: ActiveSession | None = None
         self._durable_start: str | None = None
         self._last_checkpoint_s = 0.0
         self._checkpoint_in_flight: asyncio.Future[Any] | None = None
@@ -476,7 +477,7 @@ class SessionRecorder:
                 listeners.remove(listener)
 
     # --- listeners --------------------------------------------------------------------------------------
-    async def record_start(self, session: "ActiveSession") -> None:
+    async def record_start(self, session: ActiveSession) -> None:
         """Make the session's row durable now. The API awaits this before it acknowledges ``/start_session``:
         a session a client was told about must survive a crash one instant later (the start listener
         runs in the session's task, after the answer may already be on the wire)."""
@@ -486,7 +487,7 @@ class SessionRecorder:
                           asdict(session.params), dict(session.ev_info))
         self._durable_start = session.session_id
 
-    async def on_session_start(self, session: "ActiveSession") -> None:
+    async def on_session_start(self, session: ActiveSession) -> None:
         self._open = session
         self._last_checkpoint_s = self.controller.clock.now()
         await self.record_start(session)
@@ -522,7 +523,7 @@ class SessionRecorder:
         await self.store.flush()
 
     # --- helpers ------------------------------------------------------------------------------------------
-    def checkpoint_now(self, session: "ActiveSession") -> Checkpoint:
+    def checkpoint_now(self, session: ActiveSession) -> Checkpoint:
         controller = self.controller
         meter = controller.session_meter_reading(session)  # zero for a session the meter never counted for
         now_s = controller.clock.now()
@@ -545,7 +546,7 @@ class SessionRecorder:
             self.write_errors += 1
             log.exception("session record write (%s) failed", method)
 
-    def _write_done(self, future: "asyncio.Future[Any]") -> None:
+    def _write_done(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
             return
         if future.exception() is not None:

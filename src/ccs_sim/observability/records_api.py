@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, AsyncIterator, Literal
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -59,7 +60,7 @@ class RecordsError(BaseModel):
     message: str
 
 
-_UNAVAILABLE = {503: {"model": RecordsError, "description": "session records are not enabled"}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": RecordsError, "description": "session records are not enabled"}}
 
 
 def _store(request: Request) -> AsyncSessionStore | None:
