@@ -43,15 +43,22 @@ def version_module(version: str) -> ModuleType:
 
 def handler_mixins(version: str) -> tuple[type, ...]:
     """The ChargePoint mixins with the ``@on(...)`` handlers of the CSMS's CALLs for ``version``, first in the
-    class's bases. O3: return e.g. ``(V16Commands,)`` from ``ccs_sim.ocpp.v16_commands`` here."""
-    return ()
+    class's bases: the CSMS's commands (``v16_commands`` / ``v201_commands``)."""
+    from ccs_sim.ocpp.v16_commands import V16Commands
+    from ccs_sim.ocpp.v201_commands import V201Commands
+
+    return (V16Commands,) if version == "1.6" else (V201Commands,)
 
 
 def build_station_parts(client: OcppClient) -> list[Any]:
     """The parts beside the link, in start order (stopped in reverse): O2's station model, message queue and
     transactions, O3's smart charging. Each may set ``client.status_requests``, ``client.queue_depth``,
     ``client.composite_limit`` and register ``client.link.on_booted(...)``."""
-    return [*build_transaction_parts(client)]
+    from ccs_sim.ocpp.station_commands import StationCommands
+
+    transaction_parts = build_transaction_parts(client)
+    client.commands = StationCommands(client, transaction_parts[0])
+    return [*transaction_parts, client.commands]
 
 
 class OcppClient:

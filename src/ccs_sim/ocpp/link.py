@@ -234,6 +234,7 @@ class OcppLink:
         self._callback_tasks: set[asyncio.Task[Any]] = set()
         self._task: asyncio.Task[None] | None = None
         self._connected_and_booted = False
+        self._heartbeat_changed = asyncio.Event()
 
     # --- public ---------------------------------------------------------------------------------------------
     def on_booted(self, callback: Callable[[], Any]) -> None:
@@ -269,6 +270,7 @@ class OcppLink:
     def set_heartbeat_interval(self, seconds: float) -> None:
         """A new Heartbeat interval (1.6 ChangeConfiguration HeartbeatInterval / 2.0.1 SetVariables)."""
         self.state.heartbeat_interval_s = seconds if seconds > 0 else DEFAULT_HEARTBEAT_INTERVAL_S
+        self._heartbeat_changed.set()  # the next Heartbeat one new interval from now
 
     # --- calls ----------------------------------------------------------------------------------------------
     async def _call(self, charge_point: Any, request: Any) -> Any:
@@ -364,8 +366,13 @@ class OcppLink:
         self.booted.set()
         self._run_booted_callbacks()
         while True:
-            await asyncio.sleep((self.state.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S)
-                                * self.protocol_second_s)
+            self._heartbeat_changed.clear()
+            try:  # a changed interval (ChangeConfiguration / SetVariables) starts a new wait
+                await asyncio.wait_for(self._heartbeat_changed.wait(), (
+                    self.state.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S) * self.protocol_second_s)
+                continue
+            except TimeoutError:
+                pass
             try:
                 await self._call(charge_point, self.protocol.heartbeat_request())
             except (TimeoutError, OcppCallError) as error:

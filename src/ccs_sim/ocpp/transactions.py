@@ -63,6 +63,8 @@ class OpenTransaction:
     remote_start_id: int | None = None
     remote_stop: bool = False
     deauthorized: bool = False
+    #: Why it ends, when the station knows better than the session's end (a reset: ``note_stop_reason``).
+    stop_reason: StopReason | None = None
     #: The start message is queued (or the transaction was refused: ``refused``).
     started: asyncio.Event | None = None
     refused: bool = False
@@ -159,6 +161,16 @@ class Transactions:
         """The running transaction is stopped by the CSMS (call before ``request_stop``)."""
         if self.current is not None:
             self.current.remote_stop = True
+
+    def note_stop_reason(self, reason: StopReason) -> None:
+        """The running transaction ends for ``reason`` (a reset; call before ``request_stop``)."""
+        if self.current is not None:
+            self.current.stop_reason = reason
+
+    async def wait_settled(self) -> None:
+        """Until every message of the transactions' steps so far is in the queue."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # --- samples --------------------------------------------------------------------------------------------------
     def sample(self, session: ActiveSession | None, register_start_Wh: float,
@@ -295,6 +307,8 @@ class Transactions:
         reason = messages.stop_reason(summary.end_reason, summary.error, tx.remote_stop)
         if tx.deauthorized:
             reason = StopReason("DeAuthorized", "DeAuthorized", "Deauthorized")
+        elif tx.stop_reason is not None:
+            reason = tx.stop_reason
         self._track(self._close(tx, summary.energy_Wh, reason, self.controller.clock.utcnow()))
 
     async def _close(self, tx: OpenTransaction, energy_Wh: float, reason: StopReason, at: datetime,

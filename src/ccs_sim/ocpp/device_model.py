@@ -1,0 +1,167 @@
+"""A small device model: the station's configuration as 1.6 keys and 2.0.1 component/variable pairs at once.
+
+One ``Setting`` per item, named both ways (1.6 GetConfiguration/ChangeConfiguration key; 2.0.1 component and
+variable of Get/SetVariables), typed (integer, boolean, comma-separated list), read-only or writable, and
+with an ``on_change`` hook that makes a change take effect (``OcppCommands`` wires them: the heartbeat
+interval of the link, the meter interval of the transactions ...).
+
+Answers (1.6 §5.4 ChangeConfiguration: Accepted, Rejected, RebootRequired, NotSupported; §5.8
+GetConfiguration: unknown keys in ``unknownKey``. 2.0.1 B06/B05 GetVariables / SetVariables: Accepted,
+Rejected, UnknownComponent, UnknownVariable, NotSupportedAttributeType): a read-only item, a value of the
+wrong type, out of range or with an unknown list member is Rejected; a key no item has is NotSupported (1.6) /
+UnknownComponent or UnknownVariable (2.0.1); only the Actual attribute exists (2.0.1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: The measurands this station samples (transaction_messages): what the measurand lists may name.
+MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage", "SoC",
+              "Power.Offered", "Current.Offered")
+DEFAULT_MEASURANDS = ",".join(MEASURANDS)
+
+
+@dataclass
+class Setting:
+    key_16: str | None
+    component: str | None
+    variable: str | None
+    kind: str  # "integer" | "boolean" | "csl" | "string"
+    value: str
+    read_only: bool = False
+    minimum: int | None = None
+    #: For "csl": the members a list may have.
+    members: tuple[str, ...] = ()
+    on_change: Callable[[str], None] | None = field(default=None, repr=False)
+
+    def check(self, value: str) -> bool:
+        """Is ``value`` a valid value of this setting?"""
+        if self.kind == "integer":
+            try:
+                number = int(value)
+            except ValueError:
+                return False
+            return self.minimum is None or number >= self.minimum
+        if self.kind == "boolean":
+            return value.lower() in ("true", "false")
+        if self.kind == "csl":
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            return all(item in self.members for item in items)
+        return True
+
+    def normalised(self, value: str) -> str:
+        if self.kind == "boolean":
+            return value.lower()
+        if self.kind == "csl":
+            return ",".join(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+
+def default_settings(connectors: int, heartbeat_interval_s: int, meter_interval_s: int) -> list[Setting]:
+    """The station's settings (1.6 Core / SmartCharging profile keys; 2.0.1 controllers' variables)."""
+    return [
+        Setting("HeartbeatInterval", "OCPPCommCtrlr", "HeartbeatInterval", "integer", str(heartbeat_interval_s),
+                minimum=0),
+        Setting("MeterValueSampleInterval", "SampledDataCtrlr", "TxUpdatedInterval", "integer",
+                str(meter_interval_s), minimum=0),
+        Setting("MeterValuesSampledData", "SampledDataCtrlr", "TxUpdatedMeasurands", "csl", DEFAULT_MEASURANDS,
+                members=MEASURANDS),
+        Setting("ClockAlignedDataInterval", "AlignedDataCtrlr", "Interval", "integer", "0", minimum=0),
+        Setting("MeterValuesAlignedData", "AlignedDataCtrlr", "Measurands", "csl",
+                "Energy.Active.Import.Register", members=MEASURANDS),
+        Setting(None, "AlignedDataCtrlr", "Enabled", "boolean", "false", read_only=True),
+        Setting("ConnectionTimeOut", "TxCtrlr", "EVConnectionTimeOut", "integer", "60", minimum=1),
+        Setting("AuthorizeRemoteTxRequests", "AuthCtrlr", "AuthorizeRemoteStart", "boolean", "false"),
+        Setting("StopTransactionOnInvalidId", "TxCtrlr", "StopTxOnInvalidId", "boolean", "true", read_only=True),
+        Setting("NumberOfConnectors", None, None, "integer", str(connectors), read_only=True),
+        Setting("SupportedFeatureProfiles", None, None, "csl", "Core,RemoteTrigger,SmartCharging", read_only=True),
+        Setting("GetConfigurationMaxKeys", None, None, "integer", "50", read_only=True),
+        Setting("ChargeProfileMaxStackLevel", "SmartChargingCtrlr", "ProfileStackLevel", "integer", "8",
+                read_only=True),
+        Setting("ChargingScheduleAllowedChargingRateUnit", "SmartChargingCtrlr", "RateUnit", "csl",
+                "Current,Power" , read_only=True),
+        Setting("ChargingScheduleMaxPeriods", "SmartChargingCtrlr", "PeriodsPerSchedule", "integer", "24",
+                read_only=True),
+        Setting("MaxChargingProfilesInstalled", "SmartChargingCtrlr", "Entries", "integer", "16", read_only=True),
+        Setting(None, "SmartChargingCtrlr", "Enabled", "boolean", "true", read_only=True),
+        Setting(None, "ChargingStation", "AvailabilityState", "string", "Available", read_only=True),
+    ]
+
+
+class DeviceModel:
+    def __init__(self, settings: list[Setting]) -> None:
+        self.settings = settings
+        self._by_key = {s.key_16: s for s in settings if s.key_16}
+        self._by_variable = {(s.component, s.variable): s for s in settings if s.component}
+
+    def setting(self, key_16: str | None = None, component: str | None = None,
+                variable: str | None = None) -> Setting | None:
+        if key_16 is not None:
+            return self._by_key.get(key_16)
+        return self._by_variable.get((component, variable))
+
+    def on_change(self, key_16: str, hook: Callable[[str], None]) -> None:
+        setting = self._by_key[key_16]
+        setting.on_change = hook
+
+    def force(self, setting: Setting, value: str) -> None:
+        """The station itself changes a value (a read-only one too: e.g. AvailabilityState)."""
+        setting.value = value
+
+    def _write(self, setting: Setting, value: str) -> str:
+        if setting.read_only:
+            return "Rejected"
+        if not setting.check(value):
+            return "Rejected"
+        setting.value = setting.normalised(value)
+        if setting.on_change is not None:
+            try:
+                setting.on_change(setting.value)
+            except (ValueError, TypeError) as error:
+                log.warning("OCPP setting %s = %s not applied: %s", setting.key_16 or setting.variable, value, error)
+        return "Accepted"
+
+    # --- 1.6 -----------------------------------------------------------------------------------------------
+    def get_configuration(self, keys: list[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
+        """(configurationKey entries, unknownKey): every 1.6 key when ``keys`` is empty."""
+        wanted = keys or list(self._by_key)
+        known = [{"key": key, "readonly": self._by_key[key].read_only, "value": self._by_key[key].value}
+                 for key in wanted if key in self._by_key]
+        return known, [key for key in wanted if key not in self._by_key]
+
+    def change_configuration(self, key: str, value: str) -> str:
+        """Accepted, Rejected (read-only or invalid) or NotSupported (no such key)."""
+        setting = self._by_key.get(key)
+        return "NotSupported" if setting is None else self._write(setting, value)
+
+    # --- 2.0.1 ---------------------------------------------------------------------------------------------
+    def _find(self, component: str, variable: str) -> tuple[Setting | None, str]:
+        setting = self._by_variable.get((component, variable))
+        if setting is not None:
+            return setting, "Accepted"
+        if not any(c == component for c, _ in self._by_variable):
+            return None, "UnknownComponent"
+        return None, "UnknownVariable"
+
+    def get_variable(self, component: str, variable: str, attribute_type: str | None) -> tuple[str, str | None]:
+        """(attributeStatus, attributeValue)."""
+        setting, status = self._find(component, variable)
+        if setting is None:
+            return status, None
+        if attribute_type not in (None, "Actual"):
+            return "NotSupportedAttributeType", None
+        return "Accepted", setting.value
+
+    def set_variable(self, component: str, variable: str, value: str, attribute_type: str | None) -> str:
+        setting, status = self._find(component, variable)
+        if setting is None:
+            return status
+        if attribute_type not in (None, "Actual"):
+            return "NotSupportedAttributeType"
+        return self._write(setting, value)
