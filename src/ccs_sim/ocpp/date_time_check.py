@@ -8,8 +8,10 @@ else before it leaves (``OutgoingPayloadRefused``); the test CSMS uses ``frame_v
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -51,21 +53,28 @@ _FORMAT_CHECKER = _date_time_format_checker()
 def strict_validator(version: str, message_type_id: int, action: str) -> Draft4Validator:
     """The action's schema (the ``ocpp`` package's copy of the OCA schemas) with date-time formats checked."""
     schema = get_validator(message_type_id, action, version).schema
+    # Numbers as Decimal on both sides: the package may have cached this schema with Decimal numbers
+    # (1.6 schedules' multipleOf 0.1), and 21.4 must pass multipleOf 0.1 (jsonschema issue 247).
+    schema = json.loads(json.dumps(schema, default=float), parse_float=Decimal)
     return Draft4Validator(schema, format_checker=_FORMAT_CHECKER)
+
+
+def _with_decimals(payload: Any) -> Any:
+    return json.loads(json.dumps(payload, default=float), parse_float=Decimal)
 
 
 def date_time_violations(version: str, message_type_id: int, action: str, payload: Any) -> list[str]:
     """The payload's date-time fields that are not RFC 3339 date-times, as ``path: value`` lines."""
     validator = strict_validator(version, message_type_id, action)
     return [f"{'/'.join(str(p) for p in error.absolute_path) or '(payload)'}: {error.instance!r} is not an "
-            f"RFC 3339 date-time" for error in validator.iter_errors(payload) if error.validator == "format"]
+            f"RFC 3339 date-time" for error in validator.iter_errors(_with_decimals(payload)) if error.validator == "format"]
 
 
 def frame_violations(version: str, message_type_id: int, action: str, payload: Any) -> list[str]:
     """Every schema violation of the payload (date-time formats included), one line each."""
     validator = strict_validator(version, message_type_id, action)
     return [f"{'/'.join(str(p) for p in error.absolute_path) or '(payload)'}: {error.message}"
-            for error in validator.iter_errors(payload)]
+            for error in validator.iter_errors(_with_decimals(payload))]
 
 
 def check_outgoing(version: str, message_type_id: int, action: str, payload: Any) -> None:
