@@ -58,3 +58,16 @@ async def test_an_unavailable_connector_refuses_a_session_with_a_message(rig: Ri
     assert body["status"] == "error" and "Unavailable" in body["message"]
     rig.controller.limits.unavailable_reason = None
     assert (await rig.post("/start_session", {})).json()["status"] == "started"
+
+
+async def test_the_dashboard_snapshot_and_page_show_the_limit_in_force(rig: Rig) -> None:
+    from ccs_sim.dashboard.snapshot import build_snapshot
+
+    rig.controller.set_external_limit("ocpp", current_A=80.0)
+    snapshot = build_snapshot(rig.controller)
+    assert snapshot["status"]["limits_in_force"]["current_source"] == "ocpp"
+    assert snapshot["limits"]["max_current_A"] == 80.0
+    page = (await rig.client.get("/")).text
+    assert 'id="limit-in-force"' in page
+    script = (await rig.client.get("/dashboard/assets/live_view.js")).text
+    assert "limits_in_force" in script

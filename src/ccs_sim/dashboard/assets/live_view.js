@@ -32,6 +32,7 @@ export function renderStatus(snapshot) {
   setText("avg-current", fmt(m.avg_current, 1, "A"));
   setText("supply-voltage", fmt(s.supply_voltage, 0, "V"));
   setText("commanded-current", fmt(s.commanded_current, 1, "A"));
+  setText("limit-in-force", limitInForce(s.limits_in_force));
   setText("ev-target-voltage", fmt(bms.target_voltage, 0, "V"));
   setText("ev-target-current", fmt(bms.target_current, 1, "A"));
   const limits = (bms.session_limits && bms.session_limits.dc) || {};
@@ -49,6 +50,15 @@ export function renderStatus(snapshot) {
   setText("active-fault", s.active_fault || "none");
   setClass("active-fault", s.active_fault ? "fault-on" : "");
   setText("error", s.error || "—");
+}
+
+// The charger's current and power limits in force and who sets them (its rating, the CSMS's profiles: "ocpp").
+function limitInForce(limits) {
+  if (!limits) return "—";
+  const sources = limits.current_source === limits.power_source ? limits.current_source
+    : `${limits.current_source} / ${limits.power_source}`;
+  return `${fmt(limits.current_A, 0, "A")} · ${fmt(limits.power_W / 1000, 0, "kW")} (${sources})` +
+    (limits.available ? "" : " · unavailable");
 }
 
 function faultCause(snapshot, faultName) {
