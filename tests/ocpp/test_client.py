@@ -70,8 +70,8 @@ async def test_booted_client_sends_the_connector_status_and_shows_itself(tmp_pat
             assert lines[0]["direction"] == "sent" and lines[0]["payload"] == csms.calls_received()[0].payload
 
             text = metrics.render()
-            assert 'ccs_ocpp_frames_sent_total{type="CALL",action="BootNotification"} 1' in text
-            assert 'ccs_ocpp_frames_received_total{type="CALLRESULT",action="StatusNotification"} 1' in text
+            assert 'ccs_ocpp_frames_sent_total{action="BootNotification",type="CALL"} 1' in text
+            assert 'ccs_ocpp_frames_received_total{action="StatusNotification",type="CALLRESULT"} 1' in text
             assert "# TYPE ccs_ocpp_errors_total counter" in text
             assert csms.violations == []
         finally:

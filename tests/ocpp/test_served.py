@@ -50,7 +50,7 @@ async def test_serve_with_ocpp_url_boots_against_the_csms(tmp_path: Path) -> Non
                 await csms.wait_for(lambda: csms.calls_received("StatusNotification"))
                 assert [f.action for f in csms.calls_received()][:2] == ["BootNotification", "StatusNotification"]
                 metrics = (await http.get("/metrics")).text
-                assert 'ccs_ocpp_frames_sent_total{type="CALL",action="BootNotification"} 1' in metrics
+                assert 'ccs_ocpp_frames_sent_total{action="BootNotification",type="CALL"} 1' in metrics
             assert csms.violations == []
         finally:
             await asyncio.to_thread(stop_process, process)

@@ -8,7 +8,7 @@ import logging
 import re
 
 from ccs_sim.observability.logs import JsonFormatter, SessionContextFilter, configure_logging, session_id_var
-from ccs_sim.observability.metrics import ControllerMetrics, escape_label_value, format_sample
+from ccs_sim.observability.metrics import ControllerMetrics
 
 from records_rig import RecordsRig
 
@@ -50,11 +50,11 @@ async def test_metrics_count_sessions_energy_faults_and_timing(records_rig: Reco
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = parse(response.text)
     assert samples['ccs_sessions_started_total{source="sim"}'] == 2
-    assert samples['ccs_sessions_ended_total{phase="COMPLETE",end_reason="duration_elapsed"}'] == 1
-    assert samples['ccs_sessions_ended_total{phase="ABORTED",end_reason="fault"}'] == 1
+    assert samples['ccs_sessions_ended_total{end_reason="duration_elapsed",phase="COMPLETE"}'] == 1
+    assert samples['ccs_sessions_ended_total{end_reason="fault",phase="ABORTED"}'] == 1
     assert samples["ccs_energy_delivered_watt_hours_total"] > energy_Wh > 0
-    assert samples['ccs_faults_total{type="OVERCURRENT",severity="emergency"}'] == 1
-    assert samples['ccs_faults_total{type="UNKNOWN",severity="emergency"}'] == 2  # bounded label set
+    assert samples['ccs_faults_total{severity="emergency",type="OVERCURRENT"}'] == 1
+    assert samples['ccs_faults_total{severity="emergency",type="UNKNOWN"}'] == 2  # bounded label set
     assert "ccs_control_loop_late_ticks_total" in samples and "ccs_control_loop_max_lateness_seconds" in samples
     assert "ccs_command_refusals_total" in samples
     assert samples["ccs_records_write_errors_total"] == 0 and samples["ccs_records_writes_total"] > 3
@@ -74,13 +74,15 @@ def test_secc_response_histogram_and_label_escaping() -> None:
     for seconds in (0.003, 0.04, 3.0):
         metrics.observe_secc_response("CurrentDemandReq", seconds)
     metrics.observe_secc_response("CurrentDemandReq", float("nan"))  # ignored
-    samples = parse(metrics.render())
-    assert samples['ccs_secc_response_seconds_bucket{message="CurrentDemandReq",le="0.005"}'] == 1
-    assert samples['ccs_secc_response_seconds_bucket{message="CurrentDemandReq",le="0.05"}'] == 2
-    assert samples['ccs_secc_response_seconds_bucket{message="CurrentDemandReq",le="+Inf"}'] == 3
+    metrics.observe_secc_response('a"b\\c\nd', 1.5)  # a label value needing escapes: still one sample line
+    text = metrics.render()
+    samples = parse(text)
+    assert samples['ccs_secc_response_seconds_bucket{le="0.005",message="CurrentDemandReq"}'] == 1
+    assert samples['ccs_secc_response_seconds_bucket{le="0.05",message="CurrentDemandReq"}'] == 2
+    assert samples['ccs_secc_response_seconds_bucket{le="+Inf",message="CurrentDemandReq"}'] == 3
     assert samples['ccs_secc_response_seconds_count{message="CurrentDemandReq"}'] == 3
-    assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
-    assert SAMPLE.match(format_sample("x", {"l": 'q"\n\\'}, 1.5))
+    assert samples['ccs_secc_response_seconds_count{message="a\\"b\\\\c\\nd"}'] == 1
+    assert "_created" not in text  # no creation-time series beside the counters and histograms
 
 
 async def test_json_logs_carry_the_session_id(records_rig: RecordsRig) -> None:

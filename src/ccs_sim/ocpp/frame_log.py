@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ccs_sim.observability.metrics import MetricWriter
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,19 @@ class FrameLog:
             file.close()
         self._files.clear()
 
-    def write_metrics(self, writer: MetricWriter) -> None:
-        """The OCPP families for ``/metrics`` (``ccs_ocpp_*``)."""
-        writer.family("ccs_ocpp_frames_sent_total", "counter", "OCPP frames sent, by type and action.",
-                      [({"type": kind, "action": action}, count)
-                       for (kind, action), count in sorted(self.sent.items())])
-        writer.family("ccs_ocpp_frames_received_total", "counter", "OCPP frames received, by type and action.",
-                      [({"type": kind, "action": action}, count)
-                       for (kind, action), count in sorted(self.received.items())])
-        writer.family("ccs_ocpp_errors_total", "counter",
-                      "OCPP link errors: CALLERRORs, call timeouts, refused outgoing payloads, failed connects.",
-                      [({"kind": kind}, count) for kind, count in sorted(self.errors.items())])
+    def write_metrics(self, families: list[Metric]) -> None:
+        """Appends the OCPP families for ``/metrics`` (``ccs_ocpp_*``), built from the counts now."""
+        sent = CounterMetricFamily("ccs_ocpp_frames_sent_total", "OCPP frames sent, by type and action.",
+                                   labels=["type", "action"])
+        for (kind, action), count in sorted(self.sent.items()):
+            sent.add_metric([kind, action], count)
+        received = CounterMetricFamily("ccs_ocpp_frames_received_total", "OCPP frames received, by type and action.",
+                                       labels=["type", "action"])
+        for (kind, action), count in sorted(self.received.items()):
+            received.add_metric([kind, action], count)
+        errors = CounterMetricFamily(
+            "ccs_ocpp_errors_total",
+            "OCPP link errors: CALLERRORs, call timeouts, refused outgoing payloads, failed connects.", labels=["kind"])
+        for kind, count in sorted(self.errors.items()):
+            errors.add_metric([kind], count)
+        families.extend((sent, received, errors))
