@@ -32,7 +32,7 @@ install_extra() {
         hlc)
             "$venv/bin/pip" install --quiet -e '.[hlc]'
             # iso15118 0.31.2 pins pydantic==1.10.21 and cryptography==44.0.0; we run it on pydantic v2
-            # through evse_hal.iso15118_compat (pydantic.v1 import hook), so it goes in without its pins.
+            # through evse_hal.iso15118.compat (pydantic.v1 import hook), so it goes in without its pins.
             "$venv/bin/pip" install --quiet --no-deps 'iso15118==0.31.2'
             # pyslac 0.8.3 pins environs<10 (which breaks on marshmallow 4); it works with the
             # environs iso15118 needs, so it too goes in without its pins.

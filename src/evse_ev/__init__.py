@@ -11,10 +11,10 @@ Modules, one job each:
 * ``plugin``      one plug-in: B → SLAC (``evse_slac.ev_peer``) → C → EVCC session → B → A.
 * ``cli``         ``python -m evse_ev``: the tool's command line, JSON lines on stdout.
 
-Runs in the project's environment (.venv): ``iso15118`` is loaded through ``evse_hal.iso15118_compat``
+Runs in the project's environment (.venv): ``iso15118`` is loaded through ``evse_hal.iso15118.compat``
 (installed here, before any ``iso15118`` import), as ``evse_secc`` does.
 """
 
-from evse_hal import iso15118_compat
+from evse_hal.iso15118 import compat
 
-iso15118_compat.install()
+compat.install()

@@ -26,7 +26,7 @@ Live Controller API also uses, so the API, the safety supervisor and the EV see 
 The session in the controller (source ``hlc``) starts with the SECC's session (SupportedAppProtocol) and
 ends COMPLETE after a successful SessionStop, ABORTED on a fault, ``/stop_session`` or an abnormal end; that
 session handling (start and end, the tick handler with the watchdog, the API's vehicle views, the simulated
-body) is ``iso15118_session.HlcSessionLink``.
+body) is ``iso15118.session.HlcSessionLink``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from evse_hal import iso15118_messages as messages  # installs the pydantic.v1 hook before iso15118 is imported
+from evse_hal.iso15118 import messages  # installs the pydantic.v1 hook before iso15118 is imported
 
 # isort: split
 from iso15118.secc.controller.ev_data import EVDataContext
@@ -74,12 +74,12 @@ from iso15118.shared.messages.iso15118_20.dc import (
 )
 from iso15118.shared.states import State
 
-from evse_hal.charger_port import ChargerPort
-from evse_hal.iso15118_cable_check import CableCheckRun
-from evse_hal.iso15118_evse_id import din_evse_id, iso_15118_2_evse_id
-from evse_hal.iso15118_session import CHARGE_LOOP_WATCHDOG_S, HlcSessionLink
-from evse_hal.iso15118_sim_body import is_credible_pack_voltage
-from evse_hal.iso15118_views import ev_max_current_A, ev_max_voltage_V, plain_number
+from evse_hal.iso15118.cable_check import CableCheckRun
+from evse_hal.iso15118.charger_port import ChargerPort
+from evse_hal.iso15118.evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_hal.iso15118.session import CHARGE_LOOP_WATCHDOG_S, HlcSessionLink
+from evse_hal.iso15118.sim_body import is_credible_pack_voltage
+from evse_hal.iso15118.views import ev_max_current_A, ev_max_voltage_V, plain_number
 from evse_model import standards
 from evse_model.faults import ISOLATION_FAULT
 from evse_model.session import Stage

@@ -8,12 +8,12 @@ from iso15118.secc.controller.interface import EVSEControllerInterface
 from iso15118.secc.controller.simulator import SimEVSEController
 from iso15118.shared.messages.enums import Protocol
 
-from evse_hal.iso15118_evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_hal.iso15118.evse_id import din_evse_id, iso_15118_2_evse_id
 from evse_secc.errors import LaunchError
 from evse_secc.options import ControllerName
 
 if TYPE_CHECKING:
-    from evse_hal.charger_port import ChargerPort
+    from evse_hal.iso15118.charger_port import ChargerPort
 
 
 class SimEVSEControllerWithId(SimEVSEController):

@@ -1,13 +1,13 @@
 """The EVSE ID checked at start-up against the protocols offered: what cannot be sent as given is said then,
 not discovered at the first EV's SessionSetup. The per-protocol forms themselves (DIN SPEC 70121 hexBinary,
-ISO 15118-2 7..37 characters, ISO 15118-20 ≤ 255) are the SECC glue's: ``evse_hal.iso15118_evse_id``.
+ISO 15118-2 7..37 characters, ISO 15118-20 ≤ 255) are the SECC glue's: ``evse_hal.iso15118.evse_id``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from evse_hal.iso15118_evse_id import (  # noqa: F401 (re-exported: the launcher's and the tests' names)
+from evse_hal.iso15118.evse_id import (  # noqa: F401 (re-exported: the launcher's and the tests' names)
     DIN_NO_EVSE_ID,
     ISO_15118_2_EVSE_ID_LENGTH,
     ISO_15118_2_NO_EVSE_ID,

@@ -8,6 +8,6 @@ import os
 if importlib.util.find_spec("iso15118") is None and os.environ.get("CI") != "true":
     collect_ignore_glob = ["test_*.py"]  # core-only checkout; under CI a missing iso15118 is an import error
 else:
-    from evse_hal import iso15118_compat
+    from evse_hal.iso15118 import compat
 
-    iso15118_compat.install()  # before the test modules import iso15118 (pydantic.v1 hook)
+    compat.install()  # before the test modules import iso15118 (pydantic.v1 hook)

@@ -15,9 +15,9 @@ import random
 import typing
 from dataclasses import dataclass
 
-from evse_hal import iso15118_compat
+from evse_hal.iso15118 import compat
 
-iso15118_compat.install()
+compat.install()
 
 from pydantic.v1 import AnyUrl, BaseModel, ValidationError  # noqa: E402
 from pydantic.v1.fields import ModelField  # noqa: E402

@@ -14,9 +14,9 @@ IN_CI = os.environ.get("CI") == "true"
 if importlib.util.find_spec("iso15118") is None and not IN_CI:
     collect_ignore_glob = ["test_*.py"]  # core-only checkout; under CI a missing iso15118 is an import error
 else:
-    from evse_hal import iso15118_compat
+    from evse_hal.iso15118 import compat
 
-    iso15118_compat.install()  # before the test modules import iso15118 (pydantic.v1 hook)
+    compat.install()  # before the test modules import iso15118 (pydantic.v1 hook)
 
 
 @pytest.fixture

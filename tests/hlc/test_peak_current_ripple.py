@@ -6,9 +6,9 @@ from __future__ import annotations
 from iso15118.shared.messages.datatypes import DCEVSEStatus, DCEVSEStatusCode, EVSENotification
 from iso15118.shared.messages.enums import IsolationLevel
 
-from evse_hal import iso15118_messages as messages
 from evse_hal.adapters.sim import create_sim_hardware
 from evse_hal.interfaces import SupplyCapabilities
+from evse_hal.iso15118 import messages
 from evse_model.clock import ManualClock
 from sim_plant import PlantConfig
 

@@ -11,11 +11,11 @@ import pydantic
 import pydantic.v1
 import pytest
 
-from evse_hal import iso15118_compat
+from evse_hal.iso15118 import compat
 
 
 def _rewritten(source: str) -> str:
-    return ast.unparse(iso15118_compat.rewrite_pydantic_imports(textwrap.dedent(source)))
+    return ast.unparse(compat.rewrite_pydantic_imports(textwrap.dedent(source)))
 
 
 def test_from_imports_point_at_pydantic_v1():
@@ -49,18 +49,18 @@ def test_imports_already_on_v1_and_other_packages_are_left_alone():
 
 
 def test_dotted_import_without_alias_is_refused_with_a_clear_error():
-    with pytest.raises(iso15118_compat.UnsupportedPydanticImport, match="import pydantic.fields"):
+    with pytest.raises(compat.UnsupportedPydanticImport, match="import pydantic.fields"):
         _rewritten("import pydantic.fields")
 
 
 def test_install_is_idempotent():
-    iso15118_compat.install()
-    iso15118_compat.install()
-    assert sum(isinstance(f, iso15118_compat.Iso15118PydanticV1Finder) for f in sys.meta_path) == 1
+    compat.install()
+    compat.install()
+    assert sum(isinstance(f, compat.Iso15118PydanticV1Finder) for f in sys.meta_path) == 1
 
 
 def test_iso15118_message_models_import_and_validate_on_pydantic_v1():
-    iso15118_compat.install()
+    compat.install()
     from iso15118.shared.messages.iso15118_2.body import SessionSetupRes
     from iso15118.shared.messages.iso15118_2.datatypes import ResponseCode
 
@@ -79,7 +79,7 @@ def _run_fresh_interpreter(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_importing_our_packages_installs_nothing():
     result = _run_fresh_interpreter("""
-        import evse_hal, evse_hal.iso15118_compat as compat
+        import evse_hal, evse_hal.iso15118.compat as compat
         assert not compat.is_installed()
         """)
     assert result.returncode == 0, result.stderr
@@ -92,7 +92,7 @@ def test_install_after_iso15118_was_imported_without_the_hook_fails_loudly():
             import iso15118.shared.messages.datatypes  # pydantic v2 objects (or an import error)
         except Exception:
             pass
-        import evse_hal.iso15118_compat as compat
+        import evse_hal.iso15118.compat as compat
         try:
             compat.install()
         except RuntimeError as exc:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from evse_hal import iso15118_compat
+from evse_hal.iso15118 import compat
 
-iso15118_compat.install()  # before the first iso15118 import (pydantic.v1 hook; see that module)
+compat.install()  # before the first iso15118 import (pydantic.v1 hook; see that module)
 
 from iso15118.secc.controller.ev_data import (  # noqa: E402 (after the import hook)
     EVACCLLimits,

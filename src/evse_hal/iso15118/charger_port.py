@@ -64,7 +64,7 @@ class ChargingSession(Protocol):
 
 
 class SessionFlow(Protocol):
-    """The charger-side driver of a session (the SECC's flow: ``evse_hal.iso15118_session.HlcSessionDriver``)."""
+    """The charger-side driver of a session (the SECC's flow: ``evse_hal.iso15118.session.HlcSessionDriver``)."""
 
     source: str
 

@@ -78,7 +78,7 @@ class _PydanticV1ImportRewriter(ast.NodeTransformer):
                 # it; there is no equivalent binding to v1. Not used by iso15118 0.31.2.
                 raise UnsupportedPydanticImport(
                     f"{self._filename}:{node.lineno}: 'import {alias.name}' cannot be pointed at "
-                    f"{_PYDANTIC_V1}; see evse_hal.iso15118_compat")
+                    f"{_PYDANTIC_V1}; see evse_hal.iso15118.compat")
             alias.asname = alias.asname or _PYDANTIC
             alias.name = v1_name
         return node
@@ -133,7 +133,7 @@ def install() -> None:
                    if _is_rewritten_module(name) and _imports_pydantic_v2(module))
     if early:
         raise RuntimeError(
-            "iso15118 modules were imported before evse_hal.iso15118_compat.install(): "
+            "iso15118 modules were imported before evse_hal.iso15118.compat.install(): "
             + ", ".join(early))
     sys.meta_path.insert(0, Iso15118PydanticV1Finder())
 

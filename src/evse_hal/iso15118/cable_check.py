@@ -12,13 +12,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from evse_hal import iso15118_compat
+from evse_hal.iso15118 import compat
 
-iso15118_compat.install()  # before the first iso15118 import (pydantic.v1 hook; see that module)
+compat.install()  # before the first iso15118 import (pydantic.v1 hook; see that module)
 
 from iso15118.shared.messages.enums import IsolationLevel  # noqa: E402
 
-from evse_hal.charger_port import ChargerPort  # noqa: E402
+from evse_hal.iso15118.charger_port import ChargerPort  # noqa: E402
 from evse_model.faults import CABLE_CHECK_FAILED  # noqa: E402
 from evse_model.session_errors import CommandRefused, SessionAbort  # noqa: E402
 

@@ -9,9 +9,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from evse_hal.charger_port import ChargerPort, ChargingSession
-from evse_hal.iso15118_sim_body import SimulatedEvStackBody
-from evse_hal.iso15118_views import bms_view_from_ev_data, energy_service_name, enum_value, iso15118_view
+from evse_hal.iso15118.charger_port import ChargerPort, ChargingSession
+from evse_hal.iso15118.sim_body import SimulatedEvStackBody
+from evse_hal.iso15118.views import bms_view_from_ev_data, energy_service_name, enum_value, iso15118_view
 from evse_model import standards
 from evse_model.faults import COMMUNICATION_TIMEOUT, HLC_FAILURE
 from evse_model.session import EndReason, Phase, SessionParams, Stage
