@@ -4,9 +4,8 @@ and an unavailable connector refuses POST /start_session with a message."""
 
 from __future__ import annotations
 
-from conftest import Rig
-
 from ccs_sim.core.limits import LimitsInForce
+from conftest import Rig
 
 
 def test_the_minimum_of_the_rating_and_every_source_is_in_force() -> None:

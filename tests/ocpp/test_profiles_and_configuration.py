@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from commands_rig import Station, booted_station
-from link_rig import VERSIONS, PROTOCOL_SECOND_S, gaps_s
+from link_rig import PROTOCOL_SECOND_S, VERSIONS, gaps_s
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 

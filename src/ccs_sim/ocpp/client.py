@@ -75,6 +75,8 @@ class OcppClient:
         self.queue_depth: Callable[[], int] = lambda: 0
         self.composite_limit: Callable[[], dict[str, Any] | None] = lambda: None
         self.link.on_booted(self.send_status_notifications)
+        #: The CSMS's commands' effects (``station_commands.StationCommands``), set by ``build_station_parts``.
+        self.commands: Any = None
         self.parts: list[Any] = build_station_parts(self)
 
     def current_session_id(self) -> str | None:

@@ -98,7 +98,8 @@ class DeviceModel:
     def __init__(self, settings: list[Setting]) -> None:
         self.settings = settings
         self._by_key = {s.key_16: s for s in settings if s.key_16}
-        self._by_variable = {(s.component, s.variable): s for s in settings if s.component}
+        self._by_variable: dict[tuple[str | None, str | None], Setting] = {
+            (s.component, s.variable): s for s in settings if s.component}
 
     def setting(self, key_16: str | None = None, component: str | None = None,
                 variable: str | None = None) -> Setting | None:

@@ -26,7 +26,7 @@ class V16Commands:
 
     @property
     def commands(self) -> StationCommands:
-        return self.context.commands  # type: ignore[no-any-return]
+        return self.context.commands
 
     # --- transactions ----------------------------------------------------------------------------------------
     @on("RemoteStartTransaction")

@@ -35,7 +35,7 @@ class V201Commands:
 
     @property
     def commands(self) -> StationCommands:
-        return self.context.commands  # type: ignore[no-any-return]
+        return self.context.commands
 
     def _known_evse(self, evse_id: int | None, connector_id: int | None = None) -> bool:
         config = self.context.config
