@@ -113,7 +113,7 @@ async def start_ocpp(controller: ChargerController, operations: Operations, conf
         return
     from ccs_sim.ocpp.client import OcppClient
 
-    client = OcppClient(controller, config)
+    client = OcppClient(controller, config, database_path=operations.store.path)
     operations.ocpp = client
     operations.metrics.extra_families.append(client.write_metrics)
     await client.start()

@@ -29,11 +29,15 @@ async def start_station(data_dir: Path, csms: TestCsms, version: str) -> tuple[A
     return controller, operations, client
 
 
-async def advance_until(controller: Any, condition: Any, timeout_s: float = 120.0) -> None:
+async def advance_until(controller: Any, operations: Any, condition: Any, timeout_s: float = 120.0) -> None:
+    """Simulated time in steps; after each, the records' writes queued meanwhile are finished (their thread runs
+    on the wall clock: a session's start and its checkpoints then take no simulated time whatever the disk)."""
     end_s = controller.clock.now() + timeout_s
     while not condition():
         assert controller.clock.now() < end_s
         await controller.clock.advance(0.05)
+        await operations.store.flush()
+        await controller.clock.settle()
 
 
 def billed(csms: TestCsms, version: str) -> float:
@@ -64,7 +68,7 @@ async def test_csms_down_for_the_whole_session(tmp_path: Path, version: str) -> 
     try:
         session = controller.start_session(SessionParams(duration_s=20.0, id_token="CARD-7"))
         await operations.recorder.record_start(session)
-        await advance_until(controller, lambda: controller.last_session_summary is not None
+        await advance_until(controller, operations, lambda: controller.last_session_summary is not None
                             and not controller.shutting_down)
         await asyncio.sleep(0.05)
         depth = client.queue_depth()
@@ -97,7 +101,7 @@ async def test_transaction_left_open_by_a_stopped_process_is_ended_at_the_next_s
         controller, operations, client = await start_station(tmp_path, csms, version)
         session = controller.start_session(SessionParams(duration_s=600.0))
         await operations.recorder.record_start(session)
-        await advance_until(controller, lambda: controller.clock.now() > 30.0)
+        await advance_until(controller, operations, lambda: controller.clock.now() > 30.0)
         await csms.wait_for(lambda: client.queue_depth() == 0, timeout_s=20)
         # the process stops mid-transaction: no session end, no StopTransaction (as after a SIGKILL)
         await client.stop()

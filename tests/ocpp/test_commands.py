@@ -89,9 +89,14 @@ async def test_reset_stops_the_session_safely_then_reconnects_and_boots_again(tm
         assert stop_reason(station) == ("SoftReset" if version == "1.6" else "ImmediateReset")
         if version == "2.0.1":
             assert station.csms.calls_received("BootNotification")[1].payload["reason"] == "RemoteReset"
-        # the station's status is told again after the new boot
-        boots = [i for i, f in enumerate(station.csms.calls_received()) if f.action == "BootNotification"]
-        assert any(f.action == "StatusNotification" for f in station.csms.calls_received()[boots[1]:])
+        # the station's status is told again after the new boot (the link sends it once the boot is accepted)
+        await station.csms.wait_for(lambda: status_told_after_boot(station, 2))
+
+
+def status_told_after_boot(station: Any, boot_number: int) -> bool:
+    frames = station.csms.calls_received()
+    boots = [i for i, f in enumerate(frames) if f.action == "BootNotification"]
+    return len(boots) >= boot_number and any(f.action == "StatusNotification" for f in frames[boots[boot_number - 1]:])
 
 
 async def test_on_idle_reset_waits_for_the_transaction(tmp_path: Path) -> None:

@@ -111,6 +111,8 @@ async def test_reconnects_with_backoff_after_the_csms_drops_and_stays_down(versi
             await asyncio.sleep(0.6)
             failed = link.frame_log.errors["unreachable"] - failed_before
             assert 0.6 / 0.08 - 2 <= failed <= 0.6 / 0.02 + 1  # between every max_s and every min_s
+            # the delay before the next attempt (None while an attempt is under way)
+            await wait_state(link, lambda state: state.next_reconnect_s is not None)
             assert config.reconnect_min_s <= link.state.next_reconnect_s <= config.reconnect_max_s
             assert link.state.last_error["kind"] == "unreachable"
             heartbeats = len(csms.calls_received("Heartbeat"))

@@ -63,9 +63,12 @@ def build_station_parts(client: OcppClient) -> list[Any]:
 
 class OcppClient:
     def __init__(self, controller: ChargerController, config: OcppConfig, *, frame_log_dir: Path | None = None,
-                 protocol_second_s: float = 1.0) -> None:
+                 protocol_second_s: float = 1.0, database_path: Path | None = None) -> None:
         self.controller = controller
         self.config = config
+        #: The controller's records database (the durable queue's tables go beside the records); None: the
+        #: settings' records database.
+        self.database_path = database_path
         self.version = version_module(config.version)
         directory = frame_log_dir if frame_log_dir is not None else Path(controller.settings.data_dir) / "ocpp"
         self.frame_log = FrameLog(directory, self.current_session_id, now=controller.clock.utcnow)

@@ -128,6 +128,22 @@ def client_ssl_context(config: OcppConfig) -> ssl.SSLContext | None:
     return context
 
 
+async def cancel_and_wait(tasks: set[asyncio.Task[Any]] | set[asyncio.Future[Any]],
+                          recancel_s: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, cancelling again while one goes on: on Python 3.11
+    ``asyncio.wait_for`` (used inside the ``ocpp`` package's ``call``) can swallow a cancellation that arrives
+    just as its wait ends, and a single cancel would then leave the task running and its awaiter hanging. The
+    second cancel comes only after ``recancel_s``, time for a normal clean-up (the websocket close) to finish."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=recancel_s)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("OCPP task %r ended with %r", task, task.exception())
+
+
 def classify_failure(error: BaseException, tls: bool = False) -> tuple[str, str]:
     """(kind, one-line message) for a failed or lost connection (``tls``: over wss://)."""
     chain: list[BaseException] = []
@@ -248,11 +264,8 @@ class OcppLink:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        for callback_task in list(self._callback_tasks):
-            callback_task.cancel()
-        await asyncio.gather(*self._callback_tasks, return_exceptions=True)
+            await cancel_and_wait({task})
+        await cancel_and_wait(set(self._callback_tasks))
         self.booted.clear()
         self.state.connection = "stopped"
 
@@ -338,9 +351,7 @@ class OcppLink:
             finally:
                 self.booted.clear()
                 self.charge_point = None
-                for task in (receiver, booter):
-                    task.cancel()
-                await asyncio.gather(receiver, booter, return_exceptions=True)
+                await cancel_and_wait({receiver, booter})
 
     async def _boot_then_heartbeat(self, charge_point: Any) -> None:
         """BootNotification until Accepted (once per process: a reconnect does not boot again, OCPP 1.6 §4.2 /
@@ -368,8 +379,11 @@ class OcppLink:
         while True:
             self._heartbeat_changed.clear()
             try:  # a changed interval (ChangeConfiguration / SetVariables) starts a new wait
-                await asyncio.wait_for(self._heartbeat_changed.wait(), (
-                    self.state.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S) * self.protocol_second_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that arrives as
+                # the wait ends, and stop() would then wait for this loop forever
+                async with asyncio.timeout((self.state.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S)
+                                           * self.protocol_second_s):
+                    await self._heartbeat_changed.wait()
                 continue
             except TimeoutError:
                 pass

@@ -37,7 +37,7 @@ from evse_model.session import SessionParams
 from evse_model.session_errors import CommandRefused
 
 if TYPE_CHECKING:
-    from ccs_sim.ocpp.client import OcppClient
+    from ccs_sim.ocpp.station_context import StationContext
     from ccs_sim.ocpp.station_parts import StationTransactionParts
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ POLL_S = 0.02
 class StationCommands:
     """The commands' effects for one OcppClient (``client.commands``); a part with start / stop / view."""
 
-    def __init__(self, client: OcppClient, parts: StationTransactionParts) -> None:
+    def __init__(self, client: StationContext, parts: StationTransactionParts) -> None:
         self.client = client
         self.controller = client.controller
         self.version = client.config.version

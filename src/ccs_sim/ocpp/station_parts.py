@@ -33,8 +33,8 @@ from ccs_sim.ocpp.transaction_messages import request_from_wire, to_wire
 from ccs_sim.ocpp.transactions import Transactions
 
 if TYPE_CHECKING:
-    from ccs_sim.ocpp.client import OcppClient
     from ccs_sim.ocpp.link import OcppLink
+    from ccs_sim.ocpp.station_context import StationContext
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def status_notification(version: str, state: ConnectorState, *, connector_id: in
 class StationTransactionParts:
     """The station model (StatusNotification on change), the durable queue and the transactions of one client."""
 
-    def __init__(self, client: OcppClient) -> None:
+    def __init__(self, client: StationContext) -> None:
         controller, config = client.controller, client.config
         self.client = client
         self.version = config.version
@@ -102,7 +102,7 @@ class StationTransactionParts:
         """The controller's records database: ``client.database_path`` when the runtime set it (the records'
         own path, ``operations.store.path``), else the settings' (``records_db`` or data_dir/sessions.db)."""
         settings = self.client.controller.settings
-        chosen = getattr(self.client, "database_path", None)
+        chosen = self.client.database_path
         return Path(chosen or settings.records_db or default_database_path(settings.data_dir))
 
     async def start(self) -> None:
@@ -158,5 +158,5 @@ class StationTransactionParts:
                 log.warning("OCPP StatusNotification %s not delivered: %s", state.status_16.value, error)
 
 
-def build_transaction_parts(client: OcppClient) -> list[Any]:
+def build_transaction_parts(client: StationContext) -> list[Any]:
     return [StationTransactionParts(client)]
