@@ -11,14 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from evse_hal.iso15118.views import AC_RATED_FIELDS, AC_SESSION_FIELDS, DC_LIMIT_FIELDS
 from evse_hal.simulation import SimulatedCarView
-
-DC_LIMIT_FIELDS = ("max_charge_power", "min_charge_power", "max_charge_current", "min_charge_current",
-                   "max_voltage", "min_voltage", "max_discharge_power", "min_discharge_power",
-                   "max_discharge_current")
-AC_RATED_FIELDS = ("max_charge_current", "min_charge_current", "max_voltage", "max_charge_power",
-                   "min_charge_power", "max_discharge_power")
-AC_SESSION_FIELDS = ("max_charge_power", "min_charge_power")
 
 
 def empty_bms_view() -> dict[str, Any]:
