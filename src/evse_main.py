@@ -260,7 +260,7 @@ def _build_charger(options: LaunchOptions):
 async def _running_charger(charger, options: LaunchOptions):
     """Session records attached, the control loop running and, with --api-port, the Live Controller API
     served on this loop (127.0.0.1 unless --api-host); all stopped again on the way out."""
-    from ccs_sim.observability.records import RecordsUnavailable
+    from ccs_sim.observability.session_store import RecordsUnavailable
     from ccs_sim.runtime import attach_operations
 
     try:

@@ -26,12 +26,8 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from ccs_sim.observability.records import (
-    DatabaseInUse,
-    RecordsUnavailable,
-    SessionStore,
-    default_database_path,
-)
+from ccs_sim.observability.records import default_database_path
+from ccs_sim.observability.session_store import DatabaseInUse, RecordsUnavailable, SessionStore
 from served_process import free_port, stop_process, wait_until_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +171,7 @@ def test_another_process_is_refused_while_the_owner_lives(tmp_path: Path) -> Non
     owner = SessionStore(database)
     owner.insert_started("live", "sim", "2026-01-01T00:00:00+00:00", {}, {})
     try:
-        opener = ("import sys\nfrom ccs_sim.observability.records import SessionStore, DatabaseInUse\n"
+        opener = ("import sys\nfrom ccs_sim.observability.session_store import SessionStore, DatabaseInUse\n"
                   "try:\n    SessionStore(sys.argv[1])\nexcept DatabaseInUse as e:\n"
                   "    print(e.owner_pid)\n    raise SystemExit(3)\n")
         result = subprocess.run([sys.executable, "-c", opener, str(database)], capture_output=True, text=True,
@@ -188,7 +184,7 @@ def test_another_process_is_refused_while_the_owner_lives(tmp_path: Path) -> Non
 
 def test_the_lock_dies_with_a_sigkilled_owner_and_its_rows_are_then_recovered(tmp_path: Path) -> None:
     database = tmp_path / "sessions.db"
-    holder = ("import sys\nfrom ccs_sim.observability.records import SessionStore\n"
+    holder = ("import sys\nfrom ccs_sim.observability.session_store import SessionStore\n"
               "store = SessionStore(sys.argv[1])\n"
               "store.insert_started('crashed', 'sim', '2026-01-01T00:00:00+00:00', {}, {})\n"
               "print('ready', flush=True)\nsys.stdin.read()\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ccs_sim.observability.records import SessionStore
+from ccs_sim.observability.session_store import SessionStore
 from ccs_sim.runtime import attach_operations, build_controller
 from evse_model.clock import ManualClock
 
@@ -210,7 +210,7 @@ def test_store_uses_wal_and_full_sync_and_refuses_a_newer_schema(tmp_path: Path)
 
 
 def test_store_round_trip_and_idempotent_start(tmp_path: Path) -> None:
-    from ccs_sim.observability.records import Checkpoint
+    from ccs_sim.observability.session_store import Checkpoint
     from evse_model.session import SessionSummary
 
     store = SessionStore(tmp_path / "s.db")

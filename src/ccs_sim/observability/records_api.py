@@ -16,7 +16,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from ccs_sim.observability.records import RECORD_FIELDS, AsyncSessionStore
+from ccs_sim.observability.records import AsyncSessionStore
+from ccs_sim.observability.session_store import RECORD_FIELDS
 
 router = APIRouter(tags=["session records"])
 

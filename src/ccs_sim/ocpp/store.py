@@ -1,6 +1,6 @@
 """The OCPP client's durable state, in the controller's SQLite database (its own tables, its own connection).
 
-The session records (``ccs_sim/observability/records.py``) own the database file and its lock; this module
+The session records (``ccs_sim/observability/records.py`` and ``session_store.py``) own the database file and its lock; this module
 opens a second connection to the same file (SQLite allows it; WAL lets a reader and a writer work at once)
 and keeps its own tables, all prefixed ``ocpp_``:
 
