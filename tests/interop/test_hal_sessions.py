@@ -120,8 +120,11 @@ def test_fault_and_stop_session_during_current_demand(secc_launcher: LauncherPro
             finally:
                 evcc_result = running.result()
         session_id = charging["/status"]["session_id"]
+        # the summary is written when the session ends logically, the output winds down after it: the ended
+        # session is the first sample whose stage has left the wind-down (ended / idle)
         ended = monitor.wait_for(lambda s: (s.get("/status", {}).get("last_session_summary") or {})
-                                 .get("session_id") == session_id, timeout_s=15.0)
+                                 .get("session_id") == session_id
+                                 and s["/status"].get("stage") in ("ended", "idle"), timeout_s=15.0)
         return evcc_result, monitor.stop(), {"answer": answer, "ended": ended}
 
     evcc, samples, info = during_charging(lambda: api_call(veth_link, "POST", "/fault", {"type": "E_STOP"}), "fault")
