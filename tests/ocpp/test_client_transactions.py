@@ -127,3 +127,45 @@ async def test_transaction_left_open_by_a_stopped_process_is_ended_at_the_next_s
             await client.stop()
             await controller.shutdown()
             await operations.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_csms_that_drops_mid_session_gets_every_message_once_in_order(tmp_path: Path, version: str) -> None:
+    async with TestCsms(version) as csms:
+        port = csms.port
+        controller, operations, client = await start_station(tmp_path, csms, version)
+        try:
+            await csms.wait_for(lambda: client.link.booted.is_set())
+            session = controller.start_session(SessionParams(duration_s=40.0, id_token="CARD-9"))
+            await operations.recorder.record_start(session)
+            # charging, with the start and a periodic sample delivered (simulated time stands while we wait)
+            await advance_until(controller, operations, lambda: controller.clock.now() > 20.0)
+            await csms.wait_for(lambda: client.queue_depth() == 0 and len(transaction_actions(csms)) >= 2)
+            delivered_before_drop = len(transaction_actions(csms))
+            await csms.stop()  # the connection drops mid-session; the CSMS stays away for the rest of it
+            await advance_until(controller, operations, lambda: controller.last_session_summary is not None
+                                and not controller.shutting_down)
+            await asyncio.sleep(0.05)
+            assert client.queue_depth() >= 3  # periodic samples and the stop, queued while it was away
+            assert len(transaction_actions(csms)) == delivered_before_drop
+            csms.port = port
+            await csms.start()
+            await csms.wait_for(lambda: client.queue_depth() == 0, timeout_s=20)
+            assert csms.violations == []
+            actions = transaction_actions(csms)
+            if version == "1.6":
+                assert actions[0] == "StartTransaction" and actions[-1] == "StopTransaction"
+                assert actions.count("StartTransaction") == 1 and actions.count("StopTransaction") == 1
+                stamps = [frame.payload["meterValue"][0]["timestamp"] for frame in csms.calls_received("MeterValues")]
+                assert stamps == sorted(set(stamps))  # each sample once, in order
+            else:
+                events = [frame.payload for frame in csms.calls_received("TransactionEvent")]
+                assert [event["seqNo"] for event in events] == list(range(len(events)))  # once each, in order
+                assert events[0]["eventType"] == "Started" and events[-1]["eventType"] == "Ended"
+            await operations.store.flush()
+            record = await operations.store.call("get", session.session_id)
+            assert billed(csms, version) == pytest.approx(record["energy_Wh"], abs=0.5 if version == "1.6" else 0.001)
+        finally:
+            await client.stop()
+            await controller.shutdown()
+            await operations.close()
