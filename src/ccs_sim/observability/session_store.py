@@ -266,7 +266,7 @@ class SessionStore:
             self._release_lock()
 
     def _transaction(self) -> sqlite3.Connection:
-        return _Transaction(self._db)  # type: ignore[return-value]
+        return Transaction(self._db)  # type: ignore[return-value]
 
     # --- writes ---------------------------------------------------------------------------------------
     def insert_started(self, session_id: str, source: str, started_at: str, params: dict[str, Any],
@@ -347,8 +347,9 @@ class SessionStore:
             yield [_row_to_record(row) for row in rows]
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit connection."""
+class Transaction:
+    """``with Transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit connection
+    (the session records' and the OCPP queue's)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db

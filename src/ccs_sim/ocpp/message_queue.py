@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ccs_sim.ocpp.store import OcppDatabase, Transaction
+from ccs_sim.observability.session_store import Transaction
+from ccs_sim.ocpp.store import OcppDatabase
 
 log = logging.getLogger(__name__)
 

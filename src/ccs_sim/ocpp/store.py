@@ -84,20 +84,6 @@ def open_ocpp_connection(path: Path | str) -> sqlite3.Connection:
     return db
 
 
-class Transaction:
-    """``with Transaction(db):`` BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, exc_type: type | None, *_: Any) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-
-
 class OcppDatabase:
     """The OCPP tables on one connection confined to one worker thread; every call runs there, in order."""
 
