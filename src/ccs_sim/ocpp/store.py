@@ -8,7 +8,11 @@ and keeps its own tables, all prefixed ``ocpp_``:
 - ``ocpp_dropped_messages``: messages given up after their last attempt (kept for inspection, never sent);
 - ``ocpp_transaction_ids``: local transaction reference -> the id the CSMS gave (1.6 StartTransaction);
 - ``ocpp_transactions``: the transactions this station opened (to end one a dead process left open);
-- ``ocpp_meter_register``: the station's energy register (Wh), the sum of every finished transaction's energy.
+- ``ocpp_meter_register``: the station's energy register (Wh), the sum of every finished transaction's energy;
+- ``ocpp_availability``, ``ocpp_charging_profiles``, ``ocpp_settings``: what the CSMS set that survives a restart
+  (``persisted_settings.py``: ChangeAvailability, the installed profiles but TxProfiles, changed configuration);
+- ``ocpp_schema_version``: the version of these tables (``OCPP_SCHEMA_VERSION``; the database's own
+  ``user_version`` is the session records').
 
 Durability as the records: WAL journal, ``synchronous=FULL`` (a committed write survives a SIGKILL and a
 power loss). The connection belongs to one worker thread (a single-thread executor): writes never block the
@@ -66,7 +70,38 @@ CREATE TABLE IF NOT EXISTS ocpp_meter_register (
     energy_Wh  REAL NOT NULL
 );
 INSERT OR IGNORE INTO ocpp_meter_register (id, energy_Wh) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS ocpp_schema_version (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    version  INTEGER NOT NULL
+);
 """
+#: 1: the queue's tables; 2: + what the CSMS set that survives a restart (tables added, nothing changed).
+OCPP_SCHEMA_VERSION = 2
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS ocpp_availability (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    operative   INTEGER NOT NULL,
+    changed_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ocpp_charging_profiles (
+    profile_id    INTEGER PRIMARY KEY,
+    version       TEXT NOT NULL,
+    connector_id  INTEGER NOT NULL,
+    purpose       TEXT NOT NULL,
+    valid_to      TEXT,
+    profile       TEXT NOT NULL,
+    installed_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ocpp_settings (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    changed_at  TEXT NOT NULL
+);
+"""
+
+
+class OcppSchemaTooNew(RuntimeError):
+    """The database's OCPP tables were written by a newer program."""
 
 
 def open_ocpp_connection(path: Path | str) -> sqlite3.Connection:
@@ -78,6 +113,13 @@ def open_ocpp_connection(path: Path | str) -> sqlite3.Connection:
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+        row = db.execute("SELECT version FROM ocpp_schema_version WHERE id=1").fetchone()
+        version = int(row[0]) if row is not None else 1
+        if version > OCPP_SCHEMA_VERSION:
+            raise OcppSchemaTooNew(f"OCPP tables of {path}: schema version {version} is newer than this program's "
+                                   f"({OCPP_SCHEMA_VERSION})")
+        db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA_2 if version < 2 else ''}\nINSERT OR REPLACE INTO "
+                         f"ocpp_schema_version (id, version) VALUES (1, {OCPP_SCHEMA_VERSION});\nCOMMIT;")
     except BaseException:
         db.close()
         raise
