@@ -12,11 +12,15 @@ control loop's ticks: a limit is in force within 1 s.
 The transaction the profiles see is the running one: its CSMS id (1.6 the StartTransaction.conf's
 transactionId once known; 2.0.1 the station's transactionId) and its session's start. A TxProfile ends with
 its transaction (1.6 §3.13.4, 2.0.1 K01.FR.19).
+
+Every change of the installed profiles is told to ``on_profiles_changed`` (the owner stores them:
+``persisted_settings.py``); ``restore`` installs the stored ones at the next start.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +64,24 @@ class OcppChargingLimit:
         self._last_apply_s: float | None = None
         #: A TxProfile given with a remote start: installed once its transaction opens.
         self.pending_tx_profile: ChargingProfile | None = None
+        #: Told when the CSMS installed or cleared profiles (after the change).
+        self.on_profiles_changed: Callable[[], None] | None = None
+
+    def restore(self, profiles: list[ChargingProfile]) -> list[int]:
+        """Install the profiles stored before a restart (their rules checked again); the ids installed."""
+        installed = []
+        for profile in profiles:
+            try:
+                self.store.install(profile, None)
+            except ProfileRefused as refusal:
+                log.warning("OCPP stored charging profile %s not restored: %s", profile.profile_id, refusal)
+                continue
+            installed.append(profile.profile_id)
+        return installed
+
+    def _profiles_changed(self) -> None:
+        if self.on_profiles_changed is not None:
+            self.on_profiles_changed()
 
     # --- the transaction the profiles see -----------------------------------------------------------------
     def transaction(self) -> TransactionContext | None:
@@ -117,6 +139,7 @@ class OcppChargingLimit:
         except ProfileRefused as refusal:
             log.warning("OCPP SetChargingProfile %s rejected: %s", profile.profile_id, refusal)
             return "Rejected", str(refusal)
+        self._profiles_changed()
         self.apply()
         return "Accepted", None
 
@@ -124,6 +147,8 @@ class OcppChargingLimit:
                        purpose: Purpose | None = None, stack_level: int | None = None) -> str:
         """Accepted when a profile was removed, else Unknown."""
         removed = self.store.clear(profile_id, connector_id, purpose, stack_level)
+        if removed:
+            self._profiles_changed()
         self.apply()
         return "Accepted" if removed else "Unknown"
 

@@ -5,11 +5,20 @@ variable of Get/SetVariables), typed (integer, boolean, comma-separated list), r
 with an ``on_change`` hook that makes a change take effect (``OcppCommands`` wires them: the heartbeat
 interval of the link, the meter interval of the transactions ...).
 
-Answers (1.6 §5.4 ChangeConfiguration: Accepted, Rejected, RebootRequired, NotSupported; §5.8
+Answers (1.6 §5.3 ChangeConfiguration: Accepted, Rejected, RebootRequired, NotSupported; §5.8
 GetConfiguration: unknown keys in ``unknownKey``. 2.0.1 B06/B05 GetVariables / SetVariables: Accepted,
 Rejected, UnknownComponent, UnknownVariable, NotSupportedAttributeType): a read-only item, a value of the
 wrong type, out of range or with an unknown list member is Rejected; a key no item has is NotSupported (1.6) /
 UnknownComponent or UnknownVariable (2.0.1); only the Actual attribute exists (2.0.1).
+
+The measurand lists (1.6 MeterValuesSampledData, StopTxnSampledData; 2.0.1 SampledDataCtrlr.TxUpdatedMeasurands,
+TxStartedMeasurands, TxEndedMeasurands) choose what the transaction messages carry (``measurand_selection``);
+a list naming a measurand this station does not sample is Rejected (1.6 §5.3 ChangeConfiguration: "Rejected"
+when the value is not valid; 2.0.1 B05 SetVariables: Rejected for a value out of the variable's valuesList).
+
+Every writable setting keeps what the CSMS wrote across a restart (1.6 §9 configuration keys are the Charge
+Point's settings; 2.0.1 device model variables are persistent): ``on_written`` tells the owner (who stores
+it: ``persisted_settings.py``), ``restore`` puts a stored value back at the next start.
 """
 
 from __future__ import annotations
@@ -19,12 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccs_sim.ocpp.transaction_messages import BEGIN_END_MEASURANDS, MEASURANDS, MeasurandSelection, parse_measurands
+
 log = logging.getLogger(__name__)
 
-#: The measurands this station samples (transaction_messages): what the measurand lists may name.
-MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage", "SoC",
-              "Power.Offered", "Current.Offered")
+#: The periodic default: every measurand this station samples (the issue's list); begin / end: the register.
 DEFAULT_MEASURANDS = ",".join(MEASURANDS)
+DEFAULT_BEGIN_END_MEASURANDS = ",".join(BEGIN_END_MEASURANDS)
 
 
 @dataclass
@@ -72,6 +82,10 @@ def default_settings(connectors: int, heartbeat_interval_s: int, meter_interval_
                 str(meter_interval_s), minimum=0),
         Setting("MeterValuesSampledData", "SampledDataCtrlr", "TxUpdatedMeasurands", "csl", DEFAULT_MEASURANDS,
                 members=MEASURANDS),
+        Setting(None, "SampledDataCtrlr", "TxStartedMeasurands", "csl", DEFAULT_BEGIN_END_MEASURANDS,
+                members=MEASURANDS),
+        Setting("StopTxnSampledData", "SampledDataCtrlr", "TxEndedMeasurands", "csl", DEFAULT_BEGIN_END_MEASURANDS,
+                members=MEASURANDS),
         Setting("ClockAlignedDataInterval", "AlignedDataCtrlr", "Interval", "integer", "0", minimum=0),
         Setting("MeterValuesAlignedData", "AlignedDataCtrlr", "Measurands", "csl",
                 "Energy.Active.Import.Register", members=MEASURANDS),
@@ -94,9 +108,16 @@ def default_settings(connectors: int, heartbeat_interval_s: int, meter_interval_
     ]
 
 
+def setting_name(setting: Setting) -> str:
+    """The name a setting is stored under: its 1.6 key, else ``Component/Variable``."""
+    return setting.key_16 or f"{setting.component}/{setting.variable}"
+
+
 class DeviceModel:
     def __init__(self, settings: list[Setting]) -> None:
         self.settings = settings
+        #: Told of every value the CSMS wrote (after it took effect): the owner stores it.
+        self.on_written: Callable[[Setting], None] | None = None
         self._by_key = {s.key_16: s for s in settings if s.key_16}
         self._by_variable: dict[tuple[str | None, str | None], Setting] = {
             (s.component, s.variable): s for s in settings if s.component}
@@ -120,13 +141,40 @@ class DeviceModel:
             return "Rejected"
         if not setting.check(value):
             return "Rejected"
-        setting.value = setting.normalised(value)
+        self._apply(setting, setting.normalised(value))
+        if self.on_written is not None:
+            self.on_written(setting)
+        return "Accepted"
+
+    def _apply(self, setting: Setting, value: str) -> None:
+        setting.value = value
         if setting.on_change is not None:
             try:
                 setting.on_change(setting.value)
             except (ValueError, TypeError) as error:
-                log.warning("OCPP setting %s = %s not applied: %s", setting.key_16 or setting.variable, value, error)
-        return "Accepted"
+                log.warning("OCPP setting %s = %s not applied: %s", setting_name(setting), value, error)
+
+    def restore(self, values: dict[str, str]) -> list[str]:
+        """Put back the values the CSMS wrote before a restart (by ``setting_name``; its effect too); the names
+        restored. A name no writable setting has, or a value it no longer takes, is skipped (logged)."""
+        by_name = {setting_name(s): s for s in self.settings}
+        restored = []
+        for name, value in values.items():
+            setting = by_name.get(name)
+            if setting is None or setting.read_only or not setting.check(value):
+                log.warning("OCPP stored setting %s = %r not restored (unknown, read-only or invalid)", name, value)
+                continue
+            self._apply(setting, setting.normalised(value))
+            restored.append(name)
+        return restored
+
+    def measurand_selection(self) -> MeasurandSelection:
+        """The measurands the CSMS chose for each context of the transaction messages."""
+        def chosen(variable: str) -> tuple[str, ...]:
+            setting = self._by_variable[("SampledDataCtrlr", variable)]
+            return parse_measurands(setting.value)
+        return MeasurandSelection(periodic=chosen("TxUpdatedMeasurands"), begin=chosen("TxStartedMeasurands"),
+                                  end=chosen("TxEndedMeasurands"))
 
     # --- 1.6 -----------------------------------------------------------------------------------------------
     def get_configuration(self, keys: list[str] | None) -> tuple[list[dict[str, Any]], list[str]]:

@@ -15,7 +15,10 @@
   OngoingAuthorizedTransaction during a transaction (F05.FR.02), UnknownConnector for another EVSE or
   connector, else UnlockFailed (nothing to unlock).
 - The device model's changes take effect: HeartbeatInterval -> the link's heartbeat, MeterValueSampleInterval
-  / TxUpdatedInterval -> the transactions' meter interval (0: none).
+  / TxUpdatedInterval -> the transactions' meter interval (0: none), the measurand lists -> what the
+  transaction messages carry.
+- What the CSMS set survives a restart (``persisted_settings.py``): the availability, the profiles (but
+  TxProfiles), the configuration values it wrote; loaded in ``start``, before the link boots.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from ccs_sim.core.events import Topic
 from ccs_sim.ocpp import transaction_messages as messages
 from ccs_sim.ocpp.charging_limit import OcppChargingLimit
 from ccs_sim.ocpp.date_time_check import OutgoingPayloadRefused
-from ccs_sim.ocpp.device_model import DeviceModel, default_settings
+from ccs_sim.ocpp.device_model import DeviceModel, default_settings, setting_name
 from ccs_sim.ocpp.link import DEFAULT_HEARTBEAT_INTERVAL_S, OcppCallError, OcppNotReady
+from ccs_sim.ocpp.persisted_settings import PersistedSettings
 from ccs_sim.ocpp.transaction_messages import StopReason
 from evse_model.session import SessionParams
 from evse_model.session_errors import CommandRefused
@@ -63,6 +67,12 @@ class StationCommands:
         self.device = DeviceModel(default_settings(1, heartbeat_s, int(client.config.meter_interval_s)))
         self.device.on_change("HeartbeatInterval", lambda value: client.link.set_heartbeat_interval(int(value)))
         self.device.on_change("MeterValueSampleInterval", self._set_meter_interval)
+        self.persisted = PersistedSettings(parts.database, self.version)
+        self.device.on_written = lambda setting: self.persisted.save_setting(
+            setting_name(setting), setting.value, self.controller.clock.utcnow())
+        self.limit.on_profiles_changed = lambda: self.persisted.save_profiles(
+            list(self.limit.store.profiles.values()), self.controller.clock.utcnow())
+        parts.transactions.measurands = self.device.measurand_selection
         self.operative = True
         #: A ChangeAvailability or Reset that waits for the running transaction to end.
         self.scheduled_operative: bool | None = None
@@ -81,6 +91,12 @@ class StationCommands:
 
     # --- life cycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
+        """What the CSMS set before a restart back in force (the link is not started yet), then the events."""
+        stored = await self.persisted.load(self.controller.clock.utcnow())
+        self.device.restore(stored.settings)
+        self.limit.restore(stored.profiles)
+        if stored.operative is not None:
+            self._set_operative(stored.operative)
         for topic, listener in self._listeners:
             self.controller.events.listeners(topic).append(listener)
         self.limit.apply()
@@ -226,6 +242,8 @@ class StationCommands:
         """Accepted, Scheduled (a transaction runs: applied when it ends) or Rejected (unknown connector)."""
         if connector_id not in (0, self.connector_id):
             return "Rejected"
+        # kept across a restart at once, Scheduled too: a restart ends the transaction (persisted_settings.py)
+        self.persisted.save_availability(operative, self.controller.clock.utcnow())
         if not operative and self.controller.session_active:
             self.scheduled_operative = False
             return "Scheduled"

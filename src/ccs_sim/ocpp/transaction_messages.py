@@ -7,7 +7,13 @@ dataclasses and that form.
 Measurands (DC output; ``location`` Outlet, the EV's SoC at location EV): Energy.Active.Import.Register
 (Wh, the station's register), Power.Active.Import (W), Current.Import (A), Voltage (V), SoC (Percent),
 Power.Offered (W) and Current.Offered (A): the limit in force. Contexts: Transaction.Begin / Transaction.End
-for the register at the start and the end, Sample.Periodic for the samples in between.
+at the start and the end, Sample.Periodic for the samples in between. Which measurands a meter value carries
+is the CSMS's choice (``MeasurandSelection``, from the device model): 1.6 MeterValuesSampledData (periodic) and
+StopTxnSampledData (StopTransaction's transactionData); 2.0.1 SampledDataCtrlr.TxUpdatedMeasurands,
+TxStartedMeasurands and TxEndedMeasurands. The end sample carries only the register (the output is off). A
+periodic sample none of whose selected measurands is known (only SoC chosen, no SoC from the EV): 2.0.1's
+TransactionEvent goes without meterValue, 1.6 StopTransaction without transactionData; a MeterValues message must
+carry one sampled value (the schemas' minItems 1) and carries the register.
 
 Stop reasons (how the session ended -> 1.6 Reason, 2.0.1 ReasonEnumType and the Ended event's triggerReason):
 the API's ``/stop_session`` -> Local / Local / StopAuthorized; the CSMS's remote stop -> Remote / Remote /
@@ -21,7 +27,7 @@ Timeout, trigger EVCommunicationLost), the rest Other; faults trigger AbnormalCo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +48,39 @@ ID_TOKEN_MAX_LENGTH_201 = 36
 
 _OUTLET, _EV = "Outlet", "EV"
 
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+#: The measurands this station samples, in the order a meter value lists them (issue 12: the DC measurands a
+#: CSMS bills and monitors from). The default periodic selection.
+MEASURANDS = (ENERGY_REGISTER, "Power.Active.Import", "Current.Import", "Voltage", "SoC", "Power.Offered",
+              "Current.Offered")
+#: What the start and the end of a transaction carry unless the CSMS chooses otherwise: the register.
+BEGIN_END_MEASURANDS = (ENERGY_REGISTER,)
+
+
+@dataclass(frozen=True)
+class MeasurandSelection:
+    """The measurands each context's meter values carry (see the module's description)."""
+
+    periodic: tuple[str, ...] = MEASURANDS
+    begin: tuple[str, ...] = BEGIN_END_MEASURANDS
+    end: tuple[str, ...] = BEGIN_END_MEASURANDS
+
+    def for_context(self, context: str) -> tuple[str, ...]:
+        if context == "Transaction.Begin":
+            return self.begin
+        if context == "Transaction.End":
+            return self.end
+        return self.periodic
+
+
+#: The fallback of a meter value none of whose selected measurands is known.
+REGISTER_ONLY = MeasurandSelection(BEGIN_END_MEASURANDS, BEGIN_END_MEASURANDS, BEGIN_END_MEASURANDS)
+
+
+def parse_measurands(value: str) -> tuple[str, ...]:
+    """A comma-separated measurand list (a device model value) as a tuple, blanks dropped."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
 
 @dataclass(frozen=True)
 class MeterSample:
@@ -55,6 +94,27 @@ class MeterSample:
     soc_percent: float | None = None
     offered_power_W: float = 0.0
     offered_current_A: float = 0.0
+    #: What the CSMS chose to receive (None: the defaults).
+    measurands: MeasurandSelection | None = None
+
+    def selected(self, context: str) -> tuple[str, ...]:
+        """The measurands to send in ``context`` that this sample has (the end sample: only the register)."""
+        chosen = (self.measurands or MeasurandSelection()).for_context(context)
+        known = {ENERGY_REGISTER} if context == "Transaction.End" else set(MEASURANDS) - (
+            {"SoC"} if self.soc_percent is None else set())
+        return tuple(measurand for measurand in _MEASURAND_FIELDS if measurand in chosen and measurand in known)
+
+
+#: measurand -> (MeterSample field, unit, digits, location), in the order a meter value lists them
+_MEASURAND_FIELDS = {
+    ENERGY_REGISTER: ("register_Wh", "Wh", 3, _OUTLET),
+    "Power.Active.Import": ("power_W", "W", 1, _OUTLET),
+    "Current.Import": ("current_A", "A", 3, _OUTLET),
+    "Voltage": ("voltage_V", "V", 3, _OUTLET),
+    "Power.Offered": ("offered_power_W", "W", 1, _OUTLET),
+    "Current.Offered": ("offered_current_A", "A", 3, _OUTLET),
+    "SoC": ("soc_percent", "Percent", 1, _EV),
+}
 
 
 @dataclass(frozen=True)
@@ -123,17 +183,20 @@ def _sampled_16(value: float, measurand: str, unit: str, context: str, location:
 
 
 def meter_value_16(sample: MeterSample, context: str = "Sample.Periodic") -> types16.MeterValue:
-    values = [_sampled_16(sample.register_Wh, "Energy.Active.Import.Register", "Wh", context)]
-    if context != "Transaction.End" and context != "Transaction.Begin":
-        values += [
-            _sampled_16(sample.power_W, "Power.Active.Import", "W", context, digits=1),
-            _sampled_16(sample.current_A, "Current.Import", "A", context),
-            _sampled_16(sample.voltage_V, "Voltage", "V", context),
-            _sampled_16(sample.offered_power_W, "Power.Offered", "W", context, digits=1),
-            _sampled_16(sample.offered_current_A, "Current.Offered", "A", context),
-        ]
-        if sample.soc_percent is not None:
-            values.append(_sampled_16(sample.soc_percent, "SoC", "Percent", context, location=_EV, digits=1))
+    """The sample's selected measurands in ``context``, or the register when it has none of them (a meter value
+    carries one sampled value at least: the schema's minItems 1)."""
+    return selected_meter_value_16(sample, context) or selected_meter_value_16(
+        replace(sample, measurands=REGISTER_ONLY), context)
+
+
+def selected_meter_value_16(sample: MeterSample, context: str = "Sample.Periodic") -> types16.MeterValue | None:
+    """The sample's selected measurands in ``context``; None when it has none of them."""
+    values = []
+    for measurand in sample.selected(context):
+        field_name, unit, digits, location = _MEASURAND_FIELDS[measurand]
+        values.append(_sampled_16(getattr(sample, field_name), measurand, unit, context, location, digits))
+    if not values:
+        return None
     return types16.MeterValue(timestamp=format_date_time(sample.timestamp), sampled_value=values)
 
 
@@ -158,7 +221,7 @@ def stop_transaction_16(sample: MeterSample, reason: StopReason, id_tag: str | N
         meter_stop=register_value_16(sample.register_Wh), timestamp=format_date_time(sample.timestamp),
         transaction_id=0, reason=reason.reason_16,
         id_tag=id_tag[:ID_TAG_MAX_LENGTH_16] if id_tag else None,
-        transaction_data=[meter_value_16(sample, "Transaction.End")]))
+        transaction_data=[value] if (value := selected_meter_value_16(sample, "Transaction.End")) is not None else None))
     del payload["transactionId"]
     return payload
 
@@ -171,17 +234,20 @@ def _sampled_201(value: float, measurand: str, unit: str, context: str, location
 
 
 def meter_value_201(sample: MeterSample, context: str = "Sample.Periodic") -> types201.MeterValueType:
-    values = [_sampled_201(sample.register_Wh, "Energy.Active.Import.Register", "Wh", context)]
-    if context not in ("Transaction.Begin", "Transaction.End"):
-        values += [
-            _sampled_201(sample.power_W, "Power.Active.Import", "W", context, digits=1),
-            _sampled_201(sample.current_A, "Current.Import", "A", context),
-            _sampled_201(sample.voltage_V, "Voltage", "V", context),
-            _sampled_201(sample.offered_power_W, "Power.Offered", "W", context, digits=1),
-            _sampled_201(sample.offered_current_A, "Current.Offered", "A", context),
-        ]
-        if sample.soc_percent is not None:
-            values.append(_sampled_201(sample.soc_percent, "SoC", "Percent", context, location=_EV, digits=1))
+    """The sample's selected measurands in ``context``, or the register when it has none of them (a meter value
+    carries one sampled value at least: the schema's minItems 1)."""
+    return selected_meter_value_201(sample, context) or selected_meter_value_201(
+        replace(sample, measurands=REGISTER_ONLY), context)
+
+
+def selected_meter_value_201(sample: MeterSample, context: str = "Sample.Periodic") -> types201.MeterValueType | None:
+    """The sample's selected measurands in ``context``; None when it has none of them."""
+    values = []
+    for measurand in sample.selected(context):
+        field_name, unit, digits, location = _MEASURAND_FIELDS[measurand]
+        values.append(_sampled_201(getattr(sample, field_name), measurand, unit, context, location, digits))
+    if not values:
+        return None
     return types201.MeterValueType(timestamp=format_date_time(sample.timestamp), sampled_value=values)
 
 
@@ -209,7 +275,8 @@ def transaction_event_201(event_type: str, trigger_reason: str, seq_no: int, tra
     request = call201.TransactionEvent(
         event_type=event_type, timestamp=format_date_time(sample.timestamp), trigger_reason=trigger_reason,
         seq_no=seq_no, transaction_info=info,
-        meter_value=[meter_value_201(sample, context)] if context is not None else None,
+        meter_value=[value] if context is not None and (value := selected_meter_value_201(sample, context)) is not None
+        else None,
         offline=offline, evse=types201.EVSEType(id=evse_id, connector_id=connector_id) if event_type == "Started"
         else None, id_token=id_token)
     return to_wire(request)

@@ -120,6 +120,7 @@ class Transactions:
         self.charging_state = charging_state
         self.offered_current_A = offered_current_A
         self.offered_power_W = offered_power_W
+        self.measurands: Callable[[], messages.MeasurandSelection] = messages.MeasurandSelection  # the CSMS's choice
         self.id_token_type = id_token_type
         self.register_Wh = 0.0
         self.current: OpenTransaction | None = None
@@ -187,7 +188,7 @@ class Transactions:
                            power_W=m.output_voltage_V * m.output_current_A if m else 0.0,
                            current_A=m.output_current_A if m else 0.0, voltage_V=m.output_voltage_V if m else 0.0,
                            soc_percent=float(soc) if isinstance(soc, (int, float)) else None,
-                           offered_power_W=offered_W, offered_current_A=offered_A)
+                           offered_power_W=offered_W, offered_current_A=offered_A, measurands=self.measurands())
 
     # --- session start ----------------------------------------------------------------------------------------------
     def _on_session_start(self, session: ActiveSession) -> None:
@@ -321,7 +322,7 @@ class Transactions:
         if self.version == "1.6":
             # 1.6 carries whole Wh: the register advances by what the CSMS bills (the rounded energy).
             register_end_Wh = float(messages.register_value_16(register_end_Wh))
-        sample = MeterSample(timestamp=at, register_Wh=register_end_Wh)
+        sample = MeterSample(timestamp=at, register_Wh=register_end_Wh, measurands=self.measurands())
         if self.version == "1.6":
             action, payload = "StopTransaction", messages.stop_transaction_16(sample, reason, tx.id_tag)
         else:
