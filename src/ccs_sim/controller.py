@@ -36,6 +36,7 @@ from ccs_sim.orchestrator import SessionStateMachine
 from ccs_sim.settings import ControllerSettings
 from ccs_sim.vehicle import empty_iso15118_view, empty_slac_view
 from evse_hal.interfaces import EVSEHardware
+from evse_hal.iso15118.charger_port import Authorization, Authorizer, accept_every_identification
 from evse_model import standards
 from evse_model.clock import Clock
 from evse_model.faults import Fault, FaultType
@@ -75,6 +76,9 @@ class ChargerController:
         self._faults = FaultShutdown(self)
         self._views = Views(self)
         self.session: ActiveSession | None = None
+        #: Decides an EV's identification (ISO 15118 EIM / Plug & Charge): accept all unless an OCPP client
+        #: installs one that asks its CSMS (``ccs_sim.ocpp.authorization``).
+        self.authorizer: Authorizer = accept_every_identification
         self.last_session_summary: SessionSummary | None = None
         #: The supervision context in force: the running (or winding-down) session's, else an idle one.
         self.context = self.idle_context()
@@ -301,6 +305,10 @@ class ChargerController:
 
     def end_session(self, phase: Phase, fault: Fault | None, reason: EndReason) -> None:
         self._sessions.end_session(phase, fault, reason)
+
+    async def authorize(self, id_token: str | None, id_token_type: str) -> Authorization:
+        """The EV's identification for the running session, decided by ``authorizer``."""
+        return await self.authorizer(id_token, id_token_type)
 
     def session_meter_reading(self, session: ActiveSession) -> MeterReading:
         return self._sessions.session_meter_reading(session)

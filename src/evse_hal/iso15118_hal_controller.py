@@ -74,15 +74,16 @@ from iso15118.shared.messages.iso15118_20.dc import (
 )
 from iso15118.shared.states import State
 
+from evse_hal.iso15118.authorization import PendingAuthorization, authorization_failed_code
 from evse_hal.iso15118.cable_check import CableCheckRun
-from evse_hal.iso15118.charger_port import ChargerPort
+from evse_hal.iso15118.charger_port import ID_TOKEN_TYPE_EIM, ID_TOKEN_TYPE_EMAID, Authorization, ChargerPort
 from evse_hal.iso15118.evse_id import din_evse_id, iso_15118_2_evse_id
 from evse_hal.iso15118.session import CHARGE_LOOP_WATCHDOG_S, HlcSessionLink
 from evse_hal.iso15118.sim_body import is_credible_pack_voltage
 from evse_hal.iso15118.views import ev_max_current_A, ev_max_voltage_V, plain_number
 from evse_model import standards
 from evse_model.faults import ISOLATION_FAULT
-from evse_model.session import Stage
+from evse_model.session import EndReason, Phase, Stage
 
 __all__ = ["CHARGE_LOOP_WATCHDOG_S", "DEFAULT_EVSE_ID", "HalEVSEController", "fresh_ev_data_context"]
 
@@ -112,6 +113,7 @@ class HalEVSEController(EVSEControllerInterface):
         self.eim_authorized = False
         self._link = HlcSessionLink(charger, watchdog_s)
         self._cable_check = CableCheckRun(charger, self._link.own_session_active)
+        self._authorization = PendingAuthorization(charger)
 
     def reset_ev_data_context(self) -> None:
         self.ev_data_context = fresh_ev_data_context()
@@ -119,6 +121,7 @@ class HalEVSEController(EVSEControllerInterface):
     async def _begin_session(self, comm_session: Any) -> None:
         """A new SECC communication session: a new session in the controller (``HlcSessionLink.begin``)."""
         self._cable_check.reset()  # the previous session's check must not command this one's supply
+        self._authorization.reset(comm_session)  # nor its identification decide this one's
         self.reset_ev_data_context()
         await self._link.begin(comm_session, self._protocol_name())
 
@@ -169,12 +172,25 @@ class HalEVSEController(EVSEControllerInterface):
                             id_token_type: AuthorizationTokenType | None = None,
                             certificate_chain: bytes | None = None,
                             hash_data: list[dict[str, str]] | None = None) -> AuthorizationResponse:
-        """No backend: every EIM identification and every contract the SECC's PKI checks is accepted."""
-        code = messages.authorization_ok_code(self.get_selected_protocol())
-        self._link.authorized = True
+        """The EV's identification (Plug & Charge: its eMAID, after the SECC's PKI checked the contract chain;
+        EIM: none), decided by the charger's authoriser (accept all unless a backend such as an OCPP CSMS is
+        attached): ONGOING while it decides (the EV repeats AuthorizationReq), REJECTED ends our session
+        before any energy (the SECC answers FAILED and stops)."""
+        protocol = self.get_selected_protocol()
+        token_type = ID_TOKEN_TYPE_EMAID if id_token_type == AuthorizationTokenType.EMAID else ID_TOKEN_TYPE_EIM
+        decision = await self._authorization.poll(self._link.comm_session, id_token, token_type)
+        if decision is Authorization.ONGOING:
+            return AuthorizationResponse(authorization_status=AuthorizationStatus.ONGOING)
+        self._link.authorized = decision is Authorization.ACCEPTED
         self._refresh_views()
-        return AuthorizationResponse(authorization_status=AuthorizationStatus.ACCEPTED,
-                                     certificate_response_status=code)
+        if decision is Authorization.ACCEPTED:
+            return AuthorizationResponse(authorization_status=AuthorizationStatus.ACCEPTED,
+                                         certificate_response_status=messages.authorization_ok_code(protocol))
+        if self._link.own_session_active():
+            logger.warning("identification %r refused: the session ends before any energy", id_token)
+            self.charger.end_session(Phase.ABORTED, None, EndReason.STOP_REQUESTED)
+        return AuthorizationResponse(authorization_status=AuthorizationStatus.REJECTED,
+                                     certificate_response_status=authorization_failed_code(protocol))
 
     async def get_sa_schedule_list(self, ev_data_context: EVDataContext, is_free_charging_service: bool,
                                    max_schedule_entries: int | None,

@@ -2,7 +2,10 @@
 
 From the controller's event bus (``ccs_sim/core/events.py``):
 
-- SESSION_START (the session owns the output and the meter): a transaction opens. With an id token (the
+- SESSION_START (the session owns the output and the meter): a transaction opens. An ISO 15118 session
+  (source ``hlc``) with no token yet waits for the EV's identification (``ccs_sim.ocpp.authorization``:
+  EIM or the Plug & Charge eMAID, asked by the SECC): 1.6 sends StartTransaction once it is accepted (none
+  when refused), 2.0.1 starts at once (E02 cable plugged in first) and sends Updated (Authorized, idToken). With an id token (the
   ``id_token`` of ``start_session``, or one the commands note for a remote start) it is authorised first
   (Authorize, sent directly: it is not a transaction message); a token the CSMS refuses stops the session
   and no transaction is sent. Offline, or no answer: the session goes on (the CSMS judges the token in
@@ -40,6 +43,7 @@ from ccs_sim.core.events import Topic
 from ccs_sim.ocpp import transaction_messages as messages
 from ccs_sim.ocpp.message_queue import DeliveryOffline, Sender, TransactionMessageQueue
 from ccs_sim.ocpp.transaction_messages import MeterSample, StopReason
+from evse_hal.iso15118.session import HlcSessionDriver
 from evse_model.session import SessionSummary
 
 if TYPE_CHECKING:
@@ -68,6 +72,12 @@ class OpenTransaction:
     #: The start message is queued (or the transaction was refused: ``refused``).
     started: asyncio.Event | None = None
     refused: bool = False
+    #: The id token's type (2.0.1 IdTokenEnumType; None: the station's configured type).
+    id_token_type: str | None = None
+    #: An ISO 15118 session waiting for the EV's identification (``note_identified``).
+    awaiting_identification: bool = False
+    #: The id token was authorised before the transaction opened (no second Authorize).
+    authorized: bool = False
 
 
 def _register_Wh(db: sqlite3.Connection) -> float:
@@ -127,6 +137,7 @@ class Transactions:
         self._by_session: dict[str, OpenTransaction] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_remote_start: tuple[str | None, int | None] | None = None
+        self._previous_authorizer: Any = None
         self._listeners: tuple[tuple[Topic, Any], ...] = ((Topic.SESSION_START, self._on_session_start), (Topic.TICK, self._on_tick),
                            (Topic.SESSION_END, self._on_session_end))
 
@@ -138,8 +149,13 @@ class Transactions:
         for topic, listener in self._listeners:
             self.controller.events.listeners(topic).append(listener)
         self.queue.on_transaction_id(self._on_transaction_id)
+        from ccs_sim.ocpp.authorization import CsmsAuthorizer
+
+        self._previous_authorizer, self.controller.authorizer = self.controller.authorizer, CsmsAuthorizer(self)
 
     async def stop(self) -> None:
+        if self._previous_authorizer is not None:
+            self.controller.authorizer, self._previous_authorizer = self._previous_authorizer, None
         for topic, listener in self._listeners:
             listeners = self.controller.events.listeners(topic)
             if listener in listeners:
@@ -198,16 +214,20 @@ class Transactions:
         local_ref = uuid.uuid4().hex if self.version == "1.6" else str(uuid.uuid4())
         tx = OpenTransaction(local_ref, session.session_id, id_tag, self.register_Wh,
                              last_sample_s=self.controller.clock.now(), started=asyncio.Event(),
-                             remote_start_id=remote[1] if remote else None)
+                             remote_start_id=remote[1] if remote else None,
+                             awaiting_identification=session.source == HlcSessionDriver.source and not id_tag
+                             and remote is None)
         self.current = tx
         self._by_session[session.session_id] = tx
+        if tx.awaiting_identification and self.version == "1.6":
+            return  # 1.6: StartTransaction carries the identified idTag (note_identified)
         first_sample = self.sample(session, tx.register_start_Wh)
         self._track(self._open(tx, session, first_sample, remote is not None))
 
     async def _open(self, tx: OpenTransaction, session: ActiveSession, sample: MeterSample, remote: bool) -> None:
         assert tx.started is not None
         try:
-            if tx.id_tag and not remote and not await self._authorized(tx.id_tag):
+            if tx.id_tag and not remote and not tx.authorized and not await self._authorized(tx.id_tag):
                 tx.refused = True
                 log.warning("OCPP: id token %r refused by the CSMS; stopping session %s", tx.id_tag, tx.session_id)
                 if self.controller.session is session and self.controller.session_active:
@@ -224,19 +244,20 @@ class Transactions:
                 payload = messages.transaction_event_201(
                     "Started", trigger, self._next_seq_no(tx), tx.local_ref, sample, evse_id=self.evse_id,
                     connector_id=self.connector_id, charging_state=tx.charging_state, context="Transaction.Begin",
-                    id_token=messages.id_token_201(tx.id_tag, self.id_token_type))
+                    id_token=None if tx.awaiting_identification else  # E02: the idToken comes with Authorized
+                    messages.id_token_201(tx.id_tag, tx.id_token_type or self.id_token_type))
                 if tx.remote_start_id is not None:
                     payload["transactionInfo"]["remoteStartId"] = tx.remote_start_id
             await self.queue.enqueue(action, payload, tx.local_ref, self._write_open(tx, sample))
         finally:
             tx.started.set()
 
-    async def _authorized(self, id_tag: str) -> bool:
+    async def _authorized(self, id_tag: str, id_token_type: str | None = None) -> bool:
         """Authorize: False only when the CSMS answers and the status is not Accepted."""
         if self.send is None:
             return True
         payload = messages.authorize_16(id_tag) if self.version == "1.6" else \
-            messages.authorize_201(id_tag, self.id_token_type)
+            messages.authorize_201(id_tag, id_token_type or self.id_token_type)
         try:
             response = await self.send("Authorize", payload) or {}
         except (DeliveryOffline, ConnectionError, OSError, Exception) as error:  # offline / no answer: go on
@@ -244,6 +265,52 @@ class Transactions:
             return True
         info = response.get("idTagInfo") or response.get("idTokenInfo") or {}
         return info.get("status", ACCEPTED) == ACCEPTED
+
+    # --- the EV's identification (ISO 15118: ``ccs_sim.ocpp.authorization``) ----------------------------------
+    def awaiting_identification(self) -> OpenTransaction | None:
+        """The running session's transaction while it waits for the EV's identification."""
+        session = self.controller.session
+        tx = self._by_session.get(session.session_id) if session is not None else None
+        return tx if tx is not None and tx.awaiting_identification else None
+
+    async def authorize(self, id_token: str, id_token_type: str) -> bool:
+        """Authorize ``id_token`` (False only when the CSMS answers and refuses it)."""
+        return await self._authorized(id_token, id_token_type)
+
+    def note_identified(self, tx: OpenTransaction, id_token: str | None, id_token_type: str | None) -> None:
+        """The EV's identification is accepted (``id_token`` None: EIM with no token, NoAuthorization): 1.6
+        StartTransaction with it; 2.0.1 TransactionEvent Updated, trigger Authorized, with the idToken."""
+        if not tx.awaiting_identification or self._by_session.get(tx.session_id) is not tx:
+            return  # the session ended meanwhile
+        tx.awaiting_identification, tx.authorized = False, True
+        tx.id_tag, tx.id_token_type = id_token, id_token_type
+        session = self.controller.session
+        assert session is not None and session.session_id == tx.session_id
+        sample = self.sample(session, tx.register_start_Wh)
+        if self.version == "1.6":
+            self._track(self._open(tx, session, sample, False))
+        elif id_token:
+            self._track(self._authorized_201(tx, sample))
+
+    def note_refused(self, tx: OpenTransaction) -> None:
+        """The CSMS refused the EV's identification (the SECC ends the session, no energy): 1.6 no
+        transaction; 2.0.1 the transaction ends DeAuthorized."""
+        tx.awaiting_identification = False
+        if self.version == "1.6":
+            tx.refused = True
+            assert tx.started is not None
+            tx.started.set()
+        else:
+            tx.deauthorized = True
+
+    async def _authorized_201(self, tx: OpenTransaction, sample: MeterSample) -> None:
+        assert tx.started is not None
+        await tx.started.wait()
+        payload = messages.transaction_event_201(
+            "Updated", "Authorized", self._next_seq_no(tx), tx.local_ref, sample, evse_id=self.evse_id,
+            connector_id=self.connector_id, charging_state=tx.charging_state, context=None,
+            id_token=messages.id_token_201(tx.id_tag, tx.id_token_type or self.id_token_type))
+        await self.queue.enqueue("TransactionEvent", payload, tx.local_ref, self._write_progress(tx, sample))
 
     def _write_open(self, tx: OpenTransaction, sample: MeterSample) -> Callable[[sqlite3.Connection], None]:
         row = (tx.local_ref, tx.session_id, self.version, tx.id_tag, sample.timestamp.isoformat(),
@@ -305,6 +372,8 @@ class Transactions:
             return
         if self.current is tx:
             self.current = None
+        if tx.awaiting_identification and self.version == "1.6":
+            self.note_refused(tx)  # never identified: no transaction
         reason = messages.stop_reason(summary.end_reason, summary.error, tx.remote_stop)
         if tx.deauthorized:
             reason = StopReason("DeAuthorized", "DeAuthorized", "Deauthorized")

@@ -12,7 +12,8 @@ the EV's data. Errors come as ``evse_model.session_errors`` (``CommandRefused``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from evse_hal.interfaces import EVSEHardware
@@ -20,6 +21,29 @@ from evse_hal.pilot import PilotReading
 from evse_model.clock import Clock
 from evse_model.faults import Fault, FaultType
 from evse_model.session import EndReason, Phase, SessionParams, SessionSummary, Stage
+
+
+class Authorization(str, enum.Enum):
+    """The charger's answer to an EV's identification (ISO 15118-2 AuthorizationRes: Finished or Ongoing)."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    ONGOING = "Ongoing"  # not decided yet (the backend has not answered): the EV asks again
+
+
+#: ``id_token_type`` of an EV's identification: its contract id (Plug & Charge, ISO 15118-2 PaymentDetailsReq
+#: eMAID) or External Identification Means (EIM: the driver identifies at the charger, no token from the EV).
+ID_TOKEN_TYPE_EMAID = "eMAID"
+ID_TOKEN_TYPE_EIM = "EIM"
+
+#: Who decides an identification: ``async (id_token, id_token_type) -> Authorization`` (the charger's
+#: ``authorizer``; an OCPP client installs one that asks its CSMS).
+Authorizer = Callable[[str | None, str], Awaitable[Authorization]]
+
+
+async def accept_every_identification(id_token: str | None, id_token_type: str) -> Authorization:
+    """No backend: every EIM identification and every contract the SECC's PKI checked is accepted."""
+    return Authorization.ACCEPTED
 
 
 class ChargerReadings(Protocol):
@@ -121,6 +145,11 @@ class ChargerPort(Protocol):
     def end_session(self, phase: Phase, fault: Fault | None, reason: EndReason) -> None: ...
 
     async def raise_fault(self, fault_type: FaultType, source: str = "api", message: str = "") -> Any: ...
+
+    async def authorize(self, id_token: str | None, id_token_type: str) -> Authorization:
+        """The EV's identification for the running session (``id_token``: the eMAID for Plug & Charge, None
+        for EIM; ``id_token_type``: ID_TOKEN_TYPE_EMAID / ID_TOKEN_TYPE_EIM), decided by the charger's
+        authoriser; may take as long as its backend (the glue polls it without blocking the SECC)."""
 
     # --- the DC sequence, step by step as the EV asks -------------------------------------------------
     async def set_pwm_duty(self, duty_percent: float) -> None: ...
