@@ -23,11 +23,13 @@ class FakeCsms:
         self.violations: list[str] = []
         self.id_tag_status = id_tag_status
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.message_ids: list[str | None] = []  # each call's OCPP-J message id
         self.accepted: list[tuple[str, dict[str, Any]]] = []
         self.next_transaction_id = first_transaction_id
 
-    async def send(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, action: str, payload: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
         self.calls.append((action, payload))
+        self.message_ids.append(message_id)
         if self.version is not None:
             self.violations += [f"{action}: {line}" for line in
                                 frame_violations(self.version, MessageType.Call, action, payload)]

@@ -269,8 +269,10 @@ class OcppLink:
         self.booted.clear()
         self.state.connection = "stopped"
 
-    async def call(self, request: Any) -> Any:
+    async def call(self, request: Any, message_id: str | None = None) -> Any:
         """Send one CALL (a ``ocpp.v16.call`` / ``ocpp.v201.call`` dataclass), return the CALLRESULT dataclass.
+        ``message_id``: the OCPP-J message id to send it with (the durable queue's, kept across a resend), else a
+        new one.
         ``OcppNotReady`` before the BootNotification is Accepted or while disconnected; ``OcppCallError`` on
         a CALLERROR; ``asyncio.TimeoutError`` after ``call_timeout_s``; ``OutgoingPayloadRefused`` (nothing
         sent) if the payload breaks its schema."""
@@ -278,7 +280,7 @@ class OcppLink:
         if charge_point is None or not self.booted.is_set():
             raise OcppNotReady(f"OCPP link {self.state.connection}, boot {self.state.boot_status or 'not sent'}: "
                                f"{type(request).__name__} not sent")
-        return await self._call(charge_point, request)
+        return await self._call(charge_point, request, message_id)
 
     def set_heartbeat_interval(self, seconds: float) -> None:
         """A new Heartbeat interval (1.6 ChangeConfiguration HeartbeatInterval / 2.0.1 SetVariables)."""
@@ -286,7 +288,7 @@ class OcppLink:
         self._heartbeat_changed.set()  # the next Heartbeat one new interval from now
 
     # --- calls ----------------------------------------------------------------------------------------------
-    async def _call(self, charge_point: Any, request: Any) -> Any:
+    async def _call(self, charge_point: Any, request: Any, message_id: str | None = None) -> Any:
         action = type(request).__name__
         payload = remove_nones(snake_to_camel_case(serialize_as_dict(request)))
         violations = frame_violations(self.protocol.version, MessageType.Call, action, payload)
@@ -294,7 +296,7 @@ class OcppLink:
             self.frame_log.count_error("refused_payload")
             raise OutgoingPayloadRefused(f"{action} CALL not sent: {'; '.join(violations)}")
         try:
-            return await charge_point.call(request, suppress=False)
+            return await charge_point.call(request, suppress=False, unique_id=message_id)
         except TimeoutError:
             self.frame_log.count_error("call_timeout")
             raise

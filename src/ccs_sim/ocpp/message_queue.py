@@ -10,8 +10,15 @@ Rules:
 - Strict order: only the oldest message is ever in flight; the next waits until it is acknowledged or given up.
 - Delivery only while the link is up (``link_up``: connected and BootNotification Accepted); ``link_down``
   pauses it. A message is removed in the same database transaction that records its CALLRESULT: a process
-  killed before that commit sends it again after the restart (at-least-once; the window is one commit), one
-  killed after it never sends it again.
+  killed before that commit sends it again after the restart (at-least-once at the wire: a CALLRESULT lost
+  in the kill cannot be told from a CALL that never arrived), one killed after it never sends it again.
+- Message ids: each row keeps the OCPP-J message id (``message_id``) it is sent with. A resend after a
+  restart or a lost connection goes with the same id, so a CSMS that keeps its answers by message id
+  processes the message once (exactly-once in its accepted set); OCPP-J allows it because an id only has to
+  differ from the sender's earlier CALL ids on the same WebSocket connection (OCPP-J 1.6 §4.1.3; OCPP 2.0.1
+  Part 4 §4.1.3), and a resend after either always runs on a new connection (libocpp also resends a message
+  restored from its database with its stored id). A retry after a failed attempt (CALLERROR, timeout) may
+  run on the same connection: it gets a new id, stored with the attempt count (libocpp does the same).
 - Attempts (OCPP 1.6 TransactionMessageAttempts / TransactionMessageRetryInterval; 2.0.1 E13
   MessageAttemptsTransactionEvent / MessageAttemptIntervalTransactionEvent; libocpp defaults 3 and 30 s):
   an attempt fails when the CSMS answers CALLERROR (or the sender returns no result) or does not answer
@@ -37,20 +44,31 @@ when no answer came in time (both count).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ccs_sim.observability.session_store import Transaction
 from ccs_sim.ocpp.store import OcppDatabase
 
 log = logging.getLogger(__name__)
 
-Sender = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+class Sender(Protocol):
+    """``await send(action, payload, message_id=None)``: the CALLRESULT payload (the OCPP-J message id given,
+    else one the link chooses)."""
+
+    def __call__(self, action: str, payload: dict[str, Any],
+                 message_id: str | None = None) -> Awaitable[dict[str, Any] | None]: ...
+
+
 TransactionIdListener = Callable[[str, str, str | None], None]
 
 #: libocpp's defaults (include/ocpp/common/message_queue.hpp): 3 attempts, 30 s between them.
@@ -76,10 +94,17 @@ class QueuedMessage:
     local_tx_ref: str | None
     attempts: int
     enqueued_at: str
+    #: The OCPP-J message id it is sent with (None only in rows an older version wrote: one is given).
+    message_id: str | None = None
 
 
 def _utc_now_text() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def new_message_id() -> str:
+    """An OCPP-J message id (max 36 characters: a UUID's text)."""
+    return str(uuid.uuid4())
 
 
 # --- database functions (run on the store's worker thread) ---------------------------------------------------
@@ -92,17 +117,18 @@ def _insert(db: sqlite3.Connection, action: str, payload: str, local_tx_ref: str
     with Transaction(db):
         if with_state is not None:
             with_state(db)
-        cursor = db.execute("INSERT INTO ocpp_message_queue (action, payload, local_tx_ref, enqueued_at) "
-                            "VALUES (?, ?, ?, ?)", (action, payload, local_tx_ref, at))
+        cursor = db.execute("INSERT INTO ocpp_message_queue (action, payload, local_tx_ref, enqueued_at, message_id) "
+                            "VALUES (?, ?, ?, ?, ?)", (action, payload, local_tx_ref, at, new_message_id()))
     return int(cursor.lastrowid or 0)
 
 
-_SELECT = "SELECT seq, action, payload, local_tx_ref, attempts, enqueued_at FROM ocpp_message_queue ORDER BY seq"
+_SELECT = ("SELECT seq, action, payload, local_tx_ref, attempts, enqueued_at, message_id FROM ocpp_message_queue "
+           "ORDER BY seq")
 
 
 def _message(row: sqlite3.Row) -> QueuedMessage:
     return QueuedMessage(row["seq"], row["action"], json.loads(row["payload"]), row["local_tx_ref"],
-                         row["attempts"], row["enqueued_at"])
+                         row["attempts"], row["enqueued_at"], row["message_id"])
 
 
 def _head(db: sqlite3.Connection) -> QueuedMessage | None:
@@ -130,9 +156,16 @@ def _acknowledge(db: sqlite3.Connection, seq: int, mapping: tuple[str, str, str 
         db.execute("DELETE FROM ocpp_message_queue WHERE seq=?", (seq,))
 
 
-def _count_attempt(db: sqlite3.Connection, seq: int) -> None:
+def _count_attempt(db: sqlite3.Connection, seq: int, next_message_id: str) -> None:
+    """A failed attempt: counted, and the retry's message id."""
     with Transaction(db):
-        db.execute("UPDATE ocpp_message_queue SET attempts = attempts + 1 WHERE seq=?", (seq,))
+        db.execute("UPDATE ocpp_message_queue SET attempts = attempts + 1, message_id=? WHERE seq=?",
+                   (next_message_id, seq))
+
+
+def _set_message_id(db: sqlite3.Connection, seq: int, message_id: str) -> None:
+    with Transaction(db):
+        db.execute("UPDATE ocpp_message_queue SET message_id=? WHERE seq=?", (message_id, seq))
 
 
 def _drop(db: sqlite3.Connection, message: QueuedMessage, attempts: int, at: str, reason: str) -> None:
@@ -266,8 +299,11 @@ class TransactionMessageQueue:
         if self._send is None:
             self._online.clear()
             return
+        if message.message_id is None:  # a row an older version wrote: its id, kept for any resend
+            message = dataclasses.replace(message, message_id=new_message_id())
+            await self.database.call(_set_message_id, message.seq, message.message_id)
         try:
-            response = await self._send(message.action, payload)
+            response = await self._send(message.action, payload, message_id=message.message_id)
             if response is None:
                 raise DeliveryRejected("no CALLRESULT")
         except asyncio.CancelledError:
@@ -319,7 +355,7 @@ class TransactionMessageQueue:
         if attempts >= self.attempts:
             await self._give_up(message, attempts, f"{type(failure).__name__}: {failure}")
             return
-        await self.database.call(_count_attempt, message.seq)
+        await self.database.call(_count_attempt, message.seq, new_message_id())
         wait_s = self.retry_interval_s * attempts
         log.info("OCPP %s #%d failed (attempt %d of %d: %s); retry in %.0f s", message.action, message.seq,
                  attempts, self.attempts, failure, wait_s)

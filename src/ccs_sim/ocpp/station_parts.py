@@ -43,9 +43,9 @@ def link_sender(link: OcppLink, version: str) -> Sender:
     """``async send(action, payload) -> response`` over the link (wire dicts in and out), its failures in the
     queue's terms: not booted / closed -> DeliveryOffline; CALLERROR or a refused payload -> DeliveryRejected;
     a timeout while the link went down -> DeliveryOffline, else the TimeoutError itself."""
-    async def send(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def send(action: str, payload: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
         try:
-            response = await link.call(request_from_wire(version, action, payload))
+            response = await link.call(request_from_wire(version, action, payload), message_id)
         except OcppNotReady as error:
             raise DeliveryOffline(str(error)) from None
         except OcppCallError as error:

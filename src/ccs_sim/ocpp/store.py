@@ -4,7 +4,8 @@ The session records (``ccs_sim/observability/records.py`` and ``session_store.py
 opens a second connection to the same file (SQLite allows it; WAL lets a reader and a writer work at once)
 and keeps its own tables, all prefixed ``ocpp_``:
 
-- ``ocpp_message_queue``: transaction-related messages not yet acknowledged by the CSMS, in order;
+- ``ocpp_message_queue``: transaction-related messages not yet acknowledged by the CSMS, in order, each with
+  the OCPP-J message id it is (re)sent with (``message_id``; a column added to older databases on open);
 - ``ocpp_dropped_messages``: messages given up after their last attempt (kept for inspection, never sent);
 - ``ocpp_transaction_ids``: local transaction reference -> the id the CSMS gave (1.6 StartTransaction);
 - ``ocpp_transactions``: the transactions this station opened (to end one a dead process left open);
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS ocpp_message_queue (
     payload       TEXT NOT NULL,
     local_tx_ref  TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
-    enqueued_at   TEXT NOT NULL
+    enqueued_at   TEXT NOT NULL,
+    message_id    TEXT
 );
 CREATE TABLE IF NOT EXISTS ocpp_dropped_messages (
     seq           INTEGER PRIMARY KEY,
@@ -113,6 +115,7 @@ def open_ocpp_connection(path: Path | str) -> sqlite3.Connection:
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+        _add_missing_columns(db)
         row = db.execute("SELECT version FROM ocpp_schema_version WHERE id=1").fetchone()
         version = int(row[0]) if row is not None else 1
         if version > OCPP_SCHEMA_VERSION:
@@ -124,6 +127,18 @@ def open_ocpp_connection(path: Path | str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+#: Columns later versions added: (table, column, declaration).
+_ADDED_COLUMNS = (("ocpp_message_queue", "message_id", "TEXT"),)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A database written by an older version gets the columns added since (empty in its old rows)."""
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 class OcppDatabase:
