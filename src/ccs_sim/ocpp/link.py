@@ -94,6 +94,8 @@ class LinkState:
     #: BootNotifications Accepted (1 after the first boot; a reconnect does not boot again)
     boots_accepted: int = 0
     next_reconnect_s: float | None = None
+    #: When the last Heartbeat was answered (ISO-8601 UTC), None before the first.
+    last_heartbeat_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -391,6 +393,7 @@ class OcppLink:
                 pass
             try:
                 await self._call(charge_point, self.protocol.heartbeat_request())
+                self.state.last_heartbeat_at = self._now().isoformat()
             except (TimeoutError, OcppCallError) as error:
                 log.warning("OCPP Heartbeat failed: %s", error)
 

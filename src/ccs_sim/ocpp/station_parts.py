@@ -130,7 +130,18 @@ class StationTransactionParts:
                 {"status": state.status_16.value if self.version == "1.6" else state.status_201,
                  "error_code": state.error_code, "charging_state": state.charging_state},
                 "queue_delivered": self.queue.delivered, "queue_dropped": self.queue.dropped,
-                **self.transactions.view()}
+                **self.transactions.view(), "transaction": self.transaction_view()}
+
+    def transaction_view(self) -> dict[str, Any] | None:
+        """The running transaction for GET /ocpp (the dashboard's panel): its ids, id token and energy so far."""
+        tx, base = self.transactions.current, self.transactions.view()["transaction"]
+        session = self.client.controller.session
+        if tx is None or base is None:
+            return base
+        energy_Wh = (self.client.controller.session_meter_reading(session).energy_Wh
+                     if session is not None and session.session_id == tx.session_id else None)
+        return {**base, "id_tag": tx.id_tag, "meter_start_Wh": round(tx.register_start_Wh, 3),
+                "energy_Wh": None if energy_Wh is None else round(energy_Wh, 3)}
 
     def status_requests(self) -> list[Any]:
         """The connector's status now (the client sends it at every boot); it counts as notified."""
