@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -49,7 +49,8 @@ def require_browser() -> None:
 class LiveServer:
     """uvicorn serving ``create_app(settings=...)`` on a socket bound before the thread starts (no port race)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, ocpp_config: Any = None) -> None:
+        """``ocpp_config``: an ``OcppConfig`` (the app then runs an OCPP client), None: OCPP off."""
         import uvicorn
 
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -57,7 +58,8 @@ class LiveServer:
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(settings=ControllerSettings(speed=SPEED, data_dir=data_dir, port=self.port))
+        app = create_app(settings=ControllerSettings(speed=SPEED, data_dir=data_dir, port=self.port),
+                         ocpp_config=ocpp_config)
         self.app = app
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
         self.server = uvicorn.Server(config)

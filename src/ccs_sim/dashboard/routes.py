@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from ccs_sim.controller import ChargerController
 from ccs_sim.dashboard.snapshot import build_snapshot
 from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, MAX_RATE_HZ, MIN_RATE_HZ, snapshot_events
+from ccs_sim.ocpp.routes import ocpp_client_of
 from evse_hal.simulation import simulation_controls
 
 router = APIRouter()
@@ -31,12 +32,18 @@ ASSETS = {
     "recorder.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
+    "ocpp_panel.js": "text/javascript; charset=utf-8",
+    "ocpp_frames.js": "text/javascript; charset=utf-8",
 }
 PAGE = "index.html"
 #: The simulation panel's opening tag in the page, and the same tag hidden: served so when the adapter offers
 #: no simulation controls (the /sim routes it drives are absent then).
 SIM_PANEL_TAG = '<section class="card controls" id="sim-controls">'
 SIM_PANEL_ABSENT_TAG = '<section class="card controls hidden" id="sim-controls" data-simulation="absent">'
+#: The OCPP panel's opening tag, and the same tag hidden: served so without an OCPP client (no --ocpp-url); the
+#: page then never asks GET /ocpp.
+OCPP_PANEL_TAG = '<section class="card ocpp-card hidden" id="ocpp-panel" data-testid="ocpp-panel">'
+OCPP_PANEL_PRESENT_TAG = '<section class="card ocpp-card" id="ocpp-panel" data-testid="ocpp-panel" data-ocpp="present">'
 #: ``app.state`` flag that ends every open ``/stream`` response (see ``close_streams``).
 STREAMS_CLOSING = "dashboard_streams_closing"
 
@@ -73,10 +80,12 @@ def _controller(request: Request) -> ChargerController:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def dashboard_page(request: Request) -> HTMLResponse:
     """The live dashboard (open http://127.0.0.1:8000/ in a browser); its simulation panel only where the
-    adapter offers simulation controls."""
+    adapter offers simulation controls, its OCPP panel only where an OCPP client runs."""
     page = _read_asset(PAGE).decode("utf-8")
     if simulation_controls(_controller(request).hw) is None:
         page = page.replace(SIM_PANEL_TAG, SIM_PANEL_ABSENT_TAG)
+    if ocpp_client_of(request) is not None:
+        page = page.replace(OCPP_PANEL_TAG, OCPP_PANEL_PRESENT_TAG)
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 

@@ -1,10 +1,11 @@
 // The live dashboard: subscribes to GET /stream (Server-Sent Events) and hands each snapshot to the parts
 // that render it: the live numbers (live_view.js), the charts (session_charts.js), the controls (controls.js)
-// and the session history (history.js).
+// and the session history (history.js). The OCPP panel (ocpp_panel.js) asks GET /ocpp itself.
 
 import { loadFaults, renderInForce } from "./controls.js";
 import { loadHistory, renderHistory } from "./history.js";
 import { renderBanner, renderPanel, renderStatus } from "./live_view.js";
+import { startOcppPanel } from "./ocpp_panel.js";
 import { $, recorder, setClass, setText, state, STREAM_RATE_HZ } from "./page.js";
 import { charts, refreshCharts } from "./session_charts.js";
 
@@ -57,3 +58,4 @@ setText("stream-rate", String(STREAM_RATE_HZ));
 loadFaults();
 loadHistory();
 connect();
+startOcppPanel();
