@@ -175,9 +175,10 @@ def test_panel_shows_the_link_booted_its_version_queue_heartbeat_and_frames(ocpp
                                                             timeout=2 * HEARTBEAT_S * 1000 + PANEL_UPDATE_MS)
     view = ocpp_view(ocpp_server)
     depth = page.locator("#ocpp-queue-depth").inner_text()
-    assert re.fullmatch(r"(\d+) · (\d+) delivered", depth), depth
+    assert re.fullmatch(r"(\d+)( of max \d+)? · (\d+) delivered", depth), depth
     assert int(depth.split(" ")[0]) == view["queue_depth"] == 0
-    expect()(page.locator("#ocpp-dropped")).to_have_text("0")  # the view has queue_dropped: shown
+    # the view has queue_dropped (and queue_dropped_full where the queue has a cap): shown
+    expect()(page.locator("#ocpp-dropped")).to_have_text(re.compile(r"^0 given up( · 0 past the cap)?$"))
     # the newest frames first, at most 10; the BootNotification was sent and answered
     rows = page.locator("#ocpp-frames tr")
     expect()(rows.first).to_be_visible()
@@ -265,7 +266,7 @@ def test_get_ocpp_answers_every_field_the_panel_reads(ocpp_server, csms) -> None
     script = PANEL_SCRIPT.read_text(encoding="utf-8")
     read = {name: set(re.findall(rf"\b{name}\.([a-z_A-Z]+)\b", script)) for name in ("view", "tx", "limit", "error",
                                                                                      "connector", "p")}
-    optional = {"dropped"}  # another part may add it: shown only when present
+    optional = {"dropped", "queue_dropped_full", "queue_max_messages"}  # shown only where the view has them
     assert read["view"] - optional <= set(view), read["view"] - set(view)
     assert read["tx"] <= set(view["transaction"]), read["tx"] - set(view["transaction"])
     assert read["limit"] <= set(view["composite_limit"])

@@ -80,11 +80,16 @@ function renderTransaction(view) {
   setText("ocpp-id-token", !tx ? "—" : String(tx.id_tag ?? "none"));
   setText("ocpp-tx-energy", !tx || tx.energy_Wh === null || tx.energy_Wh === undefined ? "—"
     : `${fmtEnergy(tx.energy_Wh)} (meter start ${fmt(tx.meter_start_Wh, 0, "Wh")})`);
+  const cap = view.queue_max_messages === undefined || view.queue_max_messages === null ? ""
+    : ` of max ${view.queue_max_messages}`;
   const delivered = view.queue_delivered === undefined ? "" : ` · ${view.queue_delivered} delivered`;
-  setText("ocpp-queue-depth", `${view.queue_depth}${delivered}`);
-  const dropped = "dropped" in view ? view.dropped : view.queue_dropped;
-  $("ocpp-dropped-row").classList.toggle("hidden", dropped === undefined);
-  setText("ocpp-dropped", String(dropped ?? "—"));
+  setText("ocpp-queue-depth", `${view.queue_depth}${cap}${delivered}`);
+  // the dropped counts, each only where the view has it (given up after the last attempt; past the queue's cap)
+  const givenUp = "dropped" in view ? view.dropped : view.queue_dropped;
+  const dropped = [givenUp === undefined ? null : `${givenUp} given up`,
+    view.queue_dropped_full === undefined ? null : `${view.queue_dropped_full} past the cap`].filter(Boolean);
+  $("ocpp-dropped-row").classList.toggle("hidden", !dropped.length);
+  setText("ocpp-dropped", dropped.join(" · ") || "—");
 }
 
 function renderLimit(view) {
