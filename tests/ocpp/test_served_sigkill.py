@@ -113,12 +113,17 @@ async def test_sigkill_mid_transaction_every_message_once_in_order_billed_as_rec
         try:
             async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as http:
                 await wait_for(lambda: any(is_stop(frame) for frame in csms.accepted), "the transaction's end")
-                await poll(http, "/ocpp", lambda view: view.get("queue_depth") == 0, process)
+                view = await poll(http, "/ocpp", lambda view: view.get("queue_depth") == 0, process)
                 record = (await http.get(f"/sessions/{started['session_id']}")).json()
+                metrics = (await http.get("/metrics")).text
         finally:
             await asyncio.to_thread(stop_process, process)
 
     assert csms.violations == []
+    # nothing dropped: not for the queue's cap, not given up
+    assert (view["queue_dropped_full"], view["queue_dropped"], view["queue_max_messages"]) == (0, 0, 500), view
+    assert 'ccs_ocpp_queue_dropped_messages_total{reason="queue_full"} 0.0' in metrics
+    assert 'ccs_ocpp_queue_dropped_messages_total{reason="given_up"} 0.0' in metrics
     # the message whose answer the kill lost came again, with its id and payload: processed once
     assert held_id in csms.resent
     resent_frame = next(frame for frame in csms.calls_received() if frame.unique_id == held_id

@@ -128,3 +128,6 @@ class OcppClient:
 
     def write_metrics(self, writer: MetricWriter) -> None:
         self.frame_log.write_metrics(writer)
+        for part in self.parts:  # the parts' own counters (the queue's dropped messages)
+            if hasattr(part, "write_metrics"):
+                part.write_metrics(writer)

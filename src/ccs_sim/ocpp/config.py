@@ -59,6 +59,9 @@ class OcppConfig:
     meter_interval_s: float = 60.0
     queue_attempts: int = 3
     queue_retry_interval_s: float = 30.0
+    #: Transaction messages the durable queue holds before it drops intermediate samples (libocpp's default
+    #: 500; the rule: ``queue_cap.py``).
+    queue_max_messages: int = 500
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     #: 1.6: the connector id; 2.0.1: the connector id within ``evse_id``.
@@ -113,6 +116,9 @@ class OcppConfig:
                                   f"({self.reconnect_min_s})")
         if self.queue_attempts < 1 or self.connector_id < 1 or self.evse_id < 1:
             raise OcppConfigError("OCPP queue_attempts, connector_id and evse_id must be >= 1")
+        if self.queue_max_messages < 3:
+            raise OcppConfigError(f"OCPP queue_max_messages must be >= 3 (a start, a sample and a stop), not "
+                                  f"{self.queue_max_messages!r}")
         return self
 
 
@@ -197,7 +203,7 @@ def build_ocpp_config(flags: Mapping[str, Any], environ: Mapping[str, str] | Non
 FLAGS = {"--ocpp-url": "url", "--ocpp-station-id": "station_id", "--ocpp-version": "version",
          "--ocpp-security-profile": "security_profile", "--ocpp-password": "password", "--ocpp-ca": "ca_file",
          "--ocpp-client-cert": "client_cert_file", "--ocpp-client-key": "client_key_file",
-         "--ocpp-meter-interval": "meter_interval_s"}
+         "--ocpp-meter-interval": "meter_interval_s", "--ocpp-queue-max-messages": "queue_max_messages"}
 
 
 def add_ocpp_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +221,9 @@ def add_ocpp_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ocpp-client-cert", metavar="FILE", help="the station's certificate (PEM, profile 3)")
     group.add_argument("--ocpp-client-key", metavar="FILE", help="the station's private key (PEM, profile 3)")
     group.add_argument("--ocpp-meter-interval", metavar="S", help="seconds between MeterValues (default 60)")
+    group.add_argument("--ocpp-queue-max-messages", metavar="N",
+                       help="transaction messages kept while the CSMS is unreachable before intermediate meter "
+                            "values are dropped (never a start or stop; default 500)")
     group.add_argument("--ocpp-config", metavar="FILE", type=Path, help="TOML file of OCPP settings")
 
 

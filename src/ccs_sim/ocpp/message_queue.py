@@ -29,6 +29,9 @@ Rules:
   only when the CSMS repeatedly failed to process it, so that the station is not stuck forever behind it;
   2.0.1 E13 / TC_E_50_CS: after MessageAttemptsTransactionEvent the station stops resending): logged at
   WARNING and moved to ``ocpp_dropped_messages`` (kept for inspection, never resent); the queue goes on.
+- A cap (``max_messages``, libocpp's default 500): past it, intermediate samples are dropped by the rule in
+  ``queue_cap.py`` (never a start or a stop), in the database transaction that queued the newest message;
+  logged at WARNING, counted (``dropped_queue_full``), kept in ``ocpp_dropped_messages``.
 - Transaction ids (1.6): the CSMS assigns the transactionId in its StartTransaction.conf. Messages of a
   transaction carry the station's local reference (``local_tx_ref``); the mapping local reference -> CSMS id
   is stored with the Start's acknowledgement, and a StopTransaction / MeterValues queued before it was known
@@ -55,6 +58,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ccs_sim.observability.session_store import Transaction
+from ccs_sim.ocpp.queue_cap import DEFAULT_MAX_MESSAGES, enforce_cap
 from ccs_sim.ocpp.store import OcppDatabase
 
 log = logging.getLogger(__name__)
@@ -112,14 +116,16 @@ StateWrite = Callable[[sqlite3.Connection], None]
 
 
 def _insert(db: sqlite3.Connection, action: str, payload: str, local_tx_ref: str | None, at: str,
-            with_state: StateWrite | None) -> int:
-    """The message, and the producer's state that goes with it (``with_state``), in one database transaction."""
+            with_state: StateWrite | None, max_messages: int) -> tuple[int, list[int]]:
+    """The message, and the producer's state that goes with it (``with_state``), in one database transaction,
+    with the samples the cap drops then (``queue_cap``); its seq and theirs."""
     with Transaction(db):
         if with_state is not None:
             with_state(db)
         cursor = db.execute("INSERT INTO ocpp_message_queue (action, payload, local_tx_ref, enqueued_at, message_id) "
                             "VALUES (?, ?, ?, ?, ?)", (action, payload, local_tx_ref, at, new_message_id()))
-    return int(cursor.lastrowid or 0)
+        dropped = enforce_cap(db, max_messages, at)
+    return int(cursor.lastrowid or 0), dropped
 
 
 _SELECT = ("SELECT seq, action, payload, local_tx_ref, attempts, enqueued_at, message_id FROM ocpp_message_queue "
@@ -188,9 +194,13 @@ class TransactionMessageQueue:
     def __init__(self, database: OcppDatabase, send: Sender | None = None, *, attempts: int = DEFAULT_ATTEMPTS,
                  retry_interval_s: float = DEFAULT_RETRY_INTERVAL_S,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 utc_now_text: Callable[[], str] = _utc_now_text) -> None:
+                 utc_now_text: Callable[[], str] = _utc_now_text,
+                 max_messages: int = DEFAULT_MAX_MESSAGES) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        self.max_messages = max_messages
         self.database = database
         self.attempts = attempts
         self.retry_interval_s = retry_interval_s
@@ -207,6 +217,8 @@ class TransactionMessageQueue:
         self.depth = 0
         self.delivered = 0
         self.dropped = 0
+        #: Intermediate samples dropped because more than ``max_messages`` waited (``queue_cap``), since start.
+        self.dropped_queue_full = 0
 
     # --- life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -245,12 +257,34 @@ class TransactionMessageQueue:
                        with_state: StateWrite | None = None) -> asyncio.Future[int]:
         """Queue a message now (durable once the returned future is done; order = call order); its seq.
         ``with_state(connection)`` writes the producer's own state in the same database transaction."""
-        future = self.database.submit(_insert, action, json.dumps(payload), local_tx_ref, self._utc_now_text(),
-                                      with_state)
+        inserted = self.database.submit(_insert, action, json.dumps(payload), local_tx_ref, self._utc_now_text(),
+                                        with_state, self.max_messages)
         self.depth += 1
         self._idle.clear()
-        future.add_done_callback(lambda _: self._work.set())
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def done(_: Any) -> None:
+            self._work.set()
+            if inserted.cancelled():
+                future.cancel()
+            elif inserted.exception() is not None:
+                future.set_exception(inserted.exception())  # type: ignore[arg-type]
+            else:
+                seq, dropped = inserted.result()
+                self._dropped_for_cap(dropped)
+                future.set_result(seq)
+        inserted.add_done_callback(done)
         return future
+
+    def _dropped_for_cap(self, dropped: list[int]) -> None:
+        if not dropped:
+            return
+        self.depth = max(0, self.depth - len(dropped))
+        self.dropped_queue_full += len(dropped)
+        log.warning("OCPP queue over its cap of %d messages: %d intermediate sample(s) dropped (seq %s), %d "
+                    "waiting, %d dropped for the cap since start (kept in ocpp_dropped_messages)",
+                    self.max_messages, len(dropped), ", ".join(map(str, dropped)), self.depth,
+                    self.dropped_queue_full)
 
     async def enqueue(self, action: str, payload: dict[str, Any], local_tx_ref: str | None = None,
                       with_state: StateWrite | None = None) -> int:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
+from prometheus_client.core import CounterMetricFamily
 
 from ccs_sim.core.events import Topic
 from ccs_sim.observability.records import default_database_path
@@ -84,6 +85,7 @@ class StationTransactionParts:
         second_s = client.link.protocol_second_s
         self.queue = TransactionMessageQueue(self.database, self.send, attempts=config.queue_attempts,
                                              retry_interval_s=config.queue_retry_interval_s,
+                                             max_messages=config.queue_max_messages,
                                              sleep=lambda seconds: asyncio.sleep(seconds * second_s))
         self.model = StationModel(controller)
         self.transactions = Transactions(controller, self.queue, config.version,
@@ -130,6 +132,7 @@ class StationTransactionParts:
                 {"status": state.status_16.value if self.version == "1.6" else state.status_201,
                  "error_code": state.error_code, "charging_state": state.charging_state},
                 "queue_delivered": self.queue.delivered, "queue_dropped": self.queue.dropped,
+                "queue_dropped_full": self.queue.dropped_queue_full, "queue_max_messages": self.queue.max_messages,
                 **self.transactions.view(), "transaction": self.transaction_view()}
 
     def transaction_view(self) -> dict[str, Any] | None:
@@ -142,6 +145,15 @@ class StationTransactionParts:
                      if session is not None and session.session_id == tx.session_id else None)
         return {**base, "id_tag": tx.id_tag, "meter_start_Wh": round(tx.register_start_Wh, 3),
                 "energy_Wh": None if energy_Wh is None else round(energy_Wh, 3)}
+
+    def write_metrics(self, families: list[Any]) -> None:
+        """``ccs_ocpp_queue_dropped_messages_total{reason}``: transaction messages the queue dropped since start."""
+        dropped = CounterMetricFamily("ccs_ocpp_queue_dropped_messages_total",
+                                      "OCPP transaction messages dropped: queue_full (an intermediate sample past "
+                                      "the queue's cap), given_up (after the last attempt).", labels=["reason"])
+        dropped.add_metric(["queue_full"], self.queue.dropped_queue_full)
+        dropped.add_metric(["given_up"], self.queue.dropped)
+        families.append(dropped)
 
     def status_requests(self) -> list[Any]:
         """The connector's status now (the client sends it at every boot); it counts as notified."""
