@@ -176,3 +176,26 @@ async def test_a_tx_profile_is_not_kept_and_a_profile_reads_back_as_written(tmp_
         assert (other_version.profiles, other_version.operative, other_version.settings) == ([], None, {})
     finally:
         await database.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_the_csms_hears_accepted_only_once_the_change_is_stored(tmp_path: Path, version: str) -> None:
+    """While the OCPP database's worker is held, a ChangeAvailability is not answered; once it runs, the answer
+    comes and the row is on disk (a crash between the answer and the write cannot lose what the CSMS saw)."""
+    import asyncio
+    import threading
+
+    async with booted_station(tmp_path, version) as station:
+        database = station.client.commands.persisted.database
+        release = threading.Event()
+        held = database.submit(lambda _connection: release.wait(10.0))
+        request = call16.ChangeAvailability(connector_id=0, type="Inoperative") if version == "1.6" \
+            else call201.ChangeAvailability(operational_status="Inoperative")
+        answer = asyncio.ensure_future(station.call(request))
+        done, _ = await asyncio.wait([answer], timeout=0.5)
+        assert not done, "answered before the change was stored"
+        release.set()
+        await held
+        assert (await answer).status == "Accepted"
+        row = await database.call(lambda db: db.execute("SELECT operative FROM ocpp_availability").fetchone())
+        assert row is not None and row[0] == 0

@@ -15,18 +15,20 @@
 Loaded by ``StationCommands.start`` before the link starts (so before the BootNotification): an Inoperative
 station refuses ``start_session`` and the composite limit is in force from the first second. Written on the
 OCPP database's worker thread, in order, each write one database transaction (the session store's
-``Transaction``); a write is queued when the change is made and does not hold up the CSMS's answer.
+``Transaction``); a write is queued when the change is made, and the CSMS's answer to the request that made it
+waits until it is on disk (``stored_before_answer``): an Accepted the CSMS saw is never lost in a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ccs_sim.observability.session_store import Transaction
 from ccs_sim.ocpp.charging_profiles import parse_date_time
@@ -156,6 +158,29 @@ class PersistedSettings:
         self.writes += 1
         future = self.database.submit(function, *args)
         future.add_done_callback(_log_failure)
+        self._last_write = future
+
+    async def written(self) -> None:
+        """Return once every write queued so far is on disk (the worker runs them in order: the last one)."""
+        last = getattr(self, "_last_write", None)
+        if last is not None and not last.done():
+            await asyncio.wait([last])
+
+
+Handler = TypeVar("Handler", bound=Any)
+
+
+def stored_before_answer(handler: Handler) -> Handler:
+    """A CSMS request handler (``self.commands.persisted`` reachable) whose answer is sent only once what it
+    changed is stored: the ``ocpp`` package awaits an awaitable answer before sending it."""
+
+    @functools.wraps(handler)
+    async def answer_when_stored(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = handler(self, *args, **kwargs)
+        await self.commands.persisted.written()
+        return answer
+
+    return answer_when_stored  # type: ignore[return-value]
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:

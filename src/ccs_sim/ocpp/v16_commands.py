@@ -16,6 +16,7 @@ from ocpp.v16 import call, call_result
 from ccs_sim.ocpp import transaction_messages as messages
 from ccs_sim.ocpp.charging_profiles import PURPOSE_16, ProfileRefused, profile_from_16
 from ccs_sim.ocpp.date_time_check import format_date_time
+from ccs_sim.ocpp.persisted_settings import stored_before_answer
 from ccs_sim.ocpp.station_commands import StationCommands
 
 TRIGGERABLE = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues")
@@ -60,6 +61,7 @@ class V16Commands:
         self.commands.after_reset(type)
 
     @on("ChangeAvailability")
+    @stored_before_answer
     def on_change_availability(self, connector_id: int, type: str, **_: Any) -> Any:  # noqa: A002
         return call_result.ChangeAvailability(
             status=self.commands.change_availability(connector_id, type == "Operative"))
@@ -107,11 +109,13 @@ class V16Commands:
         return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
 
     @on("ChangeConfiguration")
+    @stored_before_answer
     def on_change_configuration(self, key: str, value: str, **_: Any) -> Any:
         return call_result.ChangeConfiguration(status=self.commands.device.change_configuration(key, value))
 
     # --- smart charging --------------------------------------------------------------------------------------
     @on("SetChargingProfile")
+    @stored_before_answer
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any) -> Any:
         commands = self.commands
         try:
@@ -122,6 +126,7 @@ class V16Commands:
         return call_result.SetChargingProfile(status=status)
 
     @on("ClearChargingProfile")
+    @stored_before_answer
     def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,  # noqa: A002
                                   charging_profile_purpose: str | None = None, stack_level: int | None = None,
                                   **_: Any) -> Any:

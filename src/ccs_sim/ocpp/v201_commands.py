@@ -17,6 +17,7 @@ from ocpp.v201 import call, call_result
 from ccs_sim.ocpp import transaction_messages as messages
 from ccs_sim.ocpp.charging_profiles import PURPOSE_201, ProfileRefused, profile_from_201
 from ccs_sim.ocpp.date_time_check import format_date_time
+from ccs_sim.ocpp.persisted_settings import stored_before_answer
 from ccs_sim.ocpp.station_commands import StationCommands
 
 #: What TriggerMessage may ask for here (a BootNotification only before one was Accepted: F06.FR.17).
@@ -78,6 +79,7 @@ class V201Commands:
             self.commands.after_reset(type)
 
     @on("ChangeAvailability")
+    @stored_before_answer
     def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
                                **_: Any) -> Any:
         evse_id = evse.get("id", 0) if evse else 0
@@ -141,6 +143,7 @@ class V201Commands:
         return call_result.GetVariables(get_variable_result=results)
 
     @on("SetVariables")
+    @stored_before_answer
     def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> Any:
         results = []
         for item in set_variable_data:
@@ -155,6 +158,7 @@ class V201Commands:
 
     # --- smart charging --------------------------------------------------------------------------------------
     @on("SetChargingProfile")
+    @stored_before_answer
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
         commands = self.commands
         try:
@@ -167,6 +171,7 @@ class V201Commands:
                                               status_info=status_info("InvalidProfile", reason) if reason else None)
 
     @on("ClearChargingProfile")
+    @stored_before_answer
     def on_clear_charging_profile(self, charging_profile_id: int | None = None,
                                   charging_profile_criteria: dict[str, Any] | None = None, **_: Any) -> Any:
         criteria = charging_profile_criteria or {}
