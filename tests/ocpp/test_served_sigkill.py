@@ -144,9 +144,10 @@ async def test_sigkill_mid_transaction_every_message_once_in_order_billed_as_rec
         assert transaction_ids == {stop["transactionId"]} == {1}, transaction_ids  # the one id the CSMS gave
         stamps = [payload["meterValue"][0]["timestamp"] for payload in csms.accepted_payloads("MeterValues")]
         assert len(stamps) >= ACKNOWLEDGED_BEFORE_HOLD and stamps == sorted(set(stamps)), stamps
-        # the samples' register never went back (meterStart: whole Wh). The stop is the record's last checkpoint,
-        # which may lag the last sample by up to one checkpoint interval: not compared here.
-        registers = [start["meterStart"], *(register_Wh(payload) for payload in csms.accepted_payloads("MeterValues"))]
+        # the register the CSMS saw never went back, the stop included (meterStart, meterStop: whole Wh): a sample
+        # sent after the record's last checkpoint raises the interrupted record, the stop follows it
+        registers = [start["meterStart"], *(register_Wh(payload) for payload in csms.accepted_payloads("MeterValues")),
+                     stop["meterStop"]]
         assert all(later >= earlier - 0.5 for earlier, later in pairwise(registers)), registers
         billed_Wh = stop["meterStop"] - start["meterStart"]
         assert abs(billed_Wh - record["energy_Wh"]) <= 0.5, (start, stop, record)
@@ -159,7 +160,7 @@ async def test_sigkill_mid_transaction_every_message_once_in_order_billed_as_rec
             events[0]["transactionInfo"]["transactionId"]}
         assert events[-1]["transactionInfo"]["stoppedReason"] == "PowerLoss" and events[-1]["offline"] is True
         assert events[0]["idToken"]["idToken"] == "CARD-0042"
-        registers = [register_Wh(event) for event in events[:-1] if "meterValue" in event]  # samples (see 1.6)
+        registers = [register_Wh(event) for event in events if "meterValue" in event]  # samples and the end (see 1.6)
         assert registers == sorted(registers), registers  # the register the CSMS saw never went back
         billed_Wh = register_Wh(events[-1]) - register_Wh(events[0])
         assert billed_Wh == pytest.approx(record["energy_Wh"], abs=0.5), (events[0], events[-1], record)

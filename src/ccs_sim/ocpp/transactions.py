@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ccs_sim.core.events import Topic
+from ccs_sim.observability.session_store import Transaction
 from ccs_sim.ocpp import transaction_messages as messages
 from ccs_sim.ocpp.message_queue import DeliveryOffline, Sender, TransactionMessageQueue
 from ccs_sim.ocpp.transaction_messages import MeterSample, StopReason
@@ -96,6 +97,13 @@ def _session_record(db: sqlite3.Connection, session_id: str) -> dict[str, Any] |
     except sqlite3.OperationalError:  # no records table in this database
         return None
     return dict(row) if row is not None else None
+
+
+def _raise_interrupted_record_energy(db: sqlite3.Connection, session_id: str, energy_Wh: float) -> None:
+    """An interrupted session's record takes the energy of the last meter value sent for it (never lowers it)."""
+    with Transaction(db):
+        db.execute("UPDATE sessions SET energy_Wh=? WHERE session_id=? AND status!='ended' AND energy_Wh<?",
+                   (round(energy_Wh, 6), session_id, energy_Wh))
 
 
 def _parse_utc(text: str | None) -> datetime | None:
@@ -425,8 +433,13 @@ class Transactions:
                             row["local_tx_ref"], row["version"])
                 continue
             record = await self.queue.database.call(_session_record, row["session_id"])
-            energy_Wh = float(record["energy_Wh"]) if record is not None else \
-                row["last_register_Wh"] - row["register_start_Wh"]
+            sampled_Wh = row["last_register_Wh"] - row["register_start_Wh"]
+            energy_Wh = sampled_Wh if record is None else float(record["energy_Wh"])
+            if record is not None and sampled_Wh > energy_Wh:
+                # A meter value sent after the record's last checkpoint: that energy was delivered, and the
+                # stop must not read less than a sample the CSMS already has; the record follows the meter.
+                await self.queue.database.call(_raise_interrupted_record_energy, row["session_id"], sampled_Wh)
+                energy_Wh = sampled_Wh
             at_text = (record["ended_at"] or record["checkpoint_at"]) if record is not None else None
             at = _parse_utc(at_text) or self.controller.clock.utcnow()
             tx = OpenTransaction(row["local_tx_ref"], row["session_id"], row["id_tag"], row["register_start_Wh"],
