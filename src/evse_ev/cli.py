@@ -17,14 +17,22 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 
 from evse_ev.api_client import ApiClient, ApiError
 from evse_ev.battery import EV_PRESETS, EvBattery, preset_named
 from evse_ev.cp_wire import ApiCpWire, NoCpWire
-from evse_ev.evcc import DC_PROTOCOLS, evcc_config, load_package_settings, start_exi_codec
+from evse_ev.evcc import (
+    DC_PROTOCOLS,
+    DEFAULT_CHARGE_LOOP_INTERVAL_S,
+    evcc_config,
+    load_package_settings,
+    start_exi_codec,
+)
 from evse_ev.plugin import PluginOptions, SimulatedEV
+from evse_secc.codecs import DEFAULT_EXI_CODEC, EXI_CODEC_ENV, EXI_CODEC_NAMES, is_exi_codec, resolve_exi_codec
 from evse_slac.ev_peer import EvPeerOptions, EvSlacPeer
 from evse_slac.frames import mac_to_str
 
@@ -45,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scale the pack's capacity (same voltages and currents; e.g. 0.05 for a demo that "
                              "goes 10 -> 80 %% in about a minute of real charging)")
     parser.add_argument("--protocol", default="ISO_15118_2", choices=DC_PROTOCOLS)
-    parser.add_argument("--exi-codec", default="java", choices=("java", "native"))
+    parser.add_argument("--exi-codec", default=None, choices=EXI_CODEC_NAMES,
+                        help=f"EXI codec: native (pure Python) or java (the iso15118 package's, in a JVM; the "
+                             f"reference, for differential runs) (default: ${EXI_CODEC_ENV} or {DEFAULT_EXI_CODEC})")
+    parser.add_argument("--charge-loop-interval-s", type=float, default=DEFAULT_CHARGE_LOOP_INTERVAL_S,
+                        help="shortest time between two charge-loop requests, wall s (default: %(default)s; "
+                             "0: back to back)")
     parser.add_argument("--sessions", type=int, default=1, help="plug-ins one after another")
     parser.add_argument("--mode", default="normal", choices=sorted(EXPECTED_OUTCOMES),
                         help="normal; pull: pull the cable during the charge loop; silent: never answer SLAC")
@@ -87,7 +100,10 @@ async def run(args: argparse.Namespace) -> int:
                         args.target_soc if args.target_soc is not None else preset.default_target_soc_percent,
                         time_scale=await asyncio.to_thread(_time_scale, api, args.time_scale))
     load_package_settings()
-    codec, close_codec = start_exi_codec(args.exi_codec)
+    exi_codec = resolve_exi_codec(args.exi_codec, os.environ)
+    if not is_exi_codec(exi_codec):
+        raise SystemExit(f"{EXI_CODEC_ENV}={exi_codec!r}: expected {' or '.join(EXI_CODEC_NAMES)}")
+    codec, close_codec = start_exi_codec(exi_codec)
     options = PluginOptions(
         slac=not args.no_slac, silent_s=args.silent_s if args.mode == "silent" else None,
         max_charge_loops=args.max_charge_loops,
@@ -99,6 +115,7 @@ async def run(args: argparse.Namespace) -> int:
         async with EvSlacPeer(args.iface, EvPeerOptions()) as peer:
             ev = SimulatedEV(args.iface, ApiCpWire(api) if api else NoCpWire(), battery,
                              evcc_config(args.protocol), codec, _emit, peer, api, args.precharge_loops_limit)
+            ev.controller.charge_loop_interval_s = args.charge_loop_interval_s
             _emit({"event": "ready", "iface": args.iface, "mac": mac_to_str(peer.mac), "protocol": args.protocol,
                    "time_scale": battery.time_scale, **battery.as_json()})
             for _ in range(args.sessions):

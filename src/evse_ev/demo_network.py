@@ -145,7 +145,7 @@ class Launcher:
     workdir: Path
     protocol: str = "ISO_15118_2"
     slac_init_timeout_s: float = 10.0
-    exi_codec: str = "java"
+    exi_codec: str = "native"
     process: subprocess.Popen | None = None
 
     @property

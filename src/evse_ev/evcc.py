@@ -88,12 +88,22 @@ def evcc_config(protocol: str, *, use_tls: bool = False) -> EVCCConfig:
     return config
 
 
+#: Default shortest time between two charge-loop requests: the stock EVCC cycled about every 96 ms (DIN, -2) with the
+#: Java codec (../shared/reference/iso15118-notes.md, long runs); with the native codec it would go back to back.
+DEFAULT_CHARGE_LOOP_INTERVAL_S = 0.1
+
+
 class BatteryEVController(SimEVController):
     """The package's simulated EV with a real battery's limits, requests and SOC."""
 
-    def __init__(self, config: EVCCConfig, battery: EvBattery, precharge_loops_limit: int | None = None) -> None:
+    def __init__(self, config: EVCCConfig, battery: EvBattery, precharge_loops_limit: int | None = None,
+                 charge_loop_interval_s: float = DEFAULT_CHARGE_LOOP_INTERVAL_S) -> None:
         super().__init__(config)
         self.battery = battery
+        #: The shortest time between two charge-loop requests (wall seconds): a car paces its loop rather than
+        #: sending back to back, so the energy of N loops does not depend on how fast the codecs are.
+        self.charge_loop_interval_s = charge_loop_interval_s
+        self._last_charge_loop_s: float | None = None
         # None: precharge ends only when the EVSE is within 20 V of the pack (a real car). A number: also after
         # that many PreChargeRes (the package's SimEVController uses 5), for SECCs whose simulated output
         # voltage never follows the request (iso15118's own SimEVSEController).
@@ -105,6 +115,7 @@ class BatteryEVController(SimEVController):
     def reset_for_session(self) -> None:
         self.charging = self.stopped = self._charging_is_completed = False
         self.precharge_loop_cycles = self.welding_detection_cycles = self.charge_loops = 0
+        self._last_charge_loop_s = None
         self.battery.stop_observing()
 
     # --- SOC and status ---------------------------------------------------------------------------------
@@ -204,8 +215,18 @@ class BatteryEVController(SimEVController):
         if self.stopped or self.battery.charging_complete():
             self.battery.stop_observing()
             return False
+        await self._pace_charge_loop()
         self.charge_loops += 1
         return True
+
+    async def _pace_charge_loop(self) -> None:
+        now_s = time.monotonic()
+        if self._last_charge_loop_s is not None:
+            wait_s = self._last_charge_loop_s + self.charge_loop_interval_s - now_s
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+                now_s = time.monotonic()
+        self._last_charge_loop_s = now_s
 
     async def get_dc_ev_power_delivery_parameter(self) -> DCEVPowerDeliveryParameter:
         return DCEVPowerDeliveryParameter(dc_ev_status=await self.get_dc_ev_status(), bulk_charging_complete=False,

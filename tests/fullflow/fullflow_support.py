@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 
 
 def require_fullflow() -> None:
@@ -16,8 +15,6 @@ def require_fullflow() -> None:
     missing = [name for name in ("iso15118", "pyslac") if importlib.util.find_spec(name) is None]
     if reason is None and missing:
         reason = f"{', '.join(missing)} not installed (scripts/setup.sh hlc)"
-    if reason is None and shutil.which("java") is None:
-        reason = "no 'java' on PATH: the EXI codec of the EV and the SECC needs a JRE"
     if reason is None:
         return
     import pytest

