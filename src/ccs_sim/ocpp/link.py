@@ -12,7 +12,8 @@
   ``call_timeout_s`` or ``asyncio.TimeoutError``; a CALLERROR raises ``OcppCallError``.
 - Every outgoing payload is checked against its schema with date-times enforced (``date_time_check``) before it
   goes out: ``OutgoingPayloadRefused``; a handler's CALLRESULT that fails is replaced by a CALLERROR.
-- Every frame is recorded by the ``FrameLog`` (last frames, per-session file, counters).
+- Every frame is recorded by the ``FrameLog`` (last frames, per-session file, counters), through the
+  ``FramedConnection`` the ChargePoint reads and writes (``framed_connection.py``).
 
 ``protocol_second_s`` is how long one second of the CSMS's intervals (Heartbeat, boot retry) lasts on this link:
 1.0 in service; tests shorten it, since the protocol's intervals are whole seconds.
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
-import json
 import logging
 import random
 import ssl
@@ -36,11 +36,12 @@ import websockets
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from ccs_sim.ocpp.config import OcppConfig, OcppConfigError
-from ccs_sim.ocpp.date_time_check import OutgoingPayloadRefused, check_outgoing, frame_violations
+from ccs_sim.ocpp.date_time_check import OutgoingPayloadRefused, frame_violations
 from ccs_sim.ocpp.frame_log import FrameLog
+from ccs_sim.ocpp.framed_connection import FramedConnection
 
 log = logging.getLogger(__name__)
 
@@ -180,54 +181,6 @@ def classify_failure(error: BaseException, tls: bool = False) -> tuple[str, str]
     if isinstance(error, OSError):
         return "unreachable", f"cannot reach the CSMS: {error.strerror or error}"
     return "handshake_failed", f"{type(error).__name__}: {error}"
-
-
-class FramedConnection:
-    """The websocket as the ChargePoint sees it (``recv``/``send``): each frame recorded, outgoing CALLRESULTs
-    checked for date-times (the CALLs are checked in ``OcppLink.call`` before they reach the lock)."""
-
-    def __init__(self, websocket: ClientConnection, version: str, frame_log: FrameLog) -> None:
-        self.websocket = websocket
-        self.version = version
-        self.frame_log = frame_log
-        self._actions: dict[str, str] = {}  # unique id -> action, both directions' CALLs (for the answers)
-
-    def _describe(self, raw: str | bytes) -> tuple[int, str, str, Any] | None:
-        try:
-            frame = json.loads(raw)
-            message_type_id, unique_id = int(frame[0]), str(frame[1])
-        except (ValueError, TypeError, IndexError, KeyError):
-            return None
-        if message_type_id == MessageType.Call and len(frame) >= 4:
-            self._actions[unique_id] = str(frame[2])
-            return message_type_id, unique_id, str(frame[2]), frame[3]
-        action = self._actions.pop(unique_id, "?")
-        if message_type_id == MessageType.CallError and len(frame) >= 4:
-            return message_type_id, unique_id, action, {"code": frame[2], "description": frame[3],
-                                                        "details": frame[4] if len(frame) > 4 else {}}
-        return message_type_id, unique_id, action, frame[2] if len(frame) > 2 else None
-
-    async def recv(self) -> str | bytes:
-        raw = await self.websocket.recv()
-        described = self._describe(raw)
-        if described is not None:
-            self.frame_log.record("received", *described)
-        return raw
-
-    async def send(self, raw: str) -> None:
-        described = self._describe(raw)
-        if described is not None and described[0] == MessageType.CallResult:
-            message_type_id, unique_id, action, payload = described
-            try:
-                check_outgoing(self.version, message_type_id, action, payload)
-            except OutgoingPayloadRefused as refusal:
-                log.error("OCPP: %s", refusal)
-                self.frame_log.count_error("refused_payload")
-                raw = json.dumps([MessageType.CallError, unique_id, "InternalError", str(refusal)[:255], {}])
-                described = self._describe(raw)
-        await self.websocket.send(raw)
-        if described is not None:
-            self.frame_log.record("sent", *described)
 
 
 class OcppLink:
