@@ -3,7 +3,8 @@
 What goes in: 1.6 StartTransaction, MeterValues (of a transaction), StopTransaction; 2.0.1 TransactionEvent
 (OCPP 1.6 and 2.0.1 call these transaction-related messages: they must reach the CSMS, in order, even across
 an offline period or a restart). Each is a row of ``ocpp_message_queue`` (``store.py``) holding the action
-and its JSON payload as sent on the wire (camelCase).
+and its JSON payload as sent on the wire (camelCase); the functions that read and write them:
+``message_queue_rows.py``.
 
 Rules:
 
@@ -50,19 +51,29 @@ import asyncio
 import dataclasses
 import json
 import logging
-import sqlite3
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ccs_sim.observability.session_store import Transaction
-from ccs_sim.ocpp.queue_cap import DEFAULT_MAX_MESSAGES, enforce_cap
+from ccs_sim.ocpp.message_queue_rows import (
+    QueuedMessage,
+    StateWrite,
+    acknowledge_message,
+    all_messages,
+    count_failed_attempt,
+    count_messages,
+    drop_message,
+    dropped_messages,
+    head_message,
+    insert_message,
+    load_transaction_ids,
+    new_message_id,
+    set_message_id,
+)
+from ccs_sim.ocpp.queue_cap import DEFAULT_MAX_MESSAGES
 from ccs_sim.ocpp.store import OcppDatabase
 
 log = logging.getLogger(__name__)
-
 
 
 class Sender(Protocol):
@@ -90,102 +101,8 @@ class DeliveryRejected(Exception):
     """The CSMS answered CALLERROR: a failed attempt."""
 
 
-@dataclass(frozen=True)
-class QueuedMessage:
-    seq: int
-    action: str
-    payload: dict[str, Any]
-    local_tx_ref: str | None
-    attempts: int
-    enqueued_at: str
-    #: The OCPP-J message id it is sent with (None only in rows an older version wrote: one is given).
-    message_id: str | None = None
-
-
 def _utc_now_text() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def new_message_id() -> str:
-    """An OCPP-J message id (max 36 characters: a UUID's text)."""
-    return str(uuid.uuid4())
-
-
-# --- database functions (run on the store's worker thread) ---------------------------------------------------
-StateWrite = Callable[[sqlite3.Connection], None]
-
-
-def _insert(db: sqlite3.Connection, action: str, payload: str, local_tx_ref: str | None, at: str,
-            with_state: StateWrite | None, max_messages: int) -> tuple[int, list[int]]:
-    """The message, and the producer's state that goes with it (``with_state``), in one database transaction,
-    with the samples the cap drops then (``queue_cap``); its seq and theirs."""
-    with Transaction(db):
-        if with_state is not None:
-            with_state(db)
-        cursor = db.execute("INSERT INTO ocpp_message_queue (action, payload, local_tx_ref, enqueued_at, message_id) "
-                            "VALUES (?, ?, ?, ?, ?)", (action, payload, local_tx_ref, at, new_message_id()))
-        dropped = enforce_cap(db, max_messages, at)
-    return int(cursor.lastrowid or 0), dropped
-
-
-_SELECT = ("SELECT seq, action, payload, local_tx_ref, attempts, enqueued_at, message_id FROM ocpp_message_queue "
-           "ORDER BY seq")
-
-
-def _message(row: sqlite3.Row) -> QueuedMessage:
-    return QueuedMessage(row["seq"], row["action"], json.loads(row["payload"]), row["local_tx_ref"],
-                         row["attempts"], row["enqueued_at"], row["message_id"])
-
-
-def _head(db: sqlite3.Connection) -> QueuedMessage | None:
-    row = db.execute(f"{_SELECT} LIMIT 1").fetchone()
-    return None if row is None else _message(row)
-
-
-def _all(db: sqlite3.Connection) -> list[QueuedMessage]:
-    return [_message(row) for row in db.execute(_SELECT)]
-
-
-def _count(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT COUNT(*) FROM ocpp_message_queue").fetchone()[0])
-
-
-def _transaction_ids(db: sqlite3.Connection) -> dict[str, str]:
-    return {row[0]: row[1] for row in db.execute("SELECT local_tx_ref, csms_transaction_id FROM ocpp_transaction_ids")}
-
-
-def _acknowledge(db: sqlite3.Connection, seq: int, mapping: tuple[str, str, str | None] | None) -> None:
-    with Transaction(db):
-        if mapping is not None:
-            db.execute("INSERT OR REPLACE INTO ocpp_transaction_ids (local_tx_ref, csms_transaction_id, "
-                       "id_tag_status) VALUES (?, ?, ?)", mapping)
-        db.execute("DELETE FROM ocpp_message_queue WHERE seq=?", (seq,))
-
-
-def _count_attempt(db: sqlite3.Connection, seq: int, next_message_id: str) -> None:
-    """A failed attempt: counted, and the retry's message id."""
-    with Transaction(db):
-        db.execute("UPDATE ocpp_message_queue SET attempts = attempts + 1, message_id=? WHERE seq=?",
-                   (next_message_id, seq))
-
-
-def _set_message_id(db: sqlite3.Connection, seq: int, message_id: str) -> None:
-    with Transaction(db):
-        db.execute("UPDATE ocpp_message_queue SET message_id=? WHERE seq=?", (message_id, seq))
-
-
-def _drop(db: sqlite3.Connection, message: QueuedMessage, attempts: int, at: str, reason: str) -> None:
-    with Transaction(db):
-        db.execute("INSERT OR REPLACE INTO ocpp_dropped_messages (seq, action, payload, local_tx_ref, attempts, "
-                   "enqueued_at, dropped_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (message.seq, message.action, json.dumps(message.payload), message.local_tx_ref, attempts,
-                    message.enqueued_at, at, reason))
-        db.execute("DELETE FROM ocpp_message_queue WHERE seq=?", (message.seq,))
-
-
-def dropped_messages(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The messages given up, oldest first (for inspection and tests)."""
-    return [dict(row) for row in db.execute("SELECT * FROM ocpp_dropped_messages ORDER BY seq")]
 
 
 class TransactionMessageQueue:
@@ -223,8 +140,8 @@ class TransactionMessageQueue:
     # --- life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Load the depth and the transaction-id mapping, then run the delivery loop (in a task)."""
-        self.depth = await self.database.call(_count)
-        self._transaction_ids = await self.database.call(_transaction_ids)
+        self.depth = await self.database.call(count_messages)
+        self._transaction_ids = await self.database.call(load_transaction_ids)
         self._task = asyncio.create_task(self._deliver_forever(), name="ocpp-message-queue")
 
     async def stop(self) -> None:
@@ -257,8 +174,8 @@ class TransactionMessageQueue:
                        with_state: StateWrite | None = None) -> asyncio.Future[int]:
         """Queue a message now (durable once the returned future is done; order = call order); its seq.
         ``with_state(connection)`` writes the producer's own state in the same database transaction."""
-        inserted = self.database.submit(_insert, action, json.dumps(payload), local_tx_ref, self._utc_now_text(),
-                                        with_state, self.max_messages)
+        inserted = self.database.submit(insert_message, action, json.dumps(payload), local_tx_ref,
+                                        self._utc_now_text(), with_state, self.max_messages)
         self.depth += 1
         self._idle.clear()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -306,7 +223,7 @@ class TransactionMessageQueue:
             await self._idle.wait()
 
     async def pending(self) -> list[QueuedMessage]:
-        return await self.database.call(_all)
+        return await self.database.call(all_messages)
 
     async def dropped_messages(self) -> list[dict[str, Any]]:
         return await self.database.call(dropped_messages)
@@ -315,11 +232,11 @@ class TransactionMessageQueue:
     async def _deliver_forever(self) -> None:
         while True:
             await self._online.wait()
-            message = await self.database.call(_head)
+            message = await self.database.call(head_message)
             if message is None:
                 self._idle.set()
                 self._work.clear()
-                if await self.database.call(_head) is None:  # nothing was queued meanwhile
+                if await self.database.call(head_message) is None:  # nothing was queued meanwhile
                     await self._work.wait()
                 continue
             await self._deliver(message)
@@ -335,7 +252,7 @@ class TransactionMessageQueue:
             return
         if message.message_id is None:  # a row an older version wrote: its id, kept for any resend
             message = dataclasses.replace(message, message_id=new_message_id())
-            await self.database.call(_set_message_id, message.seq, message.message_id)
+            await self.database.call(set_message_id, message.seq, message.message_id)
         try:
             response = await self._send(message.action, payload, message_id=message.message_id)
             if response is None:
@@ -373,7 +290,7 @@ class TransactionMessageQueue:
                 and "transactionId" in response:
             status = (response.get("idTagInfo") or {}).get("status")
             mapping = (message.local_tx_ref, str(response["transactionId"]), status)
-        await self.database.call(_acknowledge, message.seq, mapping)
+        await self.database.call(acknowledge_message, message.seq, mapping)
         self.depth = max(0, self.depth - 1)
         self.delivered += 1
         if mapping is not None:
@@ -389,7 +306,7 @@ class TransactionMessageQueue:
         if attempts >= self.attempts:
             await self._give_up(message, attempts, f"{type(failure).__name__}: {failure}")
             return
-        await self.database.call(_count_attempt, message.seq, new_message_id())
+        await self.database.call(count_failed_attempt, message.seq, new_message_id())
         wait_s = self.retry_interval_s * attempts
         log.info("OCPP %s #%d failed (attempt %d of %d: %s); retry in %.0f s", message.action, message.seq,
                  attempts, self.attempts, failure, wait_s)
@@ -398,7 +315,7 @@ class TransactionMessageQueue:
     async def _give_up(self, message: QueuedMessage, attempts: int, reason: str) -> None:
         log.warning("OCPP %s #%d given up after %d attempt(s) (%s); kept in ocpp_dropped_messages: %s",
                     message.action, message.seq, attempts, reason, json.dumps(message.payload))
-        await self.database.call(_drop, message, attempts, self._utc_now_text(), reason)
+        await self.database.call(drop_message, message, attempts, self._utc_now_text(), reason)
         self.depth = max(0, self.depth - 1)
         self.dropped += 1
 
