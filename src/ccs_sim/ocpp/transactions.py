@@ -3,8 +3,8 @@
 From the controller's event bus (``ccs_sim/core/events.py``):
 
 - SESSION_START (the session owns the output and the meter): a transaction opens. An ISO 15118 session
-  (source ``hlc``) with no token yet waits for the EV's identification (``ccs_sim.ocpp.authorization``:
-  EIM or the Plug & Charge eMAID, asked by the SECC): 1.6 sends StartTransaction once it is accepted (none
+  (source ``hlc``) with no token yet waits for the EV's identification (EIM or the Plug & Charge eMAID, asked
+  by the SECC: ``ccs_sim.ocpp.authorization``; its steps here: ``transaction_identification``): 1.6 sends StartTransaction once it is accepted (none
   when refused), 2.0.1 starts at once (E02 cable plugged in first) and sends Updated (Authorized, idToken). With an id token (the
   ``id_token`` of ``start_session``, or one the commands note for a remote start) it is authorised first
   (Authorize, sent directly: it is not a transaction message); a token the CSMS refuses stops the session
@@ -24,8 +24,9 @@ session record's ``energy_Wh`` (1.6 carries whole Wh, its schema's integer: ther
 the rounded energy, so the billed Wh is the record's rounded to 1 Wh; 2.0.1 carries decimals).
 
 A transaction is a row of ``ocpp_transactions`` (written with its messages, in one database transaction):
-one a killed process left open is ended at the next start (``recover``) with its session record's energy
-(the records close it as interrupted with its last checkpoint) and reason PowerLoss.
+one a killed process left open is ended at the next start (``recover``; found by ``transaction_recovery``)
+with its session record's energy (the records close it as interrupted with its last checkpoint) and reason
+PowerLoss.
 """
 
 from __future__ import annotations
@@ -35,15 +36,16 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ccs_sim.core.events import Topic
-from ccs_sim.observability.session_store import Transaction
 from ccs_sim.ocpp import transaction_messages as messages
-from ccs_sim.ocpp.message_queue import DeliveryOffline, Sender, TransactionMessageQueue
+from ccs_sim.ocpp.message_queue import Sender, TransactionMessageQueue
+from ccs_sim.ocpp.open_transaction import ACCEPTED, OpenTransaction
+from ccs_sim.ocpp.transaction_identification import TransactionIdentification
 from ccs_sim.ocpp.transaction_messages import MeterSample, StopReason
+from ccs_sim.ocpp.transaction_recovery import interrupted_transactions
 from evse_hal.iso15118.session import HlcSessionDriver
 from evse_model.session import SessionSummary
 
@@ -52,72 +54,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: 1.6 idTagInfo / 2.0.1 idTokenInfo statuses that let a transaction go on.
-ACCEPTED = "Accepted"
-
-
-@dataclass
-class OpenTransaction:
-    local_ref: str  # 1.6: the station's reference (the CSMS gives the id); 2.0.1: the transactionId itself
-    session_id: str
-    id_tag: str | None
-    register_start_Wh: float
-    seq_no: int = 0
-    last_sample_s: float = 0.0
-    charging_state: str | None = None
-    remote_start_id: int | None = None
-    remote_stop: bool = False
-    deauthorized: bool = False
-    #: Why it ends, when the station knows better than the session's end (a reset: ``note_stop_reason``).
-    stop_reason: StopReason | None = None
-    #: The start message is queued (or the transaction was refused: ``refused``).
-    started: asyncio.Event | None = None
-    refused: bool = False
-    #: The id token's type (2.0.1 IdTokenEnumType; None: the station's configured type).
-    id_token_type: str | None = None
-    #: An ISO 15118 session waiting for the EV's identification (``note_identified``).
-    awaiting_identification: bool = False
-    #: The id token was authorised before the transaction opened (no second Authorize).
-    authorized: bool = False
-
 
 def _register_Wh(db: sqlite3.Connection) -> float:
     return float(db.execute("SELECT energy_Wh FROM ocpp_meter_register WHERE id=1").fetchone()[0])
 
 
-def _open_rows(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    return [dict(row) for row in db.execute("SELECT * FROM ocpp_transactions WHERE status='open'")]
-
-
-def _session_record(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
-    """The records' row of a session (the records' table, read only), if the records keep one here."""
-    try:
-        row = db.execute("SELECT energy_Wh, checkpoint_at, ended_at FROM sessions WHERE session_id=?",
-                         (session_id,)).fetchone()
-    except sqlite3.OperationalError:  # no records table in this database
-        return None
-    return dict(row) if row is not None else None
-
-
-def _raise_interrupted_record_energy(db: sqlite3.Connection, session_id: str, energy_Wh: float) -> None:
-    """An interrupted session's record takes the energy of the last meter value sent for it (never lowers it)."""
-    with Transaction(db):
-        db.execute("UPDATE sessions SET energy_Wh=? WHERE session_id=? AND status!='ended' AND energy_Wh<?",
-                   (round(energy_Wh, 6), session_id, energy_Wh))
-
-
-def _parse_utc(text: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-class Transactions:
-    """One connector's transactions for ``version`` ("1.6" or "2.0.1"); see the module's description."""
+class Transactions(TransactionIdentification):
+    """One connector's transactions for ``version`` ("1.6" or "2.0.1"); see the module's description (the
+    id token's steps: ``TransactionIdentification``)."""
 
     def __init__(self, controller: ChargerController, queue: TransactionMessageQueue, version: str, *,
                  meter_interval_s: float = 60.0, connector_id: int = 1, evse_id: int = 1,
@@ -157,13 +101,10 @@ class Transactions:
         for topic, listener in self._listeners:
             self.controller.events.listeners(topic).append(listener)
         self.queue.on_transaction_id(self._on_transaction_id)
-        from ccs_sim.ocpp.authorization import CsmsAuthorizer
-
-        self._previous_authorizer, self.controller.authorizer = self.controller.authorizer, CsmsAuthorizer(self)
+        self.install_authorizer()
 
     async def stop(self) -> None:
-        if self._previous_authorizer is not None:
-            self.controller.authorizer, self._previous_authorizer = self._previous_authorizer, None
+        self.remove_authorizer()
         for topic, listener in self._listeners:
             listeners = self.controller.events.listeners(topic)
             if listener in listeners:
@@ -259,66 +200,6 @@ class Transactions:
             await self.queue.enqueue(action, payload, tx.local_ref, self._write_open(tx, sample))
         finally:
             tx.started.set()
-
-    async def _authorized(self, id_tag: str, id_token_type: str | None = None) -> bool:
-        """Authorize: False only when the CSMS answers and the status is not Accepted."""
-        if self.send is None:
-            return True
-        payload = messages.authorize_16(id_tag) if self.version == "1.6" else \
-            messages.authorize_201(id_tag, id_token_type or self.id_token_type)
-        try:
-            response = await self.send("Authorize", payload) or {}
-        except (DeliveryOffline, ConnectionError, OSError, Exception) as error:  # offline / no answer: go on
-            log.info("OCPP Authorize not answered (%s): the session goes on", error)
-            return True
-        info = response.get("idTagInfo") or response.get("idTokenInfo") or {}
-        return info.get("status", ACCEPTED) == ACCEPTED
-
-    # --- the EV's identification (ISO 15118: ``ccs_sim.ocpp.authorization``) ----------------------------------
-    def awaiting_identification(self) -> OpenTransaction | None:
-        """The running session's transaction while it waits for the EV's identification."""
-        session = self.controller.session
-        tx = self._by_session.get(session.session_id) if session is not None else None
-        return tx if tx is not None and tx.awaiting_identification else None
-
-    async def authorize(self, id_token: str, id_token_type: str) -> bool:
-        """Authorize ``id_token`` (False only when the CSMS answers and refuses it)."""
-        return await self._authorized(id_token, id_token_type)
-
-    def note_identified(self, tx: OpenTransaction, id_token: str | None, id_token_type: str | None) -> None:
-        """The EV's identification is accepted (``id_token`` None: EIM with no token, NoAuthorization): 1.6
-        StartTransaction with it; 2.0.1 TransactionEvent Updated, trigger Authorized, with the idToken."""
-        if not tx.awaiting_identification or self._by_session.get(tx.session_id) is not tx:
-            return  # the session ended meanwhile
-        tx.awaiting_identification, tx.authorized = False, True
-        tx.id_tag, tx.id_token_type = id_token, id_token_type
-        session = self.controller.session
-        assert session is not None and session.session_id == tx.session_id
-        sample = self.sample(session, tx.register_start_Wh)
-        if self.version == "1.6":
-            self._track(self._open(tx, session, sample, False))
-        elif id_token:
-            self._track(self._authorized_201(tx, sample))
-
-    def note_refused(self, tx: OpenTransaction) -> None:
-        """The CSMS refused the EV's identification (the SECC ends the session, no energy): 1.6 no
-        transaction; 2.0.1 the transaction ends DeAuthorized."""
-        tx.awaiting_identification = False
-        if self.version == "1.6":
-            tx.refused = True
-            assert tx.started is not None
-            tx.started.set()
-        else:
-            tx.deauthorized = True
-
-    async def _authorized_201(self, tx: OpenTransaction, sample: MeterSample) -> None:
-        assert tx.started is not None
-        await tx.started.wait()
-        payload = messages.transaction_event_201(
-            "Updated", "Authorized", self._next_seq_no(tx), tx.local_ref, sample, evse_id=self.evse_id,
-            connector_id=self.connector_id, charging_state=tx.charging_state, context=None,
-            id_token=messages.id_token_201(tx.id_tag, tx.id_token_type or self.id_token_type))
-        await self.queue.enqueue("TransactionEvent", payload, tx.local_ref, self._write_progress(tx, sample))
 
     def _write_open(self, tx: OpenTransaction, sample: MeterSample) -> Callable[[sqlite3.Connection], None]:
         row = (tx.local_ref, tx.session_id, self.version, tx.id_tag, sample.timestamp.isoformat(),
@@ -425,28 +306,14 @@ class Transactions:
 
     # --- recovery ---------------------------------------------------------------------------------------------
     async def recover(self) -> None:
-        """End the transactions a dead process left open: energy from the session's record (its last
-        checkpoint), else from the last meter value sent; reason PowerLoss."""
-        for row in await self.queue.database.call(_open_rows):
-            if row["version"] != self.version:
-                log.warning("OCPP %s transaction %s left open by a %s client: not ended", self.version,
-                            row["local_tx_ref"], row["version"])
-                continue
-            record = await self.queue.database.call(_session_record, row["session_id"])
-            sampled_Wh = row["last_register_Wh"] - row["register_start_Wh"]
-            energy_Wh = sampled_Wh if record is None else float(record["energy_Wh"])
-            if record is not None and sampled_Wh > energy_Wh:
-                # A meter value sent after the record's last checkpoint: that energy was delivered, and the
-                # stop must not read less than a sample the CSMS already has; the record follows the meter.
-                await self.queue.database.call(_raise_interrupted_record_energy, row["session_id"], sampled_Wh)
-                energy_Wh = sampled_Wh
-            at_text = (record["ended_at"] or record["checkpoint_at"]) if record is not None else None
-            at = _parse_utc(at_text) or self.controller.clock.utcnow()
-            tx = OpenTransaction(row["local_tx_ref"], row["session_id"], row["id_tag"], row["register_start_Wh"],
-                                 seq_no=row["seq_no"])
+        """End the transactions a dead process left open (``transaction_recovery``): reason PowerLoss."""
+        async for interrupted in interrupted_transactions(self.queue.database, self.version):
+            tx = OpenTransaction(interrupted.local_ref, interrupted.session_id, interrupted.id_tag,
+                                 interrupted.register_start_Wh, seq_no=interrupted.seq_no)
             log.warning("OCPP: ending transaction %s of session %s left open by a stopped process (%.3f Wh)",
-                        tx.local_ref, tx.session_id, energy_Wh)
-            await self._close(tx, energy_Wh, messages.stop_reason("interrupted", None), at,
+                        tx.local_ref, tx.session_id, interrupted.energy_Wh)
+            await self._close(tx, interrupted.energy_Wh, messages.stop_reason("interrupted", None),
+                              interrupted.ended_at or self.controller.clock.utcnow(),
                               offline=True if self.version == "2.0.1" else None)
 
     # --- the CSMS's answers ---------------------------------------------------------------------------------------
