@@ -58,13 +58,12 @@ async def run_identified_session(tmp_path: Path, version: str, id_token: str | N
                                   clock=ManualClock())
     operations = await attach_operations(controller)
     await controller.start()
-    client = OcppClient(controller, make_config(csms, version, meter_interval_s=5.0),
+    client = OcppClient(controller, make_config(csms, version, meter_interval_s=5.0, eim_id_token=eim_id_token),
                         protocol_second_s=PROTOCOL_SECOND_S)
     await client.start()
     try:
         await asyncio.wait_for(client.link.booted.wait(), 10)  # Authorize is not sent before (offline: accepted)
         transactions = next(part.transactions for part in client.parts if hasattr(part, "transactions"))
-        controller.authorizer.eim_id_token = eim_id_token
         assert controller._sim_driver_factory is not None
         car = IdentifyingCar(controller._sim_driver_factory(), id_token, id_token_type)
         session = controller.start_session(SessionParams(duration_s=12.0), car)

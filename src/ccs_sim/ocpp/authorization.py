@@ -1,5 +1,6 @@
 """The EV's identification in an ISO 15118 session, decided by the CSMS: the controller's ``authorizer`` while
-the OCPP client runs (installed by ``Transactions.start``; without OCPP the controller accepts every one).
+the OCPP client runs (installed by ``Transactions.start``, ``transaction_identification.py``; without OCPP the
+controller accepts every one).
 
 The SECC glue (``evse_hal.iso15118_hal_controller.HalEVSEController.is_authorized``) asks once per session
 and answers the EV Ongoing until this decides; refused, it ends the session before any energy.
@@ -15,8 +16,9 @@ What is authorised (the id token the transaction then carries: 1.6 StartTransact
   root; the OCSP data of C07.FR.02 and 1.6's DataTransfer profile for ISO 15118 are not sent.
 - EIM (External Identification Means: OCPP 2.0.1 C08, the driver identifies at the station, e.g. RFID,
   through the station's own means C01-C06): the token that means presented. The simulated station's one
-  means is a configured token, ``CCS_SIM_OCPP_EIM_ID_TOKEN`` (type ``CCS_SIM_OCPP_EIM_ID_TOKEN_TYPE``,
-  default ISO14443, an RFID card's UID), sent in Authorize. With none configured the session is charged
+  means is a configured token, ``OcppConfig.eim_id_token`` (``--ocpp-eim-id-token`` /
+  ``CCS_SIM_OCPP_EIM_ID_TOKEN`` / the file's ``eim_id_token``; its type ``eim_id_token_type``, default
+  ISO14443, an RFID card's UID), sent in Authorize. With none configured the session is charged
   without authorisation: no Authorize, 1.6 idTag ``NoAuthorization``, 2.0.1 IdToken type NoAuthorization
   ("no authorization possible", IdTokenEnumType) in TransactionEvent Started.
 - A session already identified (``start_session``'s ``id_token``, authorised at its start; a CSMS's remote
@@ -34,28 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ccs_sim.ocpp.config import DEFAULT_EIM_ID_TOKEN_TYPE
 from evse_hal.iso15118.charger_port import ID_TOKEN_TYPE_EMAID, Authorization
 
 log = logging.getLogger(__name__)
 
 #: OCPP 2.0.1 IdTokenEnumType of a contract id (ISO 15118 Plug & Charge).
 ID_TOKEN_TYPE_EMAID_201 = "eMAID"
-#: The EIM token the simulated station's identification means presents (its environment; none: unset).
-EIM_ID_TOKEN_ENV = "CCS_SIM_OCPP_EIM_ID_TOKEN"
-EIM_ID_TOKEN_TYPE_ENV = "CCS_SIM_OCPP_EIM_ID_TOKEN_TYPE"
-#: An RFID card's UID (OCPP 2.0.1 IdTokenEnumType ISO14443), the usual external identification.
-DEFAULT_EIM_ID_TOKEN_TYPE = "ISO14443"
-
-
-def eim_id_token_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
-    """(token, 2.0.1 type) of the station's external identification means, from the environment."""
-    environ = os.environ if environ is None else environ
-    return (environ.get(EIM_ID_TOKEN_ENV) or None,
-            environ.get(EIM_ID_TOKEN_TYPE_ENV) or DEFAULT_EIM_ID_TOKEN_TYPE)
 
 
 class IdentifiedTransactions(Protocol):
@@ -75,8 +64,7 @@ class CsmsAuthorizer:
     def __init__(self, transactions: IdentifiedTransactions, eim_id_token: str | None = None,
                  eim_id_token_type: str = DEFAULT_EIM_ID_TOKEN_TYPE) -> None:
         self.transactions = transactions
-        if eim_id_token is None:
-            eim_id_token, eim_id_token_type = eim_id_token_from_environment()
+        #: The station's EIM token (``OcppConfig.eim_id_token``; None: NoAuthorization) and its 2.0.1 type.
         self.eim_id_token = eim_id_token
         self.eim_id_token_type = eim_id_token_type
         self._deciding: dict[str, asyncio.Future[Authorization]] = {}

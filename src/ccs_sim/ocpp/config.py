@@ -15,6 +15,7 @@ File (``--ocpp-config FILE`` / ``CCS_SIM_OCPP_CONFIG``): TOML, top-level keys na
     security_profile = 2
     password = "0123456789abcdef"
     ca_file = "csms-ca.pem"
+    eim_id_token = "04A2B3C4D5E6F7"
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ VERSION_ALIASES = {"1.6": "1.6", "1.6j": "1.6", "16": "1.6", "ocpp1.6": "1.6",
 #: Security profiles (OCPP 1.6 Security Whitepaper ed. 3 §2; OCPP 2.0.1 Part 2 A00 Security):
 #: 0 none (not in the standards: tests and closed networks), 1 Basic auth over ws, 2 TLS + Basic, 3 mutual TLS.
 SECURITY_PROFILES = (0, 1, 2, 3)
+#: The kinds of id token (OCPP 2.0.1 Part 2, data type IdTokenEnumType).
+ID_TOKEN_TYPES_201 = ("Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress",
+                      "NoAuthorization")
+#: An RFID card's UID (IdTokenEnumType ISO14443), the usual external identification means.
+DEFAULT_EIM_ID_TOKEN_TYPE = "ISO14443"
+#: The longest id token: 1.6 IdToken is CiString20Type; 2.0.1 IdTokenType.idToken has maxLength 36.
+ID_TOKEN_MAX_LENGTH = {"1.6": 20, "2.0.1": 36}
 
 
 class OcppConfigError(StartupRefused, ValueError):
@@ -67,6 +75,12 @@ class OcppConfig:
     #: 1.6: the connector id; 2.0.1: the connector id within ``evse_id``.
     connector_id: int = 1
     evse_id: int = 1
+    #: The station's external identification means (EIM: OCPP 2.0.1 C08, e.g. an RFID reader): the id token it
+    #: presents for an ISO 15118 EIM session, sent in Authorize (``authorization.py``). None: such a session
+    #: charges without authorisation (1.6 idTag NoAuthorization, 2.0.1 IdToken type NoAuthorization).
+    eim_id_token: str | None = None
+    #: Its 2.0.1 IdTokenEnumType (1.6 sends the token alone, as idTag).
+    eim_id_token_type: str = DEFAULT_EIM_ID_TOKEN_TYPE
     #: Sent in BootNotification.
     vendor: str = "ccs-sim"
     model: str = "ccs-sim DC"
@@ -119,6 +133,14 @@ class OcppConfig:
         if self.queue_max_messages < 3:
             raise OcppConfigError(f"OCPP queue_max_messages must be >= 3 (a start, a sample and a stop), not "
                                   f"{self.queue_max_messages!r}")
+        if self.eim_id_token_type not in ID_TOKEN_TYPES_201:
+            raise OcppConfigError(f"OCPP eim_id_token_type {self.eim_id_token_type!r} (--ocpp-eim-id-token-type): "
+                                  f"expected one of "
+                                  f"{', '.join(ID_TOKEN_TYPES_201)}")
+        longest = ID_TOKEN_MAX_LENGTH[self.version]
+        if self.eim_id_token is not None and not 0 < len(self.eim_id_token) <= longest:
+            raise OcppConfigError(f"OCPP eim_id_token {self.eim_id_token!r} (--ocpp-eim-id-token): 1..{longest} "
+                                  f"characters in OCPP {self.version}")
         return self
 
 
@@ -141,6 +163,8 @@ def _convert(name: str, value: Any, origin: str) -> Any:
             if version is None:
                 raise ValueError
             return version
+        if name == "eim_id_token_type":  # IdTokenEnumType, in any case (iso14443 -> ISO14443)
+            return {kind.lower(): kind for kind in ID_TOKEN_TYPES_201}.get(str(value).strip().lower(), str(value))
         return str(value)
     except (TypeError, ValueError):
         expected = {"int": "an integer", "float": "a number", "str": "text"}.get(kind, "")
@@ -203,7 +227,8 @@ def build_ocpp_config(flags: Mapping[str, Any], environ: Mapping[str, str] | Non
 FLAGS = {"--ocpp-url": "url", "--ocpp-station-id": "station_id", "--ocpp-version": "version",
          "--ocpp-security-profile": "security_profile", "--ocpp-password": "password", "--ocpp-ca": "ca_file",
          "--ocpp-client-cert": "client_cert_file", "--ocpp-client-key": "client_key_file",
-         "--ocpp-meter-interval": "meter_interval_s", "--ocpp-queue-max-messages": "queue_max_messages"}
+         "--ocpp-meter-interval": "meter_interval_s", "--ocpp-queue-max-messages": "queue_max_messages",
+         "--ocpp-eim-id-token": "eim_id_token", "--ocpp-eim-id-token-type": "eim_id_token_type"}
 
 
 def add_ocpp_arguments(parser: argparse.ArgumentParser) -> None:
@@ -224,6 +249,13 @@ def add_ocpp_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ocpp-queue-max-messages", metavar="N",
                        help="transaction messages kept while the CSMS is unreachable before intermediate meter "
                             "values are dropped (never a start or stop; default 500)")
+    group.add_argument("--ocpp-eim-id-token", metavar="TOKEN",
+                       help="the id token the station's own identification means (EIM, e.g. an RFID card's UID) "
+                            "presents for an ISO 15118 EIM session, authorised at the CSMS; default none: such a "
+                            "session charges with NoAuthorization")
+    group.add_argument("--ocpp-eim-id-token-type", metavar="TYPE",
+                       help=f"its OCPP 2.0.1 IdTokenEnumType: {', '.join(ID_TOKEN_TYPES_201)} (default "
+                            f"{DEFAULT_EIM_ID_TOKEN_TYPE})")
     group.add_argument("--ocpp-config", metavar="FILE", type=Path, help="TOML file of OCPP settings")
 
 

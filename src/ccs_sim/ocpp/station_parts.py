@@ -92,7 +92,9 @@ class StationTransactionParts:
                                          meter_interval_s=config.meter_interval_s,
                                          connector_id=config.connector_id, evse_id=config.evse_id, send=self.send,
                                          charging_state=lambda: self.model.current().charging_state,
-                                         offered_current_A=lambda: self.model.offered_current_A())
+                                         offered_current_A=lambda: self.model.offered_current_A(),
+                                         eim_id_token=config.eim_id_token,
+                                         eim_id_token_type=config.eim_id_token_type)
         self._notifications: asyncio.Queue[ConnectorState] = asyncio.Queue()
         self._notifier: asyncio.Task[None] | None = None
         self._tick_listener: Any = self._on_tick

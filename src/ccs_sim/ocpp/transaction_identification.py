@@ -4,7 +4,8 @@ ISO 15118 session (the steps ``ccs_sim.ocpp.authorization.CsmsAuthorizer`` drive
 ``TransactionIdentification`` is a part of ``ccs_sim.ocpp.transactions.Transactions`` (its base class):
 
 - ``install_authorizer`` / ``remove_authorizer``: while the client runs, the controller's ``authorizer`` is a
-  ``CsmsAuthorizer``; stopped, the controller's own authoriser is back.
+  ``CsmsAuthorizer`` with the station's external identification means (``OcppConfig.eim_id_token`` and its
+  type, ``--ocpp-eim-id-token``); stopped, the controller's own authoriser is back.
 - ``_authorized``: Authorize (sent directly, not through the queue: it is not a transaction message); False only
   when the CSMS answers and the status is not Accepted (offline or no answer: the session goes on).
 - An ISO 15118 session (source ``hlc``) with no token waits for the EV's identification (EIM: the station's
@@ -46,6 +47,9 @@ class TransactionIdentification:
     send: Sender | None
     #: The 2.0.1 IdTokenEnumType of an id token given without one (``start_session``'s, a remote start's).
     id_token_type: str
+    #: The station's external identification means (EIM): its token (None: NoAuthorization) and 2.0.1 type.
+    eim_id_token: str | None
+    eim_id_token_type: str
     current: OpenTransaction | None
     _by_session: dict[str, OpenTransaction]
     _previous_authorizer: Any
@@ -64,7 +68,8 @@ class TransactionIdentification:
     # --- the controller's authoriser ------------------------------------------------------------------------
     def install_authorizer(self) -> None:
         """The CSMS decides the EV's identification (``CsmsAuthorizer``) until ``remove_authorizer``."""
-        self._previous_authorizer, self.controller.authorizer = self.controller.authorizer, CsmsAuthorizer(self)
+        self._previous_authorizer, self.controller.authorizer = self.controller.authorizer, CsmsAuthorizer(
+            self, self.eim_id_token, self.eim_id_token_type)
 
     def remove_authorizer(self) -> None:
         if self._previous_authorizer is not None:

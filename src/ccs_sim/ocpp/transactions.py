@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccs_sim.core.events import Topic
 from ccs_sim.ocpp import transaction_messages as messages
+from ccs_sim.ocpp.config import DEFAULT_EIM_ID_TOKEN_TYPE
 from ccs_sim.ocpp.message_queue import Sender, TransactionMessageQueue
 from ccs_sim.ocpp.open_transaction import ACCEPTED, OpenTransaction
 from ccs_sim.ocpp.transaction_identification import TransactionIdentification
@@ -68,7 +69,8 @@ class Transactions(TransactionIdentification):
                  send: Sender | None = None, charging_state: Callable[[], str] | None = None,
                  offered_current_A: Callable[[], float | None] = lambda: None,
                  offered_power_W: Callable[[], float | None] = lambda: None,
-                 id_token_type: str = "ISO14443") -> None:
+                 id_token_type: str = "ISO14443", eim_id_token: str | None = None,
+                 eim_id_token_type: str = DEFAULT_EIM_ID_TOKEN_TYPE) -> None:
         if version not in ("1.6", "2.0.1"):
             raise ValueError(f"unknown OCPP version {version!r}")
         self.controller = controller
@@ -84,6 +86,8 @@ class Transactions(TransactionIdentification):
         self.offered_power_W = offered_power_W
         self.measurands: Callable[[], messages.MeasurandSelection] = messages.MeasurandSelection  # the CSMS's choice
         self.id_token_type = id_token_type
+        self.eim_id_token = eim_id_token
+        self.eim_id_token_type = eim_id_token_type
         self.register_Wh = 0.0
         self.current: OpenTransaction | None = None
         self._by_session: dict[str, OpenTransaction] = {}
