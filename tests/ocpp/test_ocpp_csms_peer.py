@@ -97,7 +97,7 @@ def test_an_api_session_is_the_transaction_ocpp_csms_bills(csms: tuple[int, Path
     meter_stop = int(re.search(r"meter_stop=(\d+)", stopped).group(1))  # type: ignore[union-attr]
     assert "id_tag='CARD-0001'" in stopped and "stop_reason='Other'" in stopped, stopped  # duration elapsed
     assert record["status"] == "ended" and record["energy_Wh"] > 5, record
-    assert abs((meter_stop - meter_start) - record["energy_Wh"]) <= 0.5, (meter_start, meter_stop, record)
+    assert abs((meter_stop - meter_start) - record["energy_Wh"]) < 1.0, (meter_start, meter_stop, record)
     statuses = re.findall(r"status=<ConnectorStatus\.([A-Z_]+)", events)
     for status in ("AVAILABLE", "PREPARING", "CHARGING", "FINISHING"):
         assert status in statuses, statuses

@@ -12,7 +12,7 @@ message id once), and that the resent frame is the held one (same id, same paylo
 1.6: one StartTransaction, MeterValues with increasing timestamps none twice, one StopTransaction with reason
 PowerLoss (``Transactions.recover``: a transaction a dead process left open); 2.0.1: seqNo 0..n-1, one Started,
 one Ended (stoppedReason PowerLoss, offline). Billed (meterStop − meterStart; Ended − Started register) = the
-record's energy (1.6 whole Wh: 0.5 Wh).
+record's energy (1.6: whole Wh of the continuous register, < 1 Wh).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ async def test_sigkill_mid_transaction_every_message_once_in_order_billed_as_rec
                      stop["meterStop"]]
         assert all(later >= earlier - 0.5 for earlier, later in pairwise(registers)), registers
         billed_Wh = stop["meterStop"] - start["meterStart"]
-        assert abs(billed_Wh - record["energy_Wh"]) <= 0.5, (start, stop, record)
+        assert abs(billed_Wh - record["energy_Wh"]) < 1.0, (start, stop, record)
     else:
         events = csms.accepted_payloads("TransactionEvent")
         assert [event["seqNo"] for event in events] == list(range(len(events)))

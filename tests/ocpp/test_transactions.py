@@ -123,7 +123,7 @@ async def test_v16_session_is_a_billed_transaction(station16: Station) -> None:
     record = await station16.record(session_id)
     assert record["energy_Wh"] > 10
     billed_Wh = stop["meterStop"] - start["meterStart"]
-    assert abs(billed_Wh - record["energy_Wh"]) <= 0.5  # 1.6 carries whole Wh
+    assert abs(billed_Wh - record["energy_Wh"]) < 1.0  # 1.6 carries the continuous register in whole Wh
     periodic = csms.sent("MeterValues")
     assert all(payload["transactionId"] == stop["transactionId"] for payload in periodic)
     charging = [measurands(p["meterValue"][0]) for p in periodic
@@ -139,7 +139,8 @@ async def test_v16_session_is_a_billed_transaction(station16: Station) -> None:
     registers = [float(measurands(p["meterValue"][0])["Energy.Active.Import.Register"]["value"]) for p in periodic]
     assert registers == sorted(registers) and registers[-1] <= stop["meterStop"] + 0.5
     end_values = stop["transactionData"][0]["sampledValue"]
-    assert end_values[0]["context"] == "Transaction.End" and float(end_values[0]["value"]) == stop["meterStop"]
+    assert end_values[0]["context"] == "Transaction.End"  # the register itself, of which meterStop is the whole Wh
+    assert registers[-1] <= float(end_values[0]["value"]) and abs(float(end_values[0]["value"]) - stop["meterStop"]) <= 0.5
 
 
 async def test_v16_second_session_continues_the_register(station16: Station) -> None:
@@ -150,7 +151,7 @@ async def test_v16_second_session_continues_the_register(station16: Station) -> 
     assert [start["idTag"] for start in starts] == ["NoAuthorization"] * 2
     assert starts[1]["meterStart"] == stops[0]["meterStop"]  # one register across transactions
     for start, stop, session_id in zip(starts, stops, (first, second), strict=True):
-        assert abs(stop["meterStop"] - start["meterStart"] - (await station16.record(session_id))["energy_Wh"]) <= 0.5
+        assert abs(stop["meterStop"] - start["meterStart"] - (await station16.record(session_id))["energy_Wh"]) < 1.0
 
 
 async def test_v16_stop_reasons(station16: Station) -> None:

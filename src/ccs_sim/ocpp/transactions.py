@@ -280,10 +280,10 @@ class Transactions(TransactionIdentification):
             await tx.started.wait()
         if tx.refused:
             return
+        # The register is continuous, like a meter's: it never goes back below a sample the CSMS has. 1.6's
+        # meterStart / meterStop carry it in whole Wh, so what a 1.6 CSMS bills is within 1 Wh of the energy
+        # (and the rounding does not add up over transactions: each meterStart is the previous meterStop).
         register_end_Wh = tx.register_start_Wh + energy_Wh
-        if self.version == "1.6":
-            # 1.6 carries whole Wh: the register advances by what the CSMS bills (the rounded energy).
-            register_end_Wh = float(messages.register_value_16(register_end_Wh))
         sample = MeterSample(timestamp=at, register_Wh=register_end_Wh, measurands=self.measurands())
         if self.version == "1.6":
             action, payload = "StopTransaction", messages.stop_transaction_16(sample, reason, tx.id_tag)
