@@ -190,6 +190,8 @@ class RecordingConnection:
 
 class TestCsms:
     __test__ = False  # not a pytest test class
+    #: How each station's websocket is wrapped (a subclass may record or answer differently).
+    connection_class: type[RecordingConnection] = RecordingConnection
 
     def __init__(self, version: str = "1.6", *, boot_responses: list[tuple[str, int]] | None = None,
                  heartbeat_interval: int = 60, password: str | None = None, ssl_context: ssl.SSLContext | None = None,
@@ -265,7 +267,7 @@ class TestCsms:
     async def _serve_station(self, websocket: ServerConnection) -> None:
         station_id = websocket.request.path.rstrip("/").rsplit("/", 1)[-1]
         self.connections.append(websocket)
-        charge_point = self.classes[self.version](station_id, RecordingConnection(self, websocket, station_id))
+        charge_point = self.classes[self.version](station_id, self.connection_class(self, websocket, station_id))
         charge_point.csms = self
         self.stations[station_id] = charge_point
         try:

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from csms import RecordedFrame, RecordingConnection, TestCsms
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 TRANSACTION_ACTIONS = ("StartTransaction", "MeterValues", "StopTransaction", "TransactionEvent")
 HoldPredicate = Callable[[str, dict[str, Any]], bool]
@@ -62,6 +60,7 @@ class IdempotentConnection(RecordingConnection):
 
 class IdempotentCsms(TestCsms):
     __test__ = False
+    connection_class = IdempotentConnection
 
     def __init__(self, version: str = "1.6", **kwargs: Any) -> None:
         super().__init__(version, **kwargs)
@@ -78,16 +77,3 @@ class IdempotentCsms(TestCsms):
     def accepted_payloads(self, action: str) -> list[dict[str, Any]]:
         return [frame.payload for frame in self.accepted if frame.action == action]
 
-    async def _serve_station(self, websocket: ServerConnection) -> None:
-        station_id = websocket.request.path.rstrip("/").rsplit("/", 1)[-1]
-        self.connections.append(websocket)
-        connection = IdempotentConnection(self, websocket, station_id)
-        charge_point = self.classes[self.version](station_id, connection)
-        charge_point.csms = self
-        self.stations[station_id] = charge_point
-        try:
-            await charge_point.start()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.connections.remove(websocket)

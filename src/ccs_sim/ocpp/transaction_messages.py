@@ -27,6 +27,7 @@ Timeout, trigger EVCommunicationLost), the rest Other; faults trigger AbnormalCo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -189,15 +190,19 @@ def meter_value_16(sample: MeterSample, context: str = "Sample.Periodic") -> typ
         replace(sample, measurands=REGISTER_ONLY), context)
 
 
-def selected_meter_value_16(sample: MeterSample, context: str = "Sample.Periodic") -> types16.MeterValue | None:
-    """The sample's selected measurands in ``context``; None when it has none of them."""
+def _selected_sampled_values(sample: MeterSample, context: str, make_sampled: Callable[..., Any]) -> list[Any]:
+    """The sample's selected measurands in ``context``, each made a sampled value of the version."""
     values = []
     for measurand in sample.selected(context):
         field_name, unit, digits, location = _MEASURAND_FIELDS[measurand]
-        values.append(_sampled_16(getattr(sample, field_name), measurand, unit, context, location, digits))
-    if not values:
-        return None
-    return types16.MeterValue(timestamp=format_date_time(sample.timestamp), sampled_value=values)
+        values.append(make_sampled(getattr(sample, field_name), measurand, unit, context, location, digits))
+    return values
+
+
+def selected_meter_value_16(sample: MeterSample, context: str = "Sample.Periodic") -> types16.MeterValue | None:
+    """The sample's selected measurands in ``context``; None when it has none of them."""
+    values = _selected_sampled_values(sample, context, _sampled_16)
+    return types16.MeterValue(timestamp=format_date_time(sample.timestamp), sampled_value=values) if values else None
 
 
 def authorize_16(id_tag: str) -> dict[str, Any]:
@@ -242,13 +247,9 @@ def meter_value_201(sample: MeterSample, context: str = "Sample.Periodic") -> ty
 
 def selected_meter_value_201(sample: MeterSample, context: str = "Sample.Periodic") -> types201.MeterValueType | None:
     """The sample's selected measurands in ``context``; None when it has none of them."""
-    values = []
-    for measurand in sample.selected(context):
-        field_name, unit, digits, location = _MEASURAND_FIELDS[measurand]
-        values.append(_sampled_201(getattr(sample, field_name), measurand, unit, context, location, digits))
-    if not values:
-        return None
-    return types201.MeterValueType(timestamp=format_date_time(sample.timestamp), sampled_value=values)
+    values = _selected_sampled_values(sample, context, _sampled_201)
+    return types201.MeterValueType(timestamp=format_date_time(sample.timestamp), sampled_value=values) \
+        if values else None
 
 
 def id_token_201(id_token: str | None, token_type: str = "ISO14443") -> types201.IdTokenType:
