@@ -4,6 +4,7 @@ the Prometheus counters; and GET /ocpp when OCPP is off."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,3 +100,22 @@ def test_frames_of_a_session_go_to_the_session_file(tmp_path: Path) -> None:
 async def test_get_ocpp_says_disabled_without_a_client() -> None:
     assert await get_json(app_with(SimpleNamespace(ocpp=None)), "/ocpp") == {"enabled": False}
     assert await get_json(app_with(None), "/ocpp") == {"enabled": False}
+
+
+async def test_the_links_times_are_on_the_controllers_clock(tmp_path: Path) -> None:
+    """GET /ocpp's last heartbeat is a time of the controller's clock (the manual clock starts on 2026-01-01), like
+    the frames': in a sped-up simulation the two agree."""
+    async with TestCsms("2.0.1", boot_responses=[("Accepted", 1)]) as csms:
+        controller = controller_for(tmp_path)
+        client = OcppClient(controller, make_config(csms, "2.0.1"), protocol_second_s=0.01)
+        await client.start()
+        try:
+            await wait_booted(client.link)
+            await csms.wait_for(lambda: csms.calls_received("Heartbeat"))
+            await csms.wait_for(lambda: client.link.state.last_heartbeat_at is not None)
+            view = await get_json(app_with(SimpleNamespace(ocpp=client)), "/ocpp")
+            heartbeat_at = datetime.fromisoformat(view["last_heartbeat_at"])
+            assert heartbeat_at == controller.clock.utcnow()  # the manual clock has not moved
+            assert heartbeat_at.date() == datetime.fromisoformat(view["last_frames"][-1]["at"]).date()
+        finally:
+            await client.stop()

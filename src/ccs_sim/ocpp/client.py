@@ -72,8 +72,10 @@ class OcppClient:
         self.version = version_module(config.version)
         directory = frame_log_dir if frame_log_dir is not None else Path(controller.settings.data_dir) / "ocpp"
         self.frame_log = FrameLog(directory, self.current_session_id, now=controller.clock.utcnow)
+        # the link's times (last heartbeat, last error) on the controller's clock, like the frame log's
         self.link = OcppLink(config, self.version.build_protocol(handler_mixins(config.version)),
-                             frame_log=self.frame_log, context=self, protocol_second_s=protocol_second_s)
+                             frame_log=self.frame_log, context=self, protocol_second_s=protocol_second_s,
+                             now=controller.clock.utcnow)
         self.status_requests: Callable[[], list[Any]] = self.placeholder_status_requests
         self.queue_depth: Callable[[], int] = lambda: 0
         self.composite_limit: Callable[[], dict[str, Any] | None] = lambda: None
