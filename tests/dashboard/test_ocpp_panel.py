@@ -239,22 +239,41 @@ def test_the_csms_charging_profiles_show_as_the_composite_limit_in_numbers(ocpp_
 
 
 @pytest.mark.browser
+def panel_polling(page) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """The panel's refresh state and the requests it has started, read at one instant of the page."""
+    state, polls = page.evaluate("() => { const p = document.getElementById('ocpp-panel');"
+                                 " return [p.dataset.polling || '', Number(p.dataset.polls || 0)]; }")
+    return state, polls
+
+
+def wait_for_panel(page, condition, timeout_ms: int = 15_000):  # type: ignore[no-untyped-def]
+    """Poll the page (bounded) until ``condition(panel_polling(page))``; the state it reached."""
+    for _ in range(timeout_ms // 100):
+        state = panel_polling(page)
+        if condition(state):
+            return state
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the panel did not reach the expected refresh state: {panel_polling(page)}")
+
+
 def test_the_panel_asks_get_ocpp_only_while_on_screen(ocpp_page) -> None:
     page = ocpp_page
     expect()(page.locator("#ocpp-state")).to_have_text("connected · booted", timeout=PANEL_UPDATE_MS)
-    asked: list[float] = []
-    page.on("request", lambda request: asked.append(1.0) if urlparse(request.url).path == "/ocpp" else None)
-    page.wait_for_timeout(4_500)  # on screen: every 2 s after the last answer
-    assert 1 <= len(asked) <= 3, asked
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if urlparse(request.url).path == "/ocpp" else None)
+    # on screen: it asks again and again (every 2 s after the last answer), on the network
+    _, polls_on = wait_for_panel(page, lambda state: state[0] == "on")
+    wait_for_panel(page, lambda state: state[1] >= polls_on + 2)
+    assert len(asked) >= 1, "the panel's requests reach the network"
+    # off screen: once the observer told the panel, it starts no request (one under way may finish)
     page.set_viewport_size({"width": 1500, "height": 300})
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_timeout(1_000)  # the observer tells the panel; a request already under way may still finish
-    asked.clear()
-    page.wait_for_timeout(4_500)
-    assert asked == []
+    _, polls_off = wait_for_panel(page, lambda state: state[0] == "off")
+    page.wait_for_timeout(4_500)  # more than two refresh periods
+    assert panel_polling(page) == ("off", polls_off)
+    # back on screen: it asks at once
     page.locator("#ocpp-panel").scroll_into_view_if_needed()
-    page.wait_for_timeout(1_500)  # back on screen: asked at once, the next one 2 s after its answer
-    assert len(asked) == 1
+    wait_for_panel(page, lambda state: state[0] == "on" and state[1] > polls_off)
 
 
 def test_get_ocpp_answers_every_field_the_panel_reads(ocpp_server, csms) -> None:

@@ -17,15 +17,19 @@ let onScreen = false, timer = null, inFlight = false;
 
 const active = () => onScreen && document.visibilityState === "visible";
 
+// The panel's own record of its refresh (data-polling on/off, data-polls = requests started): what it does, readable.
 function schedule(delayMs) {
   clearTimeout(timer);
   timer = null;
+  $("ocpp-panel").dataset.polling = active() ? "on" : "off";
   if (active() && !inFlight) timer = setTimeout(poll, delayMs);
 }
 
 async function poll() {
   timer = null;
   inFlight = true;
+  const panel = $("ocpp-panel");
+  panel.dataset.polls = String(Number(panel.dataset.polls || 0) + 1);
   try {
     const answer = await getJSON("/ocpp");
     if (answer.ok && answer.body) render(answer.body);
