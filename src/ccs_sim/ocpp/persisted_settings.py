@@ -134,6 +134,7 @@ class PersistedSettings:
         self.database = database
         self.version = version
         self.writes = 0
+        self._last_write: asyncio.Future[Any] | None = None
 
     async def load(self, now: datetime) -> StoredSettings:
         stored = await self.database.call(_load, self.version, now)
@@ -162,7 +163,7 @@ class PersistedSettings:
 
     async def written(self) -> None:
         """Return once every write queued so far is on disk (the worker runs them in order: the last one)."""
-        last = getattr(self, "_last_write", None)
+        last = self._last_write
         if last is not None and not last.done():
             await asyncio.wait([last])
 
