@@ -12,6 +12,7 @@ state machine (``ccs_sim/orchestrator.py``), whose one writer this controller's 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,6 +55,8 @@ class ChargerController:
     #: below 1 A (the supply contract: 0 A within 10 ms), then treats it as a SUPPLY_FAULT emergency, whose
     #: shutdown still opens within the 100 ms of IEC 61851-23 CC.5.4 (DG L6247-6249).
     COMMAND_OPEN_DEADLINE_S = standards.EMERGENCY_CURRENT_DEADLINE_S
+    #: How many scheduled ticks' lateness ``tick_lateness_s_recent`` keeps (one minute at 100 Hz).
+    TICK_LATENESS_WINDOW = 6000
 
     def __init__(self, hardware: EVSEHardware, clock: Clock, settings: ControllerSettings | None = None,
                  supervisor: SafetySupervisor | None = None) -> None:
@@ -99,6 +102,10 @@ class ChargerController:
         self.refusals = 0
         self.late_ticks = 0
         self.max_tick_lateness_s = 0.0
+        #: Control ticks run so far: a reader's cache of anything built from the readings keys on it.
+        self.tick_sequence = 0
+        #: How late each recent scheduled tick started (simulated s; wall s at speed 1), newest last.
+        self.tick_lateness_s_recent: deque[float] = deque(maxlen=self.TICK_LATENESS_WINDOW)
         self.bms_view_override: dict[str, Any] | None = None
         self.slac_view: dict[str, Any] = empty_slac_view(clock.utcnow())
         self.iso15118_view: dict[str, Any] = empty_iso15118_view()

@@ -202,6 +202,23 @@ class EmergencyStopInput(ABC):
         """True while the charger's emergency-stop button is latched."""
 
 
+@dataclass(frozen=True, slots=True)
+class SensorReadings:
+    """Every sensor of the charger read once, as close to one instant as the adapter can (``read_sensors``)."""
+
+    duty_percent: float
+    supply_voltage_V: float
+    supply_current_A: float
+    cp_positive_V: float
+    cp_negative_V: float
+    contactor_closed: bool
+    output_voltage_V: float
+    output_current_A: float
+    isolation_ohm: float | None
+    connector_temperature_C: float
+    estop_pressed: bool
+
+
 class EVSEHardware(ABC):
     """One charger's devices, as the controller uses them. ``close()`` releases the hardware."""
 
@@ -218,6 +235,24 @@ class EVSEHardware(ABC):
     imd: IsolationMonitor
     temperature: TemperatureSensor
     estop: EmergencyStopInput | None = None
+
+    def read_sensors(self) -> SensorReadings:
+        """Every reading the control loop takes each tick, once. The default asks each device in turn; an
+        adapter that can sample all at one instant (one bus frame, one plant state) overrides it."""
+        supply_V, supply_A = self.supply.get_status()
+        return SensorReadings(
+            duty_percent=self.pwm.get_duty(),
+            supply_voltage_V=supply_V,
+            supply_current_A=supply_A,
+            cp_positive_V=self.cp.read_voltage(),
+            cp_negative_V=self.cp.read_negative_plateau_V(),
+            contactor_closed=self.contactor.is_closed(),
+            output_voltage_V=self.meter.read_voltage_V(),
+            output_current_A=self.meter.read_current_A(),
+            isolation_ohm=self.imd.read_isolation_ohm(),
+            connector_temperature_C=self.temperature.read_connector_temperature_C(),
+            estop_pressed=bool(self.estop and self.estop.is_pressed()),
+        )
 
     def close(self) -> None:  # noqa: B027 - not abstract: an adapter with nothing to release may keep it
         """Put every output in its safe state (contactor open, supply off, PWM off) and release devices."""

@@ -49,6 +49,7 @@ class ControlLoop:
                     charger.max_tick_lateness_s = max(charger.max_tick_lateness_s, lateness_s)
                     next_tick_s = now_s
                 await charger.clock.sleep(max(0.0, next_tick_s - now_s))
+                charger.tick_lateness_s_recent.append(max(0.0, charger.clock.now() - next_tick_s))
         finally:
             if governor is not None:
                 governor.close()
@@ -59,6 +60,7 @@ class ControlLoop:
         now_s = charger.clock.now()
         dt_s = 0.0 if charger._last_tick_s is None else max(0.0, now_s - charger._last_tick_s)
         charger._last_tick_s = now_s
+        charger.tick_sequence += 1
         m = await self.measure()
         charger.latest = m
         await charger.read_meter(m)
@@ -89,25 +91,21 @@ class ControlLoop:
         return self._measure_sync()
 
     def _measure_sync(self) -> Measurements:
-        hw = self.charger.hw
-        duty = hw.pwm.get_duty()
-        supply_V, supply_A = hw.supply.get_status()
-        cp_positive_V = hw.cp.read_voltage()
-        cp_negative_V = hw.cp.read_negative_plateau_V()
+        r = self.charger.hw.read_sensors()
         return Measurements(
             time_s=self.charger.clock.now(),
-            pilot=read_pilot(cp_positive_V, cp_negative_V, duty),
-            cp_positive_V=cp_positive_V,
-            cp_negative_V=cp_negative_V,
-            duty_percent=duty,
-            contactor_closed=hw.contactor.is_closed(),
-            output_voltage_V=hw.meter.read_voltage_V(),
-            output_current_A=hw.meter.read_current_A(),
-            supply_voltage_V=supply_V,
-            supply_current_A=supply_A,
-            isolation_ohm=hw.imd.read_isolation_ohm(),
-            connector_temperature_C=hw.temperature.read_connector_temperature_C(),
-            estop_pressed=bool(hw.estop and hw.estop.is_pressed()),
+            pilot=read_pilot(r.cp_positive_V, r.cp_negative_V, r.duty_percent),
+            cp_positive_V=r.cp_positive_V,
+            cp_negative_V=r.cp_negative_V,
+            duty_percent=r.duty_percent,
+            contactor_closed=r.contactor_closed,
+            output_voltage_V=r.output_voltage_V,
+            output_current_A=r.output_current_A,
+            supply_voltage_V=r.supply_voltage_V,
+            supply_current_A=r.supply_current_A,
+            isolation_ohm=r.isolation_ohm,
+            connector_temperature_C=r.connector_temperature_C,
+            estop_pressed=r.estop_pressed,
         )
 
     def _meter_sync(self, sample: Measurements | None) -> MeterReading:

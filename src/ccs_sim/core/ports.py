@@ -86,6 +86,8 @@ class ChargerCore(Protocol):
     refusals: int
     late_ticks: int
     max_tick_lateness_s: float
+    tick_sequence: int
+    tick_lateness_s_recent: Any
     bms_view_override: dict[str, Any] | None
     _stopping: bool
     _last_tick_s: float | None
