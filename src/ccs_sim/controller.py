@@ -12,6 +12,7 @@ state machine (``ccs_sim/orchestrator.py``), whose one writer this controller's 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,7 +41,7 @@ from evse_hal.interfaces import EVSEHardware
 from evse_hal.iso15118.charger_port import Authorization, Authorizer, accept_every_identification
 from evse_model import standards
 from evse_model.clock import Clock
-from evse_model.faults import Fault, FaultType
+from evse_model.faults import Fault, FaultType, Severity
 from evse_model.session import EndReason, Phase, SessionParams, SessionSummary, Stage
 from evse_model.session_errors import CommandRefused, SessionAbort
 
@@ -62,6 +63,10 @@ class ChargerController:
                  supervisor: SafetySupervisor | None = None) -> None:
         self.hw = hardware
         self.clock = clock
+        #: Held by the control step for a whole tick and by every device call: no command lands in the middle
+        #: of a tick, and two threads never drive the hardware at once. An adapter may offer its own (``lock``),
+        #: shared with its simulation controls.
+        self.lock: threading.RLock = getattr(hardware, "lock", None) or threading.RLock()
         self.settings = settings or ControllerSettings()
         self.supervisor = supervisor or SafetySupervisor()
         capabilities = hardware.supply.get_capabilities()
@@ -116,6 +121,8 @@ class ChargerController:
         #: The latest fault's shutdown (its severity and task): a later fault escalates it or joins it.
         self._fault_shutdown: Any = None
         self._control_task: asyncio.Task[None] | None = None
+        #: Work a control tick hands to the event loop (raising what the supervisor found); awaited at shutdown.
+        self._background_tasks: set[asyncio.Task[None]] = set()
         #: ``shutdown`` has begun: the process is stopping, sessions are not ended as if complete.
         self._stopping = False
         self._last_tick_s: float | None = None
@@ -188,7 +195,8 @@ class ChargerController:
         # the records close it as interrupted, with its last checkpoint. Repeat until nothing of ours runs.
         self._stopping = True
         while True:
-            tasks = [task for task in (self._session_task, *self._shutdown_tasks, self._control_task)
+            tasks = [task for task in (self._session_task, *self._shutdown_tasks, self._control_task,
+                                       *self._background_tasks)
                      if task is not None and not task.done()]
             if not tasks:
                 break
@@ -224,6 +232,14 @@ class ChargerController:
     async def measure(self) -> Measurements:
         return await self._loop.measure()
 
+    def track_background(self, coroutine: Awaitable[None], name: str) -> asyncio.Task[None]:
+        """Run ``coroutine`` as a task of the controller's (kept until done; cancelled at shutdown)."""
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
+        return task
+
     async def read_meter(self, sample: Measurements | None = None) -> MeterReading:
         return await self._loop.read_meter(sample)
 
@@ -237,6 +253,10 @@ class ChargerController:
     async def io(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a driver method; in a worker thread when the adapter's calls can block."""
         return await self._outputs.io(function, *args)
+
+    def call_device(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``io`` on this thread, under the lock (for the control step and the energy cut)."""
+        return self._outputs.call(function, *args)
 
     async def put_outputs_safe(self) -> None:
         await self._outputs.put_outputs_safe()
@@ -252,6 +272,9 @@ class ChargerController:
 
     async def set_supply_current_limit(self, limit_A: float) -> None:
         await self._outputs.set_supply_current_limit(limit_A)
+
+    def set_supply_current_limit_now(self, limit_A: float) -> None:
+        self._outputs.set_supply_current_limit_now(limit_A)
 
     async def drive_supply(self, voltage_V: float | None = None, enabled: bool | None = None,
                            power_limit_W: float | None = None) -> None:
@@ -334,6 +357,9 @@ class ChargerController:
 
     async def raise_fault(self, fault_type: FaultType, source: str = "api", message: str = "") -> Fault:
         return await self._faults.raise_fault(fault_type, source, message)
+
+    def cut_energy_now(self, severity: Severity) -> None:
+        self._faults.cut_energy_now(severity)
 
     # --- views ------------------------------------------------------------------------------------------
     def bms_view(self) -> dict[str, Any]:

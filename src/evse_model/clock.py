@@ -13,15 +13,12 @@ All timing in the controller, the plant and the session state machine goes throu
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
-
-T = TypeVar("T")
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +90,10 @@ class ScaledClock:
         self.held_back_s = 0.0
         #: One future per sleep in progress (on whichever event loop it runs); a speed change resolves them all.
         self._speed_change_waiters: set[asyncio.Future[None]] = set()
+        #: Threads waiting on wall time for a simulated deadline (the control thread): set on a speed change.
+        self._speed_change_events: set[threading.Event] = set()
+        #: ``now()`` may move the origin (at the horizon) and runs on the control thread and the event loop.
+        self._lock = threading.RLock()
 
     @property
     def speed(self) -> float:
@@ -109,6 +110,10 @@ class ScaledClock:
         return self._speed < self._requested_speed
 
     def now(self) -> float:
+        with self._lock:
+            return self._now_locked()
+
+    def _now_locked(self) -> float:
         wall_s = self.wall_time()
         sim_s = self._sim_origin_s + (wall_s - self._wall_origin_s) * self._speed
         horizon_s = self._horizon_s
@@ -151,18 +156,30 @@ class ScaledClock:
         self._apply_speed(min(self._requested_speed, self._ceiling_speed))
 
     def _set_horizon(self, horizon_s: float | None) -> None:
-        if horizon_s is None or self._horizon_s is None:
-            self._horizon_s = horizon_s
+        with self._lock:
+            if horizon_s is None or self._horizon_s is None:
+                self._horizon_s = horizon_s
+            else:
+                self._horizon_s = max(self._horizon_s, horizon_s)
+            self._held_since_wall_s = None
+
+    def wake_on_speed_change(self, event: threading.Event, wanted: bool = True) -> None:
+        """Set ``event`` at every speed change while ``wanted`` (a thread waiting on wall time for a simulated
+        deadline recomputes its wait); ``wanted=False`` stops."""
+        if wanted:
+            self._speed_change_events.add(event)
         else:
-            self._horizon_s = max(self._horizon_s, horizon_s)
-        self._held_since_wall_s = None
+            self._speed_change_events.discard(event)
 
     def _apply_speed(self, speed: float) -> None:
-        if speed == self._speed:
-            return
-        self._sim_origin_s = self.now()
-        self._wall_origin_s = self.wall_time()
-        self._speed = float(speed)
+        with self._lock:
+            if speed == self._speed:
+                return
+            self._sim_origin_s = self._now_locked()
+            self._wall_origin_s = self.wall_time()
+            self._speed = float(speed)
+        for event in list(self._speed_change_events):
+            event.set()
         for waiter in list(self._speed_change_waiters):
             # Thread-safe: set_speed may be called from outside the loop the sleeper runs on.
             waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
@@ -298,114 +315,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class ManualClock:
-    """Simulated time that moves only when ``advance()`` is called.
+# The manual clock lives in its own module; importing it from here keeps every existing import working.
+from evse_model.manual_clock import ManualClock  # noqa: E402
 
-    ``advance(dt)`` wakes every sleeper whose deadline falls inside the step, one deadline at a time
-    and in order, letting each woken task run (and schedule its next sleep) before time moves on.
-    """
-
-    #: How many loop iterations ``settle()`` yields so that woken tasks and what they awaken run.
-    SETTLE_YIELDS = 8
-
-    def __init__(self, start_s: float = 0.0, calendar_origin: datetime | None = None) -> None:
-        self._now_s = float(start_s)
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._sequence = itertools.count()
-        self._calendar_origin = calendar_origin or datetime(2026, 1, 1, tzinfo=UTC)
-
-    speed = float("inf")
-
-    def now(self) -> float:
-        return self._now_s
-
-    def utcnow(self) -> datetime:
-        from datetime import timedelta
-
-        return self._calendar_origin + timedelta(seconds=self._now_s)
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now_s + seconds, next(self._sequence), future))
-        await future
-
-    def next_deadline(self) -> float | None:
-        self._drop_cancelled()
-        return self._sleepers[0][0] if self._sleepers else None
-
-    async def settle(self) -> None:
-        """Let every runnable task run until it blocks again.
-
-        On CPython's event loop the ready queue is visible, so this yields exactly until nothing else is
-        runnable; on another loop it yields a fixed number of passes.
-        """
-        ready = getattr(asyncio.get_running_loop(), "_ready", None)
-        await asyncio.sleep(0)
-        if ready is None:
-            for _ in range(self.SETTLE_YIELDS - 1):
-                await asyncio.sleep(0)
-            return
-        passes = 1
-        while ready and passes < 10_000:
-            await asyncio.sleep(0)
-            passes += 1
-
-    async def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, waking sleepers in deadline order."""
-        if seconds < 0:
-            raise ValueError("time does not run backwards")
-        target_s = self._now_s + seconds
-        await self.settle()
-        while True:
-            self._drop_cancelled()
-            if not self._sleepers or self._sleepers[0][0] > target_s:
-                break
-            self._wake_next()
-            await self.settle()
-        self._now_s = target_s
-        await self.settle()
-
-    async def advance_until(self, condition: Callable[[], bool], timeout_s: float, step_s: float = 0.01) -> bool:
-        """Advance in steps of ``step_s`` until ``condition()`` holds; False if ``timeout_s`` passes first."""
-        deadline_s = self._now_s + timeout_s
-        while not condition():
-            if self._now_s >= deadline_s:
-                return False
-            await self.advance(min(step_s, deadline_s - self._now_s))
-        return True
-
-    async def run_until_complete(self, awaitable: Awaitable[T], max_sim_s: float = 1e7) -> T:
-        """Run ``awaitable`` with time jumping straight to the next deadline whenever all tasks wait.
-
-        The faster-than-real-time mode: a 20-minute charge runs in as long as its computation takes.
-        """
-        task = asyncio.ensure_future(awaitable)
-        limit_s = self._now_s + max_sim_s
-        await self.settle()
-        while not task.done():
-            self._drop_cancelled()
-            if not self._sleepers:
-                await asyncio.sleep(0)
-                continue
-            deadline_s = self._sleepers[0][0]
-            if deadline_s > limit_s:
-                task.cancel()
-                raise TimeoutError(f"simulation exceeded {max_sim_s} s of simulated time")
-            self._wake_next()
-            await self.settle()
-        return task.result()
-
-    def _wake_next(self) -> None:
-        """Move to the earliest deadline and wake every sleeper due then."""
-        self._now_s = max(self._now_s, self._sleepers[0][0])
-        while self._sleepers and self._sleepers[0][0] <= self._now_s:
-            _, _, future = heapq.heappop(self._sleepers)
-            if not future.done():
-                future.set_result(None)
-
-    def _drop_cancelled(self) -> None:
-        while self._sleepers and self._sleepers[0][2].done():
-            heapq.heappop(self._sleepers)
+__all__ = ["Clock", "ManualClock", "RealClock", "ScaledClock", "SpeedGovernor"]

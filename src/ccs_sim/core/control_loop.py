@@ -17,78 +17,136 @@ from ccs_sim.core.safety import Measurements
 from ccs_sim.core.types import MeterReading
 from evse_hal.pilot import read_pilot
 from evse_model import standards
+from evse_model.faults import FaultType
 
 log = logging.getLogger("ccs_sim.controller")
 
 
+#: A finding of one control step for the event loop: (fault, message); the output's energy is already cut.
+Finding = tuple[FaultType, str]
+
+
 class ControlLoop:
+    """Measure, meter, ramp and judge every control period.
+
+    ``step()`` is the whole of it, synchronous, under the controller's lock: a fault the supervisor finds
+    has the supply switched off before ``step()`` returns, on whichever thread runs it. What follows a
+    fault (the session's end, the contactor opening, records, OCPP) and the tick listeners run on the event
+    loop (``after_step``). Where the step runs:
+
+    - a real or scaled clock: a thread of its own (``ControlThread``), so no load on the event loop (API,
+      streams, SECC) delays a tick or the supervisor;
+    - a manual clock: a periodic job of the clock (no event-loop wake-up per tick).
+    """
+
     def __init__(self, charger: ChargerCore) -> None:
         self.charger = charger
+        #: The supervisor found a fault the event loop has not raised yet: not reported twice meanwhile.
+        self.fault_handed_over = False
 
     async def run(self) -> None:
-        """Tick every ``control_period_s`` (simulated time) until cancelled; a late tick is counted."""
-        charger = self.charger
-        period_s = charger.settings.control_period_s
-        # A scaled clock runs only as fast as the ticks can be computed (its governor lowers the speed in
-        # force and bounds what one tick integrates); a manual or real clock has none.
-        make_governor = getattr(charger.clock, "governor", None)
-        governor = make_governor(period_s) if make_governor is not None else None
-        next_tick_s = charger.clock.now()
+        """Tick every ``control_period_s`` (simulated time) until cancelled."""
+        every = getattr(self.charger.clock, "every", None)
+        if every is None:
+            from ccs_sim.core.control_thread import ControlThread
+
+            await ControlThread(self).run()
+            return
+        await self.tick()
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def periodic_tick() -> None:
+            try:
+                self.tick_from_clock()
+            except BaseException as error:  # the loop stops, as an exception ends the control task
+                job.cancel()
+                if not failed.done():
+                    failed.set_exception(error)
+
+        job = every(self.charger.settings.control_period_s, periodic_tick)
         try:
-            while True:
-                if governor is not None:
-                    governor.tick_started()
-                await charger.tick()
-                if governor is not None:
-                    governor.tick_finished()
-                next_tick_s += period_s
-                now_s = charger.clock.now()
-                lateness_s = now_s - next_tick_s
-                if lateness_s > period_s:
-                    charger.late_ticks += 1
-                    charger.max_tick_lateness_s = max(charger.max_tick_lateness_s, lateness_s)
-                    next_tick_s = now_s
-                await charger.clock.sleep(max(0.0, next_tick_s - now_s))
-                charger.tick_lateness_s_recent.append(max(0.0, charger.clock.now() - next_tick_s))
+            await failed
         finally:
-            if governor is not None:
-                governor.close()
+            job.cancel()
+
+    def tick_from_clock(self) -> None:
+        """One tick called by a manual clock: the step, then (on the event loop) what must follow it."""
+        findings = self.step()
+        if findings:
+            self.charger.track_background(self.after_step(findings), "control-tick-faults")
+        else:
+            self.notify_tick_listeners()
 
     async def tick(self) -> None:
-        """One control step: measure, meter, ramp the current, look for faults, notify listeners."""
+        """One control step now (a command's ``tick_now``, the first tick) and what follows it."""
+        if self.charger.hw.blocking:
+            findings = await asyncio.to_thread(self.step)
+        else:
+            findings = self.step()
+        await self.after_step(findings)
+
+    def step(self) -> list[Finding]:
+        """Measure, meter, ramp the current, judge: the part of a tick no other work may delay."""
         charger = self.charger
-        now_s = charger.clock.now()
-        dt_s = 0.0 if charger._last_tick_s is None else max(0.0, now_s - charger._last_tick_s)
-        charger._last_tick_s = now_s
-        charger.tick_sequence += 1
-        m = await self.measure()
-        charger.latest = m
-        await charger.read_meter(m)
-        # Judge the reading against the limits the supply was actually told during its response time
-        # before the reading: not against a ramp step planned but not yet sent, nor one the stage had no
-        # time to follow (a late tick at high simulation speed makes both large).
-        judged_limit_A = charger.supply_limits.highest_in_force_A(m.time_s)
-        if charger.current_control_active:
-            await self.ramp_current(dt_s)
-        charger.context.commanded_current_limit_A = judged_limit_A
-        fault = charger.supervisor.find_fault(m, charger.context)
-        if fault is not None and charger.active_fault is None:
-            log.warning("supervisor detected %s", fault.name)
-            await charger.raise_fault(fault, source="supervisor")
-        # A device that does not follow its command is reported even during another fault's shutdown (a
-        # contactor that welds as the shutdown opens it): once per disagreement.
-        feedback_fault = charger.feedback.judge(m)
-        if feedback_fault is not None:
-            fault_type, message = feedback_fault
-            log.error("supervisor detected %s: %s", fault_type.name, message)
-            await charger.raise_fault(fault_type, source="supervisor", message=message)
+        with charger.lock:
+            now_s = charger.clock.now()
+            dt_s = 0.0 if charger._last_tick_s is None else max(0.0, now_s - charger._last_tick_s)
+            charger._last_tick_s = now_s
+            charger.tick_sequence += 1
+            m = self._measure_sync()
+            charger.latest = m
+            charger.meter_reading = self._meter_sync(m)
+            # Judge the reading against the limits the supply was actually told during its response time
+            # before the reading: not against a ramp step planned but not yet sent, nor one the stage had no
+            # time to follow (a late tick at high simulation speed makes both large).
+            judged_limit_A = charger.supply_limits.highest_in_force_A(m.time_s)
+            if charger.current_control_active:
+                self._ramp_sync(dt_s)
+            charger.context.commanded_current_limit_A = judged_limit_A
+            findings: list[Finding] = []
+            fault = charger.supervisor.find_fault(m, charger.context)
+            if fault is not None and charger.active_fault is None and not self.fault_handed_over:
+                log.warning("supervisor detected %s", fault.name)
+                charger.cut_energy_now(fault.severity)
+                self.fault_handed_over = True
+                findings.append((fault, ""))
+            # A device that does not follow its command is reported even during another fault's shutdown (a
+            # contactor that welds as the shutdown opens it): once per disagreement.
+            feedback_fault = charger.feedback.judge(m)
+            if feedback_fault is not None:
+                fault_type, message = feedback_fault
+                log.error("supervisor detected %s: %s", fault_type.name, message)
+                charger.cut_energy_now(fault_type.severity)
+                findings.append((fault_type, message))
+        return findings
+
+    async def after_step(self, findings: list[Finding]) -> None:
+        """On the event loop: raise what the step found (session end, contactor open, records), then tell
+        the tick listeners."""
+        charger = self.charger
+        try:
+            for fault_type, message in findings:
+                await charger.raise_fault(fault_type, source="supervisor", message=message)
+        finally:
+            self.fault_handed_over = False
         await charger.events.publish(Topic.TICK)
+
+    def notify_tick_listeners(self) -> None:
+        """The tick listeners (plain functions; a coroutine one runs as a task), on the event loop."""
+        for listener in self.charger.events.listeners(Topic.TICK):
+            result = listener()
+            if asyncio.iscoroutine(result):
+                self.charger.track_background(result, "tick-listener")
 
     async def measure(self) -> Measurements:
         """Read every sensor once (in one worker-thread hop when the adapter blocks)."""
         if self.charger.hw.blocking:
-            return await asyncio.to_thread(self._measure_sync)
-        return self._measure_sync()
+            return await asyncio.to_thread(self._locked_measure)
+        return self._locked_measure()
+
+    def _locked_measure(self) -> Measurements:
+        with self.charger.lock:
+            return self._measure_sync()
 
     def _measure_sync(self) -> Measurements:
         r = self.charger.hw.read_sensors()
@@ -119,12 +177,16 @@ class ControlLoop:
         """Feed ``sample`` to the meter (if given) and read its counters."""
         charger = self.charger
         if charger.hw.blocking:
-            charger.meter_reading = await asyncio.to_thread(self._meter_sync, sample)
+            charger.meter_reading = await asyncio.to_thread(self._locked_meter, sample)
         else:
-            charger.meter_reading = self._meter_sync(sample)
+            charger.meter_reading = self._locked_meter(sample)
         return charger.meter_reading
 
-    async def ramp_current(self, dt_s: float) -> None:
+    def _locked_meter(self, sample: Measurements | None) -> MeterReading:
+        with self.charger.lock:
+            return self._meter_sync(sample)
+
+    def _ramp_sync(self, dt_s: float) -> None:
         charger, settings = self.charger, self.charger.settings
         step_up = settings.current_ramp_up_A_per_s * dt_s
         step_down = settings.current_ramp_down_A_per_s * dt_s
@@ -139,7 +201,7 @@ class ControlLoop:
                                               max(charger.commanded_current_A, flowing_A + headroom_A))
         else:
             charger.commanded_current_A = max(target, charger.commanded_current_A - step_down)
-        await charger.set_supply_current_limit(charger.commanded_current_A)
+        charger.set_supply_current_limit_now(charger.commanded_current_A)
 
     async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
         """Poll ``condition`` every control period (simulated time); False if ``timeout_s`` passes first."""

@@ -158,13 +158,14 @@ class DcSequence:
 
     async def begin_energy_transfer(self, negotiated_max_voltage_V: float | None) -> None:
         charger = self.charger
-        charger.context.precharging = False
-        charger.context.energy_transfer_expected = True
-        self.note_ev_max_voltage(negotiated_max_voltage_V)
-        if charger.session is not None and charger.session.charging_started_at_s is None:
-            charger.session.charging_started_at_s = charger.clock.now()
-        charger.commanded_current_A = min(charger.commanded_current_A, standards.PRECHARGE_CURRENT_LIMIT_A)
-        charger.current_control_active = True
+        with charger.lock:
+            charger.context.precharging = False
+            charger.context.energy_transfer_expected = True
+            self.note_ev_max_voltage(negotiated_max_voltage_V)
+            if charger.session is not None and charger.session.charging_started_at_s is None:
+                charger.session.charging_started_at_s = charger.clock.now()
+            charger.commanded_current_A = min(charger.commanded_current_A, standards.PRECHARGE_CURRENT_LIMIT_A)
+            charger.current_control_active = True
         charger.set_stage(Stage.CURRENT_RAMP)
 
     async def set_charge_targets(self, voltage_V: float, current_A: float, power_W: float | None = None) -> None:
@@ -185,13 +186,15 @@ class DcSequence:
         charger = self.charger
         if session is None:
             session = charger.session
-        charger.requested_current_A = 0.0
-        if charger.latest is not None:
-            # The ramp starts from the current that flows: a limit far above it (a voltage-limited battery
-            # taking less than the EV asked for) need not be walked down at 100 A/s first. The supply keeps
-            # the limit it was told until the next ramp step tells it the lower one.
-            charger.commanded_current_A = min(charger.commanded_current_A, max(0.0, charger.latest.output_current_A))
-        charger.current_control_active = True
+        with charger.lock:
+            charger.requested_current_A = 0.0
+            if charger.latest is not None:
+                # The ramp starts from the current that flows: a limit far above it (a voltage-limited battery
+                # taking less than the EV asked for) need not be walked down at 100 A/s first. The supply keeps
+                # the limit it was told until the next ramp step tells it the lower one.
+                charger.commanded_current_A = min(charger.commanded_current_A,
+                                                  max(0.0, charger.latest.output_current_A))
+            charger.current_control_active = True
         reached = await charger.wait_until(
             lambda: charger.commanded_current_A <= 0.0 and charger.latest is not None
             and charger.latest.output_current_A < standards.CONTACTOR_OPEN_MAX_CURRENT_A,
@@ -215,8 +218,9 @@ class DcSequence:
         can reconnect."""
         charger = self.charger
         charger.set_stage(Stage.OUTPUT_INTERRUPTED)
-        charger.current_control_active = False
-        charger.commanded_current_A = 0.0
+        with charger.lock:
+            charger.current_control_active = False
+            charger.commanded_current_A = 0.0
         await charger.set_supply_current_limit(standards.PRECHARGE_CURRENT_LIMIT_A)
         await charger.drive_supply(voltage_V=hold_voltage_V)
         # An open under load shut the supply off first; upstream of the open contactor it may run again.

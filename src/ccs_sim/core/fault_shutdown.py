@@ -3,6 +3,7 @@ current allows and within 100 ms (IEC 61851-23 CC.5.4), in a shutdown task of it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ccs_sim.core.events import Topic
@@ -42,12 +43,10 @@ class FaultShutdown:
                 and (running[0] is Severity.EMERGENCY or fault.severity is Severity.ERROR):
             return fault  # a shutdown at least as severe is already under way, and no session to end
         charger.active_fault = fault
-        charger.current_control_active = False
-        charger.requested_current_A = charger.commanded_current_A = 0.0
-        charger.supply_limits.told(charger.clock.now(), 0.0)
-        await charger.io(charger.hw.supply.emergency_off)
-        if fault.severity is Severity.EMERGENCY:
-            await charger.io(charger.hw.pwm.set_duty, 100.0)
+        if charger.hw.blocking:
+            await asyncio.to_thread(self.cut_energy_now, fault.severity)
+        else:
+            self.cut_energy_now(fault.severity)
         session = charger.session if charger.session_active else None
         if session is not None:
             charger.end_session(Phase.ABORTED, fault, EndReason.FAULT)
@@ -58,6 +57,19 @@ class FaultShutdown:
         charger._fault_shutdown = (fault.severity, task)
         await charger.events.publish(Topic.FAULT, fault)
         return fault
+
+    def cut_energy_now(self, severity: Severity) -> None:
+        """The part of a shutdown that stops energy, on this thread, under the controller's lock: current
+        control off, the supply told 0 A and switched off (emergency off), and for an emergency the oscillator
+        stopped (X1). The control step calls it the moment the supervisor finds a fault."""
+        charger = self.charger
+        with charger.lock:
+            charger.current_control_active = False
+            charger.requested_current_A = charger.commanded_current_A = 0.0
+            charger.supply_limits.told(charger.clock.now(), 0.0)
+            charger.call_device(charger.hw.supply.emergency_off)
+            if severity is Severity.EMERGENCY:
+                charger.call_device(charger.hw.pwm.set_duty, 100.0)
 
     async def _emergency_open(self, fault: FaultType, session: ActiveSession | None) -> None:
         charger = self.charger

@@ -34,13 +34,17 @@ class Outputs:
     async def io(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a driver method; in a worker thread when the adapter's calls can block. A command to the
         contactor or the supply is noted for the feedback watch once issued."""
-        charger = self.charger
-        if charger.hw.blocking:
-            result = await asyncio.to_thread(function, *args)
-        else:
+        if self.charger.hw.blocking:
+            return await asyncio.to_thread(self.call, function, *args)
+        return self.call(function, *args)
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``io`` on this thread: the driver call under the controller's lock (the control step holds it for
+        a whole tick, so no command lands in the middle of one), then noted for the feedback watch."""
+        with self.charger.lock:
             result = function(*args)
-        if getattr(function, "__name__", "") in _WATCHED_COMMANDS:
-            self._note_command(function, args)
+            if getattr(function, "__name__", "") in _WATCHED_COMMANDS:
+                self._note_command(function, args)
         return result
 
     def _note_command(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -94,8 +98,9 @@ class Outputs:
             await charger.tick_now()
             return ContactorCommandResult(current_at_command_A=current_A, current_at_open_A=current_A)
         log.warning("contactor open commanded under load (%.1f A): shutting the output down first", current_A)
-        charger.current_control_active = False
-        charger.requested_current_A = charger.commanded_current_A = 0.0
+        with charger.lock:
+            charger.current_control_active = False
+            charger.requested_current_A = charger.commanded_current_A = 0.0
         await charger.set_supply_current_limit(0.0)
         await charger.io(charger.hw.supply.set_enabled, False)
         if not await charger.wait_current_below(standards.CONTACTOR_OPEN_MAX_CURRENT_A, charger.COMMAND_OPEN_DEADLINE_S):
@@ -129,9 +134,17 @@ class Outputs:
     async def set_supply_current_limit(self, limit_A: float) -> None:
         """Tell the power stage its current limit. Every limit goes through here: the supervisor judges
         the output current against the limits the stage was told (``supply_limits``)."""
+        if self.charger.hw.blocking:
+            await asyncio.to_thread(self.set_supply_current_limit_now, limit_A)
+        else:
+            self.set_supply_current_limit_now(limit_A)
+
+    def set_supply_current_limit_now(self, limit_A: float) -> None:
+        """``set_supply_current_limit`` on this thread (the control step's ramp)."""
         charger = self.charger
-        charger.supply_limits.told(charger.clock.now(), limit_A)
-        await charger.io(charger.hw.supply.set_current_limit, limit_A)
+        with charger.lock:
+            charger.supply_limits.told(charger.clock.now(), limit_A)
+            self.call(charger.hw.supply.set_current_limit, limit_A)
 
     async def wait_current_below(self, limit_A: float, within_s: float) -> bool:
         charger = self.charger

@@ -24,7 +24,7 @@ from ccs_sim.core.types import ActiveSession, ContactorCommandResult, MeterReadi
 from ccs_sim.settings import ControllerSettings
 from evse_hal.interfaces import EVSEHardware
 from evse_model.clock import Clock
-from evse_model.faults import Fault, FaultType
+from evse_model.faults import Fault, FaultType, Severity
 from evse_model.session import EndReason, Phase, SessionParams, SessionSummary, Stage
 
 
@@ -57,6 +57,8 @@ class ChargerCore(Protocol):
 
     # configuration and devices
     hw: EVSEHardware
+    #: Held by the control step for a whole tick and by every device call.
+    lock: Any
     clock: Clock
     settings: ControllerSettings
     supervisor: SafetySupervisor
@@ -107,6 +109,10 @@ class ChargerCore(Protocol):
 
     # the device-writing path
     async def io(self, function: Callable[..., Any], *args: Any) -> Any: ...
+    def call_device(self, function: Callable[..., Any], *args: Any) -> Any: ...
+    def set_supply_current_limit_now(self, limit_A: float) -> None: ...
+    def cut_energy_now(self, severity: Severity) -> None: ...
+    def track_background(self, coroutine: Awaitable[None], name: str) -> Any: ...
     async def put_outputs_safe(self) -> None: ...
     async def set_contactor(self, closed: bool) -> ContactorCommandResult: ...
     async def set_pwm_duty(self, duty_percent: float) -> None: ...

@@ -97,10 +97,11 @@ class SessionLifecycle:
         """Per-session state, built fresh: the new car's supervision context, no current asked or
         commanded, no current control, the supply told 0 A."""
         charger = self.charger
-        charger.context = session.supervision
-        charger.requested_current_A = charger.commanded_current_A = 0.0
-        charger.current_control_active = False
-        charger.supply_limits.told(charger.clock.now(), 0.0)
+        with charger.lock:
+            charger.context = session.supervision
+            charger.requested_current_A = charger.commanded_current_A = 0.0
+            charger.current_control_active = False
+            charger.supply_limits.told(charger.clock.now(), 0.0)
 
     def release(self, session: ActiveSession | None) -> None:
         """A shutdown is over: the supervision context goes back to idle unless a newer session owns it."""
@@ -127,10 +128,11 @@ class SessionLifecycle:
         if charger.context is session.supervision:
             # Only a session that took the output over touches its control: a session ended while an
             # earlier one still winds down must not stop that ramp.
-            charger.current_control_active = False
-            charger.requested_current_A = 0.0
-            charger.context.energy_transfer_expected = False
-            charger.context.precharging = False
+            with charger.lock:
+                charger.current_control_active = False
+                charger.requested_current_A = 0.0
+                charger.context.energy_transfer_expected = False
+                charger.context.precharging = False
         session.summary = self._summary_now(session, phase, fault, reason)
         charger.last_session_summary = session.summary
         if charger._session_task is not None and charger._session_task is not asyncio.current_task():
