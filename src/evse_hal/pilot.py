@@ -41,9 +41,24 @@ class PilotReading:
         return f"{self.state}{2 if self.oscillating else 1}"
 
 
-def read_pilot(positive_V: float, negative_V: float, duty_percent: float) -> PilotReading:
+def _read_pilot(positive_V: float, negative_V: float, duty_percent: float) -> PilotReading:
     state = classify_cp_voltage(positive_V)
     oscillating = 0.0 < duty_percent < 100.0 and state not in ("E", "F")
     diode_fault = oscillating and state in ("B", "C", "D") and \
         negative_V > standards.CP_DIODE_FAULT_NEGATIVE_PLATEAU_V
     return PilotReading(state=state, oscillating=oscillating, diode_fault=diode_fault)
+
+
+#: The last reading and the plateaus and duty it was read from: the pilot stays put for thousands of control ticks.
+_last_pilot: tuple[float, float, float, PilotReading] = (0.0, 0.0, -1.0, _read_pilot(0.0, 0.0, -1.0))
+
+
+def read_pilot(positive_V: float, negative_V: float, duty_percent: float) -> PilotReading:
+    """The pilot's state from its plateaus and the duty (the same reading again for the same three values)."""
+    global _last_pilot
+    last = _last_pilot
+    if last[0] == positive_V and last[1] == negative_V and last[2] == duty_percent:
+        return last[3]
+    reading = _read_pilot(positive_V, negative_V, duty_percent)
+    _last_pilot = (positive_V, negative_V, duty_percent, reading)
+    return reading

@@ -5,8 +5,8 @@ Presets follow ../shared/reference/standards.md §4.2 (representative values, no
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
 #: NMC cell open-circuit voltage over SOC (0…1), 3.0–4.2 V/cell (standards.md §4.2).
 NMC_CELL_OCV_CURVE: tuple[tuple[float, float], ...] = (
@@ -18,14 +18,22 @@ NMC_CELL_NOMINAL_V = 3.7
 TAPER_CURVE: tuple[tuple[float, float], ...] = ((0.0, 1.0), (0.50, 1.0), (0.80, 0.50), (0.95, 0.15), (1.0, 0.05))
 
 
-def interpolate(curve: tuple[tuple[float, float], ...], x: float) -> float:
-    """Piecewise-linear lookup, clamped at both ends (curves are short: a linear scan is fastest)."""
-    if x <= curve[0][0]:
+def interpolate(curve: tuple[tuple[float, float], ...], x: float,
+                xs: tuple[float, ...] | None = None) -> float:
+    """Piecewise-linear lookup, clamped at both ends: the segment (x0, x1] that holds ``x``, found by bisection
+    in ``xs`` (the curve's x values; pass them precomputed where the lookup runs every simulation step)."""
+    index = bisect_left(xs if xs is not None else [point[0] for point in curve], x)
+    if index == 0:
         return curve[0][1]
-    for (x0, y0), (x1, y1) in pairwise(curve):
-        if x <= x1:
-            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return curve[-1][1]
+    if index == len(curve):
+        return curve[-1][1]
+    x0, y0 = curve[index - 1]
+    x1, y1 = curve[index]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+_NMC_CELL_OCV_XS = tuple(soc for soc, _volts in NMC_CELL_OCV_CURVE)
+_TAPER_XS = tuple(soc for soc, _fraction in TAPER_CURVE)
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,12 @@ class BatteryPreset:
         return self.capacity_Wh / (self.series_cells * NMC_CELL_NOMINAL_V * self.cell_voltage_scale)
 
     def ocv_V(self, soc_fraction: float) -> float:
-        return self.series_cells * self.cell_voltage_scale * interpolate(NMC_CELL_OCV_CURVE, soc_fraction)
+        return self.series_cells * self.cell_voltage_scale * interpolate(NMC_CELL_OCV_CURVE, soc_fraction,
+                                                                        _NMC_CELL_OCV_XS)
 
     def taper_current_A(self, soc_fraction: float) -> float:
         """Current the car asks for at this SOC: full to 50 %, 50 % at 80 %, 15 % at 95 % (standards.md §4.2)."""
-        return self.max_current_A * interpolate(TAPER_CURVE, soc_fraction)
+        return self.max_current_A * interpolate(TAPER_CURVE, soc_fraction, _TAPER_XS)
 
 
 BATTERY_PRESETS: dict[str, BatteryPreset] = {
@@ -104,6 +113,8 @@ class Battery:
         self._ocv_soc = -1.0
         self._ocv_preset: BatteryPreset | None = None
         self._ocv_V = 0.0
+        self._capacity_preset: BatteryPreset | None = None
+        self._capacity_Ah = 0.0
 
     @property
     def soc_percent(self) -> float:
@@ -119,9 +130,17 @@ class Battery:
     def terminal_voltage_V(self, current_A: float) -> float:
         return self.ocv_V() + current_A * self.preset.internal_resistance_ohm
 
+    def capacity_Ah(self) -> float:
+        """The preset's capacity in Ah, computed once per preset (the plant integrates every step)."""
+        if self._capacity_preset is not self.preset:
+            self._capacity_preset, self._capacity_Ah = self.preset, self.preset.capacity_Ah
+        return self._capacity_Ah
+
     def integrate(self, current_A: float, terminal_voltage_V: float, dt_s: float) -> None:
         """Account ``current_A`` (positive = charging) flowing for ``dt_s`` at ``terminal_voltage_V``."""
         charge_Ah = current_A * dt_s / 3600.0
         self.charged_Ah += charge_Ah
         self.charged_Wh += terminal_voltage_V * current_A * dt_s / 3600.0
-        self.soc_fraction = min(1.0, max(0.0, self.soc_fraction + charge_Ah / self.preset.capacity_Ah))
+        soc = self.soc_fraction + charge_Ah / self.capacity_Ah()
+        soc = soc if soc > 0.0 else 0.0  # max(0.0, soc) and min(1.0, soc) without the calls (the same floats)
+        self.soc_fraction = soc if soc < 1.0 else 1.0

@@ -98,9 +98,14 @@ class ChargerPlant:
 
     # --- time ------------------------------------------------------------------------------------
     def advance_to(self, time_s: float) -> None:
-        while self.time_s < time_s - 1e-12:
-            dt_s = min(self.config.max_step_s, time_s - self.time_s)
-            self._step(dt_s)
+        step = self._step
+        max_step_s = self.config.max_step_s
+        until_s = time_s - 1e-12
+        while self.time_s < until_s:
+            dt_s = time_s - self.time_s
+            if max_step_s < dt_s:  # min(max_step_s, time_s - self.time_s), without the call
+                dt_s = max_step_s
+            step(dt_s)
             self.time_s += dt_s
 
     # --- commands (the caller advanced the plant to the present first) -------------------------
@@ -158,33 +163,62 @@ class ChargerPlant:
 
     # --- physics -----------------------------------------------------------------------------------
     def _step(self, dt_s: float) -> None:
+        """Integrate ``dt_s`` from ``time_s`` (which the caller moves on afterwards).
+
+        Written for speed (it runs once per control tick or more): builtin ``min``/``max`` calls are spelled as
+        comparisons that pick the same float in every case (the first argument on a tie, as the builtins do).
+        """
         cfg, ev = self.config, self.ev
-        ev.advance(self.time_s + dt_s)
+        end_s = self.time_s + dt_s
+        if ev._pending_s2 is not None:
+            ev.advance(end_s)
         battery = ev.battery
-        if self.evse_contactor_closed and ev.contactor_closed:
+        evse_closed = self.evse_contactor_closed
+        supplying = self.supply_enabled and not self.supply_emergency_off
+        if evse_closed and ev.contactor_closed:
             resistance = battery.preset.internal_resistance_ohm
             ocv = battery.ocv_V()
-            if self.supply_enabled and not self.supply_emergency_off:
-                voltage_setpoint = min(self.voltage_setpoint_V, cfg.max_voltage_V)
-                current_target = max(0.0, (voltage_setpoint - ocv) / resistance)
-                current_target = min(current_target, self.current_limit_A, cfg.max_current_A,
-                                     min(self.power_limit_W, cfg.max_power_W) / max(1.0, self.inlet_voltage_V))
-                rate = cfg.current_slew_A_per_s
+            before_A = self.supply_current_A
+            if supplying:
+                voltage_setpoint = self.voltage_setpoint_V
+                if cfg.max_voltage_V < voltage_setpoint:
+                    voltage_setpoint = cfg.max_voltage_V
+                current_target = (voltage_setpoint - ocv) / resistance
+                if not current_target > 0.0:
+                    current_target = 0.0
+                # min(current_target, current limit, max current, min(power limit, max power) / max(1, V_inlet))
+                power_W = self.power_limit_W
+                if cfg.max_power_W < power_W:
+                    power_W = cfg.max_power_W
+                inlet_V = self.inlet_voltage_V
+                power_A = power_W / (inlet_V if inlet_V > 1.0 else 1.0)
+                for limit_A in (self.current_limit_A, cfg.max_current_A, power_A):
+                    if limit_A < current_target:
+                        current_target = limit_A
+                max_change_A = cfg.current_slew_A_per_s * dt_s
             else:
-                current_target, rate = 0.0, cfg.emergency_current_fall_A_per_s
-            current = _approach(self.supply_current_A, current_target, rate * dt_s)
-            voltage = battery.terminal_voltage_V(current)
+                current_target, max_change_A = 0.0, cfg.emergency_current_fall_A_per_s * dt_s
+            # _approach(before_A, current_target, max_change_A)
+            if current_target > before_A:
+                current = before_A + max_change_A
+                if current_target < current:
+                    current = current_target
+            else:
+                current = before_A - max_change_A
+                if current < current_target:
+                    current = current_target
+            voltage = ocv + current * resistance  # battery.terminal_voltage_V(current)
             battery.integrate(current, voltage, dt_s)
             self.supply_current_A = self.cable_current_A = current
             self.output_voltage_V = self.inlet_voltage_V = voltage
             if current > 0.0:
                 ev.charging_time_s += dt_s
         else:
-            capacitance = cfg.output_capacitance_F + (cfg.cable_capacitance_F if self.evse_contactor_closed else 0.0)
+            capacitance = cfg.output_capacitance_F + (cfg.cable_capacitance_F if evse_closed else 0.0)
             before = self.output_voltage_V
             # Leakage to PE through the insulation, part of what the supply delivers within its current limit.
-            leakage_A = before / self.isolation_resistance_ohm if self.evse_contactor_closed else 0.0
-            if self.supply_enabled and not self.supply_emergency_off:
+            leakage_A = before / self.isolation_resistance_ohm if evse_closed else 0.0
+            if supplying:
                 target = min(max(self.voltage_setpoint_V, cfg.min_voltage_V), cfg.max_voltage_V)
                 if target >= before:
                     # Current-limited rise into the capacitance: dV/dt = (I_limit − I_leak) / C, at most the slew.
@@ -192,6 +226,8 @@ class ChargerPlant:
                     voltage = min(target, before + min(cfg.voltage_slew_up_V_per_s, available_A / capacitance) * dt_s)
                 else:
                     voltage = max(target, before - cfg.voltage_slew_down_V_per_s * dt_s)
+            elif before == 0.0:
+                voltage = 0.0  # discharged: before × exp(−dt/τ) stays 0
             else:
                 voltage = before * math.exp(-dt_s / self.discharge_time_constant_s())
                 if voltage < 0.5:
@@ -199,18 +235,28 @@ class ChargerPlant:
             self.output_voltage_V = voltage
             charging_A = capacitance * (voltage - before) / dt_s
             self.supply_current_A = max(0.0, charging_A) + leakage_A
-            if self.evse_contactor_closed:
+            if evse_closed:
                 self.inlet_voltage_V = voltage
                 cable_share = cfg.cable_capacitance_F / capacitance
                 self.cable_current_A = max(0.0, charging_A * cable_share) + leakage_A
             else:
                 self.inlet_voltage_V = 0.0
                 self.cable_current_A = 0.0
-        self._track_energised()
-        self.meter.integrate(self.inlet_voltage_V, self.cable_current_A, dt_s, self.evse_contactor_closed)
-        self._heat(dt_s)
-        ev.update_contactor(self.inlet_voltage_V, self.cable_current_A, self.time_s + dt_s)
-        if ev.contactor_closed and self.evse_contactor_closed and self.supply_current_A == 0.0:
+        inlet_V, cable_A = self.inlet_voltage_V, self.cable_current_A
+        # _track_energised()
+        if evse_closed and inlet_V > standards.SAFE_DC_VOLTAGE_V:
+            if self.energised_since_s is None:
+                self.energised_since_s = self.time_s
+        else:
+            self.energised_since_s = None
+        meter = self.meter
+        if meter.running:
+            meter.integrate(inlet_V, cable_A, dt_s, evse_closed)
+        else:
+            meter.voltage_V, meter.current_A = inlet_V, cable_A
+        self._heat(dt_s, cable_A)
+        ev.update_contactor(inlet_V, cable_A, end_s)
+        if ev.contactor_closed and evse_closed and self.supply_current_A == 0.0:
             self.inlet_voltage_V = self.output_voltage_V = battery.terminal_voltage_V(0.0)
 
     def discharge_time_constant_s(self) -> float:
@@ -241,11 +287,17 @@ class ChargerPlant:
         elif not energised:
             self.energised_since_s = None
 
-    def _heat(self, dt_s: float) -> None:
+    def _heat(self, dt_s: float, cable_current_A: float) -> None:
+        """First-order approach of the connector temperature to its steady state for ``cable_current_A``."""
         cfg = self.config
-        steady = cfg.ambient_temperature_C + cfg.connector_rise_at_400A_K * (self.cable_current_A / 400.0) ** 2
-        alpha = min(1.0, dt_s / cfg.connector_thermal_time_constant_s)
-        self.connector_temperature_C += (steady - self.connector_temperature_C) * alpha
+        steady = cfg.ambient_temperature_C + cfg.connector_rise_at_400A_K * (cable_current_A / 400.0) ** 2
+        temperature_C = self.connector_temperature_C
+        if steady == temperature_C:
+            return  # at its steady state: the step below would add exactly 0.0
+        alpha = dt_s / cfg.connector_thermal_time_constant_s
+        if not alpha < 1.0:  # min(1.0, alpha)
+            alpha = 1.0
+        self.connector_temperature_C = temperature_C + (steady - temperature_C) * alpha
 
 
 class MeterIntegrator:

@@ -28,9 +28,12 @@ from evse_model.faults import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Measurements:
-    """One consistent set of readings, taken at ``time_s``."""
+    """One consistent set of readings, taken at ``time_s``.
+
+    Immutable like any frozen dataclass; its ``__init__`` fills the instance's dict in one update instead of
+    the generated per-field ``object.__setattr__`` (one is built every control tick)."""
 
     time_s: float
     pilot: PilotReading
@@ -45,6 +48,16 @@ class Measurements:
     isolation_ohm: float | None
     connector_temperature_C: float
     estop_pressed: bool
+
+    def __init__(self, time_s: float, pilot: PilotReading, cp_positive_V: float, cp_negative_V: float,
+                 duty_percent: float, contactor_closed: bool, output_voltage_V: float, output_current_A: float,
+                 supply_voltage_V: float, supply_current_A: float, isolation_ohm: float | None,
+                 connector_temperature_C: float, estop_pressed: bool) -> None:
+        self.__dict__.update(
+            time_s=time_s, pilot=pilot, cp_positive_V=cp_positive_V, cp_negative_V=cp_negative_V,
+            duty_percent=duty_percent, contactor_closed=contactor_closed, output_voltage_V=output_voltage_V,
+            output_current_A=output_current_A, supply_voltage_V=supply_voltage_V, supply_current_A=supply_current_A,
+            isolation_ohm=isolation_ohm, connector_temperature_C=connector_temperature_C, estop_pressed=estop_pressed)
 
 
 @dataclass
@@ -88,13 +101,18 @@ class SupplyCurrentLimitHistory:
         """The highest limit in force at any time within ``response_s`` before (and up to) ``reading_time_s``."""
         window_start_s = reading_time_s - self.response_s
         highest_A = 0.0
-        told = self._told
-        for index, (since_s, limit_A) in enumerate(told):
+        # Newest first (the limits were told in time order): an entry is in force from its time until the next
+        # one's; the first told at or before the window's start is the last that can count.
+        until_s = float("inf")
+        for since_s, limit_A in reversed(self._told):
             if since_s > reading_time_s:
+                until_s = since_s
+                continue
+            if until_s > window_start_s and limit_A > highest_A:
+                highest_A = limit_A
+            if since_s <= window_start_s:
                 break
-            until_s = told[index + 1][0] if index + 1 < len(told) else float("inf")
-            if until_s > window_start_s:
-                highest_A = max(highest_A, limit_A)
+            until_s = since_s
         return highest_A
 
 
@@ -129,6 +147,8 @@ class SafetyLimits:
 class SafetySupervisor:
     def __init__(self, limits: SafetyLimits | None = None) -> None:
         self.limits = limits or SafetyLimits()
+        self._ovp_reference_V: float | None = None
+        self._ovp_limit_V = 0.0
 
     # --- command vetting ----------------------------------------------------------------------------
     def vet_contactor_close(self, supply_voltage_V: float, ev_side_voltage_V: float | None) -> str | None:
@@ -149,35 +169,50 @@ class SafetySupervisor:
 
     # --- monitoring ------------------------------------------------------------------------------
     def find_fault(self, m: Measurements, ctx: SupervisionContext) -> FaultType | None:
-        """The most severe fault these readings show, or None."""
+        """The most severe fault these readings show, or None.
+
+        Runs every control tick: ``max(a, b)`` is spelled as a comparison that picks the same value (the first
+        on a tie, as the builtin does), and the over-voltage level is looked up once per reference voltage.
+        """
         if m.estop_pressed:
             return E_STOP
         ovp_reference_V = ctx.negotiated_max_voltage_V or ctx.evse_max_voltage_V
-        if max(m.output_voltage_V, m.supply_voltage_V) > standards.overvoltage_limit_V(ovp_reference_V):
+        if ovp_reference_V != self._ovp_reference_V:
+            self._ovp_reference_V, self._ovp_limit_V = ovp_reference_V, standards.overvoltage_limit_V(ovp_reference_V)
+        output_V, supply_V = m.output_voltage_V, m.supply_voltage_V
+        if (supply_V if supply_V > output_V else output_V) > self._ovp_limit_V:
             return OVERVOLTAGE
-        if ctx.precharging:
-            limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, self.limits.precharge_margin_A
-        elif ctx.commanded_current_limit_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
-            # The supply holds the 2 A of cable check / precharge / re-matching (or less): judged as precharge.
-            limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, self.limits.precharge_margin_A
+        limits = self.limits
+        if ctx.precharging or ctx.commanded_current_limit_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
+            # Precharge, or the supply holds the 2 A of cable check / precharge / re-matching (or less).
+            limit_A, margin_A = standards.PRECHARGE_CURRENT_LIMIT_A, limits.precharge_margin_A
         else:
             limit_A = ctx.commanded_current_limit_A
-            margin_A = max(self.limits.overcurrent_margin_A, limit_A * self.limits.overcurrent_margin_fraction)
+            margin_A = limits.overcurrent_margin_A
+            fraction_A = limit_A * limits.overcurrent_margin_fraction
+            if fraction_A > margin_A:
+                margin_A = fraction_A
+        contactor_closed = m.contactor_closed
         # The larger of the two current readings: in precharge the supply also charges its own output
         # capacitance, which the meter after the contactor does not see.
-        if m.contactor_closed and max(m.output_current_A, m.supply_current_A) > limit_A + margin_A:
-            return OVERCURRENT
-        energised = m.contactor_closed and m.output_voltage_V > standards.SAFE_DC_VOLTAGE_V
-        if energised and m.isolation_ohm is not None and m.isolation_ohm < standards.ISOLATION_FAULT_OHM:
-            return ISOLATION_FAULT
-        if ctx.energy_transfer_expected and m.contactor_closed:
-            if m.pilot.state in ("A", "E", "F"):
-                return CP_LOSS
-            if m.pilot.diode_fault:
-                return DIODE_FAULT
-            if m.pilot.state == "B" and m.output_current_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
-                return EV_EMERGENCY_STOP
-        if m.connector_temperature_C > self.limits.connector_temperature_limit_C:
+        if contactor_closed:
+            output_A, supply_A = m.output_current_A, m.supply_current_A
+            if (supply_A if supply_A > output_A else output_A) > limit_A + margin_A:
+                return OVERCURRENT
+            isolation_ohm = m.isolation_ohm
+            if output_V > standards.SAFE_DC_VOLTAGE_V and isolation_ohm is not None \
+                    and isolation_ohm < standards.ISOLATION_FAULT_OHM:
+                return ISOLATION_FAULT
+            if ctx.energy_transfer_expected:
+                pilot = m.pilot
+                state = pilot.state
+                if state in ("A", "E", "F"):
+                    return CP_LOSS
+                if pilot.diode_fault:
+                    return DIODE_FAULT
+                if state == "B" and output_A >= standards.CONTACTOR_OPEN_MAX_CURRENT_A:
+                    return EV_EMERGENCY_STOP
+        if m.connector_temperature_C > limits.connector_temperature_limit_C:
             return OVER_TEMPERATURE
         return None
 
@@ -289,15 +324,25 @@ class FeedbackWatch:
 
     def _supply_stalled(self, m: Measurements) -> str | None:
         limits, caps = self.limits, self.capabilities
-        target_V = min(self.voltage_setpoint_V, caps.max_voltage_V)
-        limit_A = min(self.current_limit_A, caps.max_current_A)
-        if m.time_s - self.current_limit_set_s < limits.supply_current_response_s:
-            limit_A = min(limit_A, self._previous_current_limit_A)  # the stage's current loop still follows
-        limit_W = min(self.power_limit_W, caps.max_power_W)
+        # min(a, b) spelled as comparisons (the same value, the first on a tie): this runs every tick.
+        target_V, max_V = self.voltage_setpoint_V, caps.max_voltage_V
+        if max_V < target_V:
+            target_V = max_V
         voltage_V, current_A = m.supply_voltage_V, m.supply_current_A
-        regulating = (voltage_V >= target_V - standards.VOLTAGE_MEASUREMENT_ACCURACY_V
-                      or current_A >= limit_A - standards.current_measurement_tolerance_A(limit_A)
-                      or voltage_V * current_A >= 0.97 * limit_W)
+        regulating = voltage_V >= target_V - standards.VOLTAGE_MEASUREMENT_ACCURACY_V
+        limit_A, max_A = self.current_limit_A, caps.max_current_A
+        if max_A < limit_A:
+            limit_A = max_A
+        if m.time_s - self.current_limit_set_s < limits.supply_current_response_s:
+            previous_A = self._previous_current_limit_A  # the stage's current loop still follows
+            if previous_A < limit_A:
+                limit_A = previous_A
+        if not regulating:
+            limit_W, max_W = self.power_limit_W, caps.max_power_W
+            if max_W < limit_W:
+                limit_W = max_W
+            regulating = (current_A >= limit_A - standards.current_measurement_tolerance_A(limit_A)
+                          or voltage_V * current_A >= 0.97 * limit_W)
         stalled = self._stalled_since
         if regulating:
             self._stalled_since = None

@@ -3,9 +3,16 @@
 Each call first advances the plant to the clock's present, so readings from different devices taken at
 the same instant agree with each other (the meter's voltage is the cable's voltage, which is the supply's
 voltage while the contactor is closed, and 0 V / 0 A while it is open).
+
+``SimHardware.read_sensors()`` (the control loop's one sensor pass per tick) advances the plant once and reads
+every field from that one state: the same values as asking each device, without a dozen clock and plant calls.
+A device whose reading method was replaced on the instance, or a device swapped for another (test rigs break
+sensors that way), sends the pass back through the devices, so the replacement is what the controller reads.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from evse_hal.interfaces import (
     ContactorDriver,
@@ -16,6 +23,7 @@ from evse_hal.interfaces import (
     IsolationMonitor,
     Meter,
     PWMController,
+    SensorReadings,
     SupplyCapabilities,
     TemperatureSensor,
 )
@@ -27,8 +35,34 @@ from sim_plant.ev import SimulatedEV, SpecRequestProfile
 
 EV_PRESET_NAMES = ("follow", *BATTERY_PRESETS)
 
+#: The device methods the default (per-device) sensor pass calls; replacing one on an instance is noticed.
+_SENSOR_READ_METHODS = frozenset((
+    "get_status", "get_duty", "read_voltage", "read_negative_plateau_V", "is_closed", "read_voltage_V",
+    "read_current_A", "read_isolation_ohm", "read_connector_temperature_C", "is_pressed"))
+#: The adapter's attributes the one-snapshot sensor pass stands in for.
+_SENSOR_PASS_PARTS = frozenset(("plant", "clock", "pwm", "cp", "contactor", "supply", "meter", "imd", "temperature",
+                                "estop"))
 
-class _PlantDevice:
+
+class _SensorPassWatch:
+    """Shared by an adapter and its devices: False once a sensor read was replaced (then every pass asks the devices)."""
+
+    __slots__ = ("snapshot_valid",)
+
+    def __init__(self) -> None:
+        self.snapshot_valid = True
+
+
+class _WatchedDevice:
+    _sensor_watch: _SensorPassWatch | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _SENSOR_READ_METHODS and self._sensor_watch is not None:
+            self._sensor_watch.snapshot_valid = False
+
+
+class _PlantDevice(_WatchedDevice):
     def __init__(self, plant: ChargerPlant, clock: Clock) -> None:
         self._plant = plant
         self._clock = clock
@@ -173,7 +207,7 @@ class SimTemperature(_PlantDevice, TemperatureSensor):
         return self._now().connector_temperature_C
 
 
-class SimEStop(EmergencyStopInput):
+class SimEStop(_WatchedDevice, EmergencyStopInput):
     def __init__(self) -> None:
         self.pressed = False
 
@@ -303,6 +337,9 @@ class SimPlantControls(SimulationControls):
 class SimHardware(EVSEHardware):
     name = "sim"
     blocking = False
+    #: One plant state read per tick (False: ask each device in turn, the interface's default; benchmarks compare).
+    one_snapshot_sensor_pass = True
+    _sensor_watch: _SensorPassWatch | None = None
 
     def __init__(self, clock: Clock, config: PlantConfig | None = None) -> None:
         self.clock = clock
@@ -313,10 +350,44 @@ class SimHardware(EVSEHardware):
         self.contactor = SimContactor(self.plant, clock)
         self.supply = SimSupply(self.plant, clock)
         self.meter = SimMeter(self.plant, clock)
-        self.imd = SimIMD(self.plant, clock)
+        self.imd = self._sim_imd = SimIMD(self.plant, clock)
         self.temperature = SimTemperature(self.plant, clock)
-        self.estop = SimEStop()
+        self.estop = self._sim_estop = SimEStop()
         self._controls = SimPlantControls(self.plant, clock, self.estop)
+        watch = _SensorPassWatch()
+        for device in (self.pwm, self.cp, self.contactor, self.supply, self.meter, self.imd, self.temperature,
+                       self.estop):
+            device._sensor_watch = watch
+        self._sensor_watch = watch
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _SENSOR_PASS_PARTS and self._sensor_watch is not None:
+            self._sensor_watch.snapshot_valid = False  # a device (or the plant) swapped after construction
+
+    def read_sensors(self) -> SensorReadings:
+        """Advance the plant once to the clock's present and read every sensor from that one state."""
+        watch = self._sensor_watch
+        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
+            return super().read_sensors()
+        plant = self.plant
+        now_s = self.clock.now()
+        if now_s > plant.time_s:
+            plant.advance_to(now_s)
+        positive_V, negative_V = plant.cp_plateaus_V()
+        return SensorReadings(
+            duty_percent=0.0 if plant.state_f else plant.pwm_duty_percent,  # SimPWM.get_duty
+            supply_voltage_V=plant.output_voltage_V,  # SimSupply.get_status
+            supply_current_A=plant.supply_current_A,
+            cp_positive_V=positive_V,
+            cp_negative_V=negative_V,
+            contactor_closed=plant.evse_contactor_closed,
+            output_voltage_V=plant.inlet_voltage_V,  # SimMeter.read_voltage_V / read_current_A
+            output_current_A=plant.cable_current_A,
+            isolation_ohm=plant.imd_reading_ohm() if self._sim_imd.measuring else None,
+            connector_temperature_C=plant.connector_temperature_C,
+            estop_pressed=bool(self._sim_estop.pressed),
+        )
 
     @property
     def simulation(self) -> SimPlantControls:
