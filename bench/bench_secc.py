@@ -20,19 +20,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import evcc_rig  # bench/evcc_rig.py: this script's directory is on sys.path
-from evse_ev.demo_network import VethLink, netns_unavailable_reason
+from evse_ev.demo_network import API_PORT, VethLink, netns_unavailable_reason
 from evse_secc.exchange_log import CURRENT_DEMAND_RES_PERFORMANCE_TIME_S, MessageExchange
 
 NAMESPACE_PREFIX = "bsecc"
 WARMUP_LOOPS = 20
+PROBE_SCRIPT = Path(__file__).with_name("secc_probe.py")
+LOAD_SETTLE_S = 2.0
 KEY_MESSAGES = ("CableCheckReq", "PreChargeReq", "CurrentDemandReq",
                 "DC_CableCheckReq", "DC_PreChargeReq", "DC_ChargeLoopReq")
 
@@ -45,26 +51,100 @@ def percentile(values: list[float], fraction: float) -> float:
     return cuts[round(fraction * 100) - 1]
 
 
+@dataclass(frozen=True)
+class LoadSpec:
+    """The API load of a loaded phase (bench/api_load.py in the launcher's namespace)."""
+
+    clients: int = 20
+    subscribers: int = 50
+    source_addresses: int = 20
+    api_port: int = API_PORT
+
+
+@dataclass
+class PhaseResult:
+    exchanges: list[MessageExchange]
+    probes: list[dict] = field(default_factory=list)
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_counts: dict | None = None
+
+
+def start_api_load(link: VethLink, spec: LoadSpec, workdir: Path) -> subprocess.Popen:
+    argv = [sys.executable, str(Path(__file__).with_name("api_load.py")), f"http://127.0.0.1:{spec.api_port}",
+            "--clients", str(spec.clients), "--subscribers", str(spec.subscribers),
+            "--source-addresses", str(spec.source_addresses)]
+    log = (workdir / "api_load.out").open("wb")
+    process = subprocess.Popen(link.in_evse(argv), stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(LOAD_SETTLE_S)  # connections up, streams subscribed
+    if process.poll() is not None:
+        raise RuntimeError(f"api_load exited {process.returncode}: {(workdir / 'api_load.out').read_text()}")
+    return process
+
+
+def stop_api_load(process: subprocess.Popen, workdir: Path) -> dict | None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    lines = (workdir / "api_load.out").read_text(errors="replace").strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return None
+
+
 def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, sessions: int,
-                       workdir: Path) -> list[MessageExchange]:
-    """The exchanges of ``sessions`` measured sessions (after one warm-up session) against one launcher."""
+                       workdir: Path, load: LoadSpec | None = None,
+                       probe: bool = False, profile: bool = False) -> dict[str, PhaseResult]:
+    """Per phase (``quiet``, then ``loaded`` when ``load`` is given): the exchanges of ``sessions`` measured
+    sessions (after one warm-up session) against one launcher, and its probes (``probe``)."""
+    controller_dir = workdir / controller
+    controller_dir.mkdir(parents=True, exist_ok=True)
+    probe_out = controller_dir / "probe.jsonl"
+    extra_args: tuple[str, ...] = ("--api-port", str(load.api_port)) if load is not None else ()
     with VethLink(prefix=NAMESPACE_PREFIX) as link:
-        launcher = evcc_rig.LauncherProcess(link=link, controller=controller, workdir=workdir / controller)
+        launcher = evcc_rig.LauncherProcess(
+            link=link, controller=controller, workdir=controller_dir, extra_args=extra_args,
+            script=PROBE_SCRIPT if probe else evcc_rig.LAUNCHER_SCRIPT,
+            extra_env={"SECC_PROBE_OUT": str(probe_out),
+                       **({"SECC_PROBE_PROFILE": str(controller_dir / "secc.pstats")} if profile else {})}
+            if probe else {})
         launcher.start(case)
+        phases: dict[str, tuple[int, int, float, float]] = {}
+        load_counts: dict[str, dict | None] = {}
+        load_averages: dict[str, tuple[float, float, float]] = {}
         try:
-            runs = [("warmup", WARMUP_LOOPS)] + [(f"session{i + 1}", loops) for i in range(sessions)]
-            counted_from = 0
-            for name, run_loops in runs:
+            def run_session(name: str, run_loops: int) -> None:
                 run_case = replace(case, evcc_config={**case.evcc_config, "chargeLoopCycle": run_loops})
-                result = evcc_rig.run_evcc(link, run_case, workdir / controller / f"evcc-{name}")
+                result = evcc_rig.run_evcc(link, run_case, controller_dir / f"evcc-{name}")
                 if result.returncode != 0:
-                    raise RuntimeError(f"{controller} {name}: EVCC exited {result.returncode}\n{result.log[-2000:]}")
-                if name == "warmup":
-                    counted_from = len(launcher.exchanges())
+                    raise RuntimeError(f"{controller} {name}: EVCC exited {result.returncode} "
+                                       f"{result.diagnosis()}\n{result.log[-2000:]}")
                 print(f"  {controller}: {name} done ({run_loops} loops)", file=sys.stderr, flush=True)
-            return launcher.exchanges()[counted_from:]
+
+            run_session("warmup", WARMUP_LOOPS)
+            for phase in ("quiet", "loaded") if load is not None else ("quiet",):
+                load_process = start_api_load(link, load, controller_dir) if phase == "loaded" and load else None
+                first, started_at = len(launcher.exchanges()), time.time()
+                try:
+                    for i in range(sessions):
+                        run_session(f"{phase}{i + 1}", loops)
+                finally:
+                    load_averages[phase] = os.getloadavg()
+                    if load_process is not None:
+                        load_counts[phase] = stop_api_load(load_process, controller_dir)
+                phases[phase] = (first, len(launcher.exchanges()), started_at, time.time())
+            exchanges = launcher.exchanges()
         finally:
             launcher.stop()
+    probes = [json.loads(line) for line in probe_out.read_text().splitlines()] if probe and probe_out.exists() \
+        else []
+    return {phase: PhaseResult(exchanges=exchanges[first:last],
+                               probes=[p for p in probes if started_at <= p["at"] <= ended_at],
+                               load_average=load_averages[phase], load_counts=load_counts.get(phase))
+            for phase, (first, last, started_at, ended_at) in phases.items()}
 
 
 def summarise(exchanges: list[MessageExchange]) -> dict[str, dict[str, float]]:
@@ -78,6 +158,53 @@ def summarise(exchanges: list[MessageExchange]) -> dict[str, dict[str, float]]:
             for request, durations in by_request.items()}
 
 
+PROBE_FIELDS = ("queue_ms", "wake_ms", "handle_ms", "codec_ms", "exi_ms", "state_ms", "controller_ms", "log_ms",
+                "send_ms", "after_ms")
+
+
+def summarise_probes(probes: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per request and probe field (secc_probe.py): p50 / p99 / max / mean in ms; and the mean per controller
+    method (``calls.<name>``)."""
+    by_request: dict[str, list[dict]] = defaultdict(list)
+    for record in probes:
+        by_request[record.get("request", "?")].append(record)
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for request, records in by_request.items():
+        fields: dict[str, dict[str, float]] = {}
+        for name in PROBE_FIELDS:
+            values = [record.get(name, 0.0) for record in records]
+            if any(values):
+                fields[name] = {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99), "max": max(values),
+                                "mean": statistics.fmean(values)}
+        calls: dict[str, list[float]] = defaultdict(list)
+        for record in records:
+            for method, spent_ms in record.get("calls", {}).items():
+                calls[method].append(spent_ms)
+        for method, values in calls.items():
+            fields[f"calls.{method}"] = {"mean": sum(values) / len(records), "max": max(values)}
+        summary[request] = fields
+    return summary
+
+
+def print_probes(label: str, summary: dict[str, dict[str, dict[str, float]]]) -> None:
+    print(f"probe {label}: where a request's time goes, ms (secc_probe.py; queue = bytes in the kernel -> loop "
+          "reads them)")
+    for request in ("CurrentDemandReq", "DC_ChargeLoopReq", "PreChargeReq", "CableCheckReq"):
+        fields = summary.get(request)
+        if not fields:
+            continue
+        print(f"  {request}")
+        for name, row in fields.items():
+            if name.startswith("calls."):
+                continue
+            print(f"    {name:14} p50 {row['p50']:7.3f}  p99 {row['p99']:7.3f}  max {row['max']:7.3f}  "
+                  f"mean {row['mean']:7.3f}")
+        calls = sorted(((name, row) for name, row in fields.items() if name.startswith("calls.")),
+                       key=lambda item: -item[1]["mean"])
+        print("    controller calls (mean per request): " +
+              ", ".join(f"{name[6:]} {row['mean']:.3f}" for name, row in calls))
+
+
 def print_report(results: dict[str, dict[str, dict[str, float]]], protocol: str) -> None:
     controllers = list(results)
     baseline = controllers[0]
@@ -87,7 +214,7 @@ def print_report(results: dict[str, dict[str, dict[str, float]]], protocol: str)
     order = list(results[baseline])
     for controller in controllers[1:]:
         order += [request for request in results[controller] if request not in order]
-    header = f"{'request':32} {'controller':10} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'<=25ms':>7}"
+    header = f"{'request':32} {'controller':12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'<=25ms':>7}"
     if len(controllers) > 1:
         header += f" {'p50 ratio':>9} {'p99 ratio':>9}"
     print(header)
@@ -97,7 +224,7 @@ def print_report(results: dict[str, dict[str, dict[str, float]]], protocol: str)
             row = results[controller].get(request)
             if row is None:
                 continue
-            line = (f"{request + marker:32} {controller:10} {row['n']:5d} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
+            line = (f"{request + marker:32} {controller:12} {row['n']:5d} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
                     f"{row['max_ms']:8.1f} {row['within_25ms']:7.0%}")
             base = results[baseline].get(request)
             if len(controllers) > 1 and base is not None:
@@ -115,6 +242,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loops", type=int, default=200, help="charge loops per measured session")
     parser.add_argument("--sessions", type=int, default=2, help="measured sessions per controller")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--load", action="store_true",
+                        help="also measure under API load in the same run: the launcher serves its API "
+                             "(--api-port) and bench/api_load.py hammers it (quiet sessions first, then loaded)")
+    parser.add_argument("--clients", type=int, default=20, help="--load: keep-alive clients on GET /status")
+    parser.add_argument("--subscribers", type=int, default=50, help="--load: SSE subscribers on /stream")
+    parser.add_argument("--source-addresses", type=int, default=20,
+                        help="--load: the clients' loopback addresses (0: one address, what a per-client "
+                             "rate limiter sees as a single client)")
+    parser.add_argument("--probe", action="store_true",
+                        help="run the launcher with bench/secc_probe.py: where each request's time goes")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --probe: cProfile the SECC's message handling into <workdir>/<controller>/"
+                             "secc.pstats (slows it: not for the timings)")
+    parser.add_argument("--workdir", type=Path, help="keep logs, probes and profiles here (default: a temporary "
+                                                     "directory, removed)")
     args = parser.parse_args(argv)
     reason = netns_unavailable_reason()
     if reason is not None:
@@ -124,15 +266,30 @@ def main(argv: list[str] | None = None) -> None:
     if args.protocol not in cases:
         raise SystemExit(f"bench_secc: --protocol must be one of {', '.join(cases)}")
     case = cases[args.protocol]
+    load = LoadSpec(clients=args.clients, subscribers=args.subscribers,
+                    source_addresses=args.source_addresses) if args.load else None
     results: dict[str, dict[str, dict[str, float]]] = {}
+    probes: dict[str, dict] = {}
+    extra: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_secc-") as tmp:
         for controller in args.controller or ["sim"]:
-            exchanges = measure_controller(controller, case, args.loops, args.sessions, Path(tmp))
-            results[controller] = summarise(exchanges)
+            phases = measure_controller(controller, case, args.loops, args.sessions, args.workdir or Path(tmp), load,
+                                        args.probe, args.profile)
+            for phase, result in phases.items():
+                label = controller if load is None else f"{controller}/{phase}"
+                results[label] = summarise(result.exchanges)
+                extra[label] = {"load_average": result.load_average, "api_load": result.load_counts}
+                if args.probe:
+                    probes[label] = summarise_probes(result.probes)
     print_report(results, case.id)
+    for label, info in extra.items():
+        print(f"{label}: load average {' '.join(f'{v:.2f}' for v in info['load_average'])}"
+              + (f"; api load {json.dumps(info['api_load'])}" if info["api_load"] else ""))
+    for label, summary in probes.items():
+        print_probes(label, summary)
     if args.json:
         args.json.write_text(json.dumps({"protocol": case.id, "loops": args.loops, "sessions": args.sessions,
-                                         "results": results}, indent=2))
+                                         "results": results, "runs": extra, "probes": probes}, indent=2))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,10 @@ class LauncherProcess:
     controller: str
     workdir: Path
     extra_args: tuple[str, ...] = ()
+    #: The script run instead of src/evse_main.py (bench/secc_probe.py: the launcher with probes) and its
+    #: extra environment.
+    script: Path = LAUNCHER_SCRIPT
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
 
     @property
@@ -101,12 +105,13 @@ class LauncherProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         secc_env = write_env_file(self.workdir / f"secc-{self.controller}.env", {
             "LOG_LEVEL": "INFO", "MESSAGE_LOG_JSON": "False", "FREE_CHARGING_SERVICE": "False", **case.secc_env})
-        argv = [sys.executable, str(LAUNCHER_SCRIPT), "--controller", self.controller, "--no-slac",
+        argv = [sys.executable, str(self.script), "--controller", self.controller, "--no-slac",
                 "--iface", self.link.evse_iface, "--secc-config", str(secc_env),
                 "--protocols", case.protocol, "--message-log", str(self.message_log),
                 "--evse-id", EVSE_ID, *self.extra_args]
         environment = {key: value for key, value in os.environ.items()
                        if key not in ("PKI_PATH", "PROTOCOLS", "AUTH_MODES", "EVSE_CONTROLLER")}
+        environment.update(self.extra_env)
         with self.log_path.open("wb") as log:
             # cwd = workdir: iso15118 also reads $CWD/.env (LOG_LEVEL at import); keep it ours.
             self.process = subprocess.Popen(self.link.in_evse(argv), stdout=log, stderr=subprocess.STDOUT,

@@ -32,12 +32,14 @@ body) is ``iso15118.session.HlcSessionLink``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from evse_hal.iso15118 import messages  # installs the pydantic.v1 hook before iso15118 is imported
 
 # isort: split
 from iso15118.secc.controller.ev_data import EVDataContext
+from iso15118.secc.controller.evse_data import CurrentType
 from iso15118.secc.controller.interface import AuthorizationResponse, EVSEControllerInterface, ServiceStatus
 from iso15118.secc.controller.simulator import SimEVSEController
 from iso15118.shared.messages.datatypes import DCEVSEChargeParameter, DCEVSEStatus, DCEVSEStatusCode
@@ -91,6 +93,8 @@ logger = logging.getLogger(__name__)
 
 fresh_ev_data_context = messages.fresh_ev_data_context
 DEFAULT_EVSE_ID = "DE*CCS*E0000001*1"
+#: Protocols whose present voltage/current is a PhysicalValue (-20: a RationalNumber).
+_PHYSICAL_VALUE_PROTOCOLS = (Protocol.DIN_SPEC_70121, Protocol.ISO_15118_2)
 _LOOP_STATES = ("CurrentDemand", "DCChargeLoop", "PreCharge", "DCPreCharge", "CableCheck", "DCCableCheck",
                 "WeldingDetection", "DCWeldingDetection")
 
@@ -114,6 +118,30 @@ class HalEVSEController(EVSEControllerInterface):
         self._link = HlcSessionLink(charger, watchdog_s)
         self._cable_check = CableCheckRun(charger, self._link.own_session_active)
         self._authorization = PendingAuthorization(charger)
+        #: The response values the charge loop repeats (status, present V/I, our maxima), by slot: (key, value);
+        #: rebuilt only when what they are built from changes (``_reuse``).
+        self._responses: dict[str, tuple[Any, Any]] = {}
+
+    async def _reuse(self, slot: str, key: Any, build: Callable[[], Awaitable[Any]]) -> Any:
+        """The value last built for ``slot`` while ``key`` is unchanged, else ``build()``'s. The package's
+        response models copy a field's model on validation (pydantic v1 ``copy_on_model_validation``), so one
+        object serves many responses: a charge-loop request costs no model validation of ours and no log
+        record of the package's limit getters while nothing changed."""
+        cached = self._responses.get(slot)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        value = await build()
+        self._responses[slot] = (key, value)
+        return value
+
+    def _dc_limits_key(self) -> tuple[Any, ...] | None:
+        """What the package's DC maximum-limit getters read (None for AC: they also read the present voltage)."""
+        context = self.evse_data_context
+        if context.current_type != CurrentType.DC:
+            return None
+        dc = context.session_limits.dc_limits
+        return (dc.max_voltage, dc.max_charge_current, dc.max_discharge_current, dc.max_charge_power,
+                dc.max_discharge_power)
 
     def reset_ev_data_context(self) -> None:
         self.ev_data_context = fresh_ev_data_context()
@@ -315,8 +343,12 @@ class HalEVSEController(EVSEControllerInterface):
         isolation = self._cable_check.isolation or IsolationLevel.INVALID
         if self.charger.active_fault is not None and self.charger.active_fault.type is ISOLATION_FAULT:
             isolation = IsolationLevel.FAULT
-        return DCEVSEStatus(evse_notification=notification, notification_max_delay=0,
-                            evse_isolation_status=isolation, evse_status_code=code)
+
+        async def build() -> DCEVSEStatus:
+            return DCEVSEStatus(evse_notification=notification, notification_max_delay=0,
+                                evse_isolation_status=isolation, evse_status_code=code)
+
+        return await self._reuse("dc_evse_status", (notification, code, isolation), build)
 
     async def get_dc_charge_parameters(self) -> DCEVSEChargeParameter:
         return messages.dc_charge_parameter(self.evse_data_context,
@@ -324,13 +356,30 @@ class HalEVSEController(EVSEControllerInterface):
 
     async def get_evse_present_voltage(self, protocol: Protocol) -> Any:
         m = self.charger.latest
-        self.evse_data_context.present_voltage = round(m.output_voltage_V, 1) if m else 0.0
-        return await super().get_evse_present_voltage(protocol)
+        voltage_V = self.evse_data_context.present_voltage = round(m.output_voltage_V, 1) if m else 0.0
+        return await self._reuse("present_voltage", (protocol in _PHYSICAL_VALUE_PROTOCOLS, voltage_V),
+                                 lambda: super(HalEVSEController, self).get_evse_present_voltage(protocol))
 
     async def get_evse_present_current(self, protocol: Protocol) -> Any:
         m = self.charger.latest
-        self.evse_data_context.present_current = round(m.output_current_A, 1) if m else 0.0
-        return await super().get_evse_present_current(protocol)
+        current_A = self.evse_data_context.present_current = round(m.output_current_A, 1) if m else 0.0
+        return await self._reuse("present_current", (protocol in _PHYSICAL_VALUE_PROTOCOLS, current_A),
+                                 lambda: super(HalEVSEController, self).get_evse_present_current(protocol))
+
+    async def get_evse_max_voltage_limit(self) -> Any:
+        key = self._dc_limits_key()
+        build = super().get_evse_max_voltage_limit
+        return await build() if key is None else await self._reuse("max_voltage", key, build)
+
+    async def get_evse_max_current_limit(self) -> Any:
+        key = self._dc_limits_key()
+        build = super().get_evse_max_current_limit
+        return await build() if key is None else await self._reuse("max_current", key, build)
+
+    async def get_evse_max_power_limit(self) -> Any:
+        key = self._dc_limits_key()
+        build = super().get_evse_max_power_limit
+        return await build() if key is None else await self._reuse("max_power", key, build)
 
     async def start_cable_check(self) -> None:
         if not self._link.own_session_active():
@@ -360,7 +409,7 @@ class HalEVSEController(EVSEControllerInterface):
             if target_V > standards.SAFE_DC_VOLTAGE_V:
                 link.sim_pack_at(target_V, ev_max_current_A(self.ev_data_context))  # once: here only when the EV's precharge target was not credible
             await self.charger.set_charge_targets(target_V, current_A)
-        self._refresh_views(force=False)
+        # The API's views follow in set_present_protocol_state, which the SECC calls once the response is sent.
 
     async def is_evse_current_limit_achieved(self) -> bool:
         target_A = plain_number(self.ev_data_context.target_current) or 0.0

@@ -47,13 +47,14 @@ class TimedEXICodec(IEXICodec):
         self._inner = inner
         self._on_exchange = on_exchange
         self._clock = clock
-        self._pending: tuple[str, float, float] | None = None  # request name, decode start, decode time
+        #: The request (decoded JSON), its decode start and decode time; the request is named (JSON parsed)
+        #: only once its response is encoded, so the measurement does not add its own work to what it measures.
+        self._pending: tuple[str, float, float] | None = None
 
     def decode(self, stream: bytes, namespace: str) -> str:
         started = self._clock()
         decoded = self._inner.decode(stream, namespace)
-        decode_s = self._clock() - started
-        self._pending = (message_name(json.loads(decoded)), started, decode_s)
+        self._pending = (decoded, started, self._clock() - started)
         return decoded
 
     def encode(self, message: str, namespace: str) -> bytes:
@@ -67,7 +68,7 @@ class TimedEXICodec(IEXICodec):
         if self._pending is not None and name.endswith("Res"):
             (request, request_started, decode_s), self._pending = self._pending, None
             self._on_exchange(MessageExchange(
-                namespace=namespace, request=request, response=name,
+                namespace=namespace, request=message_name(json.loads(request)), response=name,
                 response_code=response_code(content), duration_s=ended - request_started,
                 decode_s=decode_s, encode_s=ended - started))
         return encoded

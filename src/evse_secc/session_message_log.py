@@ -8,10 +8,15 @@ session (SDP-less handshakes that never start one) go to ``no-session.jsonl``.
 
 Each line: ``{"at": ISO-8601 UTC, "direction": "ev_to_evse" | "evse_to_ev", "namespace": …,
 "message": "CurrentDemandReq", "body": {decoded JSON}}``.
+
+On the SECC's event loop a message's time and session are taken when it passes the codec, and its line is
+written on the loop's next turn (after the response has been sent: the SECC handles a request without
+yielding), so the log costs the EV no response time; ``close`` writes what is still pending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -38,15 +43,35 @@ class SessionMessageLog:
         self._current_session_id = current_session_id
         self._now = now
         self._files: dict[str, IO[str]] = {}
+        #: Messages not written yet: (time, direction, namespace, decoded JSON, session id).
+        self._pending: list[tuple[datetime, str, str, str, str | None]] = []
         directory.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, session_id: str | None) -> Path:
         return self.directory / f"{_SAFE_NAME.sub('_', session_id or 'no-session')}.jsonl"
 
     def append(self, direction: str, namespace: str, message_json: str) -> None:
+        """Log a message now (no event loop running) or on the running loop's next turn."""
+        entry = (self._now(), direction, namespace, message_json, self._current_session_id())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write(*entry)
+            return
+        if not self._pending:
+            loop.call_soon(self.flush)
+        self._pending.append(entry)
+
+    def flush(self) -> None:
+        """Write the pending messages, oldest first."""
+        pending, self._pending = self._pending, []
+        for entry in pending:
+            self._write(*entry)
+
+    def _write(self, at: datetime, direction: str, namespace: str, message_json: str,
+               session_id: str | None) -> None:
         try:
             body = json.loads(message_json)
-            session_id = self._current_session_id()
             key = session_id or "no-session"
             file = self._files.get(key)
             if file is None:
@@ -54,13 +79,14 @@ class SessionMessageLog:
                     for old in list(self._files)[:-8]:
                         self._files.pop(old).close()
                 file = self._files[key] = self.path_for(session_id).open("a", encoding="utf-8")
-            file.write(json.dumps({"at": self._now().isoformat(), "direction": direction, "namespace": namespace,
+            file.write(json.dumps({"at": at.isoformat(), "direction": direction, "namespace": namespace,
                                    "message": message_name(body), "body": body}, separators=(",", ":")) + "\n")
             file.flush()
         except (OSError, ValueError) as error:  # a full disk must not stop the charging session
             log.warning("V2G message log: %s", error)
 
     def close(self) -> None:
+        self.flush()
         for file in self._files.values():
             file.close()
         self._files.clear()
