@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from dataclasses import replace
 from itertools import pairwise
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccs_sim.batch import BatchSessionError, simulate_session, simulate_sessions
+from ccs_sim.cli import main
 from ccs_sim.core.safety import SupplyCurrentLimitHistory
 from ccs_sim.settings import ControllerSettings
 from evse_hal.adapters.sim import SimEStop, SimHardware
@@ -225,3 +227,9 @@ def test_a_failing_session_is_named_with_its_cause():
     assert "session 1 of 3 failed" in str(error) and "TimeoutError" in str(error)
     with pytest.raises(BatchSessionError, match="session 1 of 3 failed"):
         simulate_sessions(sessions, _settings(), workers=1, max_simulated_s=60.0)
+
+
+def test_ccs_sim_simulate_batch_prints_every_summary(capsys):
+    assert main(["simulate", "--duration", "3", "--current", "40", "--batch", "2"]) == 0
+    summaries = json.loads(capsys.readouterr().out)
+    assert len(summaries) == 2 and summaries[0]["energy_Wh"] == summaries[1]["energy_Wh"] > 1.0
