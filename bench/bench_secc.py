@@ -97,20 +97,28 @@ def stop_api_load(process: subprocess.Popen, workdir: Path) -> dict | None:
 
 def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, sessions: int,
                        workdir: Path, load: LoadSpec | None = None,
-                       probe: bool = False, profile: bool = False) -> dict[str, PhaseResult]:
+                       probe: bool = False, profile: bool = False, src: Path | None = None,
+                       launcher_env: dict[str, str] | None = None, label: str | None = None) -> dict[str, PhaseResult]:
     """Per phase (``quiet``, then ``loaded`` when ``load`` is given): the exchanges of ``sessions`` measured
-    sessions (after one warm-up session) against one launcher, and its probes (``probe``)."""
-    controller_dir = workdir / controller
+    sessions (after one warm-up session) against one launcher, and its probes (``probe``). ``src``: run the
+    launcher of that source tree (a baseline revision's ``git archive``) instead of this one's."""
+    label = label or controller
+    controller_dir = workdir / label
     controller_dir.mkdir(parents=True, exist_ok=True)
     probe_out = controller_dir / "probe.jsonl"
     extra_args: tuple[str, ...] = ("--api-port", str(load.api_port)) if load is not None else ()
     with VethLink(prefix=NAMESPACE_PREFIX) as link:
+        env = dict(launcher_env or {})
+        if src is not None:
+            env.update(PYTHONPATH=str(src), SECC_PROBE_SRC=str(src))
+        if probe:
+            env["SECC_PROBE_OUT"] = str(probe_out)
+            if profile:
+                env["SECC_PROBE_PROFILE"] = str(controller_dir / "secc.pstats")
         launcher = evcc_rig.LauncherProcess(
             link=link, controller=controller, workdir=controller_dir, extra_args=extra_args,
-            script=PROBE_SCRIPT if probe else evcc_rig.LAUNCHER_SCRIPT,
-            extra_env={"SECC_PROBE_OUT": str(probe_out),
-                       **({"SECC_PROBE_PROFILE": str(controller_dir / "secc.pstats")} if profile else {})}
-            if probe else {})
+            script=PROBE_SCRIPT if probe else (src / "evse_main.py" if src else evcc_rig.LAUNCHER_SCRIPT),
+            extra_env=env)
         launcher.start(case)
         phases: dict[str, tuple[int, int, float, float]] = {}
         load_counts: dict[str, dict | None] = {}
@@ -214,7 +222,7 @@ def print_report(results: dict[str, dict[str, dict[str, float]]], protocol: str)
     order = list(results[baseline])
     for controller in controllers[1:]:
         order += [request for request in results[controller] if request not in order]
-    header = f"{'request':32} {'controller':12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'<=25ms':>7}"
+    header = f"{'request':32} {'controller':16} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'<=25ms':>7}"
     if len(controllers) > 1:
         header += f" {'p50 ratio':>9} {'p99 ratio':>9}"
     print(header)
@@ -224,7 +232,7 @@ def print_report(results: dict[str, dict[str, dict[str, float]]], protocol: str)
             row = results[controller].get(request)
             if row is None:
                 continue
-            line = (f"{request + marker:32} {controller:12} {row['n']:5d} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
+            line = (f"{request + marker:32} {controller:16} {row['n']:5d} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
                     f"{row['max_ms']:8.1f} {row['within_25ms']:7.0%}")
             base = results[baseline].get(request)
             if len(controllers) > 1 and base is not None:
@@ -255,6 +263,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="with --probe: cProfile the SECC's message handling into <workdir>/<controller>/"
                              "secc.pstats (slows it: not for the timings)")
+    parser.add_argument("--baseline-src", type=Path,
+                        help="also measure each controller with the launcher of this source tree first (e.g. "
+                             "`git archive <rev> src | tar -x -C DIR`, then DIR/src), in the same run")
+    parser.add_argument("--rate-limit", choices=("default", "off"), default="default",
+                        help="the API's per-client rate limiter in the launcher (off: CCS_SIM_RATE_LIMIT_PER_S=0)")
     parser.add_argument("--workdir", type=Path, help="keep logs, probes and profiles here (default: a temporary "
                                                      "directory, removed)")
     args = parser.parse_args(argv)
@@ -272,11 +285,15 @@ def main(argv: list[str] | None = None) -> None:
     probes: dict[str, dict] = {}
     extra: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_secc-") as tmp:
-        for controller in args.controller or ["sim"]:
+        launcher_env = {"CCS_SIM_RATE_LIMIT_PER_S": "0"} if args.rate_limit == "off" else {}
+        runs = [(f"{controller}@base", controller, args.baseline_src.resolve()) for controller in
+                args.controller or ["sim"] if args.baseline_src] + \
+            [(controller, controller, None) for controller in args.controller or ["sim"]]
+        for name, controller, src in runs:
             phases = measure_controller(controller, case, args.loops, args.sessions, args.workdir or Path(tmp), load,
-                                        args.probe, args.profile)
+                                        args.probe, args.profile, src, launcher_env, name.replace("@", "-"))
             for phase, result in phases.items():
-                label = controller if load is None else f"{controller}/{phase}"
+                label = name if load is None else f"{name}/{phase}"
                 results[label] = summarise(result.exchanges)
                 extra[label] = {"load_average": result.load_average, "api_load": result.load_counts}
                 if args.probe:

@@ -15,6 +15,7 @@ request passes, and writes one JSON line per request to ``$SECC_PROBE_OUT`` when
 - ``send_ms`` (write to the socket) and ``after_ms`` (``set_present_protocol_state``: our views, after the
   response left).
 
+``$SECC_PROBE_SRC``: the source tree to run (default this repository's src/).
 ``$SECC_PROBE_PROFILE``: cProfile of every ``process_message`` + send + state update, written there at the end.
 """
 
@@ -240,9 +241,10 @@ def _finish(record: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     out_path = os.environ.get("SECC_PROBE_OUT")
-    sys.path.insert(0, str(REPO_ROOT / "src"))
+    src = Path(os.environ.get("SECC_PROBE_SRC") or REPO_ROOT / "src")  # another revision's tree (bench_secc)
+    sys.path.insert(0, str(src))
     _install()
-    sys.argv = [str(REPO_ROOT / "src" / "evse_main.py"), *sys.argv[1:]]
+    sys.argv = [str(src / "evse_main.py"), *sys.argv[1:]]
     try:
         runpy.run_path(sys.argv[0], run_name="__main__")
     finally:
