@@ -12,8 +12,9 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from ccs_sim.controller import ChargerController
-from ccs_sim.dashboard.snapshot import build_snapshot
+from ccs_sim.dashboard.snapshot import SnapshotCache
 from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, MAX_RATE_HZ, MIN_RATE_HZ, snapshot_events
+from ccs_sim.http.view_bodies import json_response
 from ccs_sim.ocpp.routes import ocpp_client_of
 from evse_hal.simulation import simulation_controls
 
@@ -46,6 +47,8 @@ OCPP_PANEL_TAG = '<section class="card ocpp-card hidden" id="ocpp-panel" data-te
 OCPP_PANEL_PRESENT_TAG = '<section class="card ocpp-card" id="ocpp-panel" data-testid="ocpp-panel" data-ocpp="present">'
 #: ``app.state`` flag that ends every open ``/stream`` response (see ``close_streams``).
 STREAMS_CLOSING = "dashboard_streams_closing"
+#: ``app.state`` attribute holding the ``SnapshotCache`` every ``/stream`` and ``/dashboard/snapshot`` reads.
+SNAPSHOT_CACHE = "dashboard_snapshot_cache"
 
 
 def close_streams(app: FastAPI) -> None:
@@ -77,6 +80,17 @@ def _controller(request: Request) -> ChargerController:
     return request.app.state.controller
 
 
+def snapshot_cache_of(request: Request) -> SnapshotCache:
+    """The app's snapshot cache for the controller it serves (made at the first reader)."""
+    controller = _controller(request)
+    state = request.app.state
+    cache: SnapshotCache | None = getattr(state, SNAPSHOT_CACHE, None)
+    if cache is None or cache.controller is not controller:
+        cache = SnapshotCache(controller)
+        setattr(state, SNAPSHOT_CACHE, cache)
+    return cache
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def dashboard_page(request: Request) -> HTMLResponse:
     """The live dashboard (open http://127.0.0.1:8000/ in a browser); its simulation panel only where the
@@ -97,10 +111,10 @@ async def dashboard_asset(name: str) -> Response:
     return Response(_read_asset(name), media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/dashboard/snapshot", tags=["dashboard"])
-async def dashboard_snapshot(request: Request) -> dict[str, Any]:
-    """One snapshot, the same object a ``/stream`` event carries."""
-    return build_snapshot(_controller(request))
+@router.get("/dashboard/snapshot", tags=["dashboard"], response_model=dict[str, Any])
+async def dashboard_snapshot(request: Request) -> Response:
+    """One snapshot, the same object a ``/stream`` event carries (built at most once per control tick)."""
+    return json_response(request, "dashboard_snapshot", snapshot_cache_of(request).snapshot())
 
 
 @router.get("/stream", tags=["dashboard"], response_class=StreamingResponse, responses={200: {
@@ -123,10 +137,10 @@ async def stream(request: Request,
     per second (0.2–20, default 5) at any simulation speed; a slow reader gets the newest state, not a
     backlog. The stream ends when the server shuts down (EventSource clients then reconnect). Try: ``curl -N 'http://127.0.0.1:8000/stream?rate=1'``.
     """
-    controller = _controller(request)
+    cache = snapshot_cache_of(request)  # one build per tick shared by every subscriber; each splices its seq
     state = request.app.state
     server_exiting = serving_server_exiting()
-    events = snapshot_events(lambda sequence: build_snapshot(controller, sequence), rate, asyncio.sleep,
+    events = snapshot_events(cache.event_data, rate, asyncio.sleep,
                              limit=limit,
                              should_stop=lambda: getattr(state, STREAMS_CLOSING, False) or server_exiting())
     return StreamingResponse(events, media_type="text/event-stream",

@@ -28,20 +28,23 @@ RECONNECT_MS = 2000
 STOP_POLL_S = 0.25
 
 
-def format_event(data: dict[str, Any], event: str = "snapshot", event_id: int | None = None,
+def format_event(data: dict[str, Any] | str, event: str = "snapshot", event_id: int | None = None,
                  retry_ms: int | None = None) -> str:
-    """One SSE event; ``data`` as compact JSON on a single ``data:`` line (JSON has no raw newlines)."""
+    """One SSE event; ``data`` as compact JSON on a single ``data:`` line (JSON has no raw newlines). A ``str``
+    is JSON already encoded that way (``SnapshotCache.event_data``: one encoding shared by every subscriber)."""
     lines = []
     if retry_ms is not None:
         lines.append(f"retry: {retry_ms}")
     if event_id is not None:
         lines.append(f"id: {event_id}")
     lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":"), allow_nan=False, default=str))
+    if not isinstance(data, str):
+        data = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    lines.append("data: " + data)
     return "\n".join(lines) + "\n\n"
 
 
-async def snapshot_events(snapshot: Callable[[int], dict[str, Any]], rate_hz: float,
+async def snapshot_events(snapshot: Callable[[int], dict[str, Any] | str], rate_hz: float,
                           sleep: Callable[[float], Awaitable[None]],
                           monotonic: Callable[[], float] = time.monotonic,
                           limit: int | None = None,

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from ccs_sim.http.routing import controller_of
+from ccs_sim.http.view_bodies import json_response
 
 router = APIRouter()
 
 
-@router.get("/status")
-async def status(request: Request) -> dict[str, Any]:
-    return controller_of(request).status_view()
+@router.get("/status", response_model=dict[str, Any])
+async def status(request: Request) -> Response:
+    """The charger's state; built at most once per control tick (or command) and encoded once for all readers."""
+    return json_response(request, "status", controller_of(request).status_view())
 
 
-@router.get("/meter")
-async def meter(request: Request) -> dict[str, Any]:
-    return controller_of(request).meter_view()
+@router.get("/meter", response_model=dict[str, Any])
+async def meter(request: Request) -> Response:
+    """The session's meter; built at most once per control tick and encoded once for all readers."""
+    return json_response(request, "meter", controller_of(request).meter_view())
 
 
 @router.get("/vehicle/bms")
