@@ -33,7 +33,8 @@ def serve_settings(args: argparse.Namespace) -> ControllerSettings:
         "host": args.host, "port": args.port, "speed": args.speed, "adapter": args.adapter,
         "adapter_options_file": args.adapter_options, "adapter_options": options_from_arguments(args),
         "api_token": args.api_token, "data_dir": args.data_dir, "log_format": args.log_format,
-        "allowed_hosts": args.allowed_hosts,
+        "allowed_hosts": args.allowed_hosts, "rate_limit_per_s": args.rate_limit,
+        "rate_limit_burst": args.rate_limit_burst, "max_streams_per_client": args.max_streams_per_client,
     }.items() if value is not None}
     try:
         settings = ControllerSettings(**overrides)
@@ -135,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
                               help="a name clients use in Host, besides localhost and the bound address (repeatable; "
                                    "others are refused against DNS rebinding)")
+    serve_parser.add_argument("--rate-limit", type=float, metavar="PER_S",
+                              help="requests per second each client address may sustain, 429 beyond "
+                                   "(default 500; 0: no rate limit and no stream cap)")
+    serve_parser.add_argument("--rate-limit-burst", type=int, metavar="N",
+                              help="requests a client may send at once before the rate applies (default 2000)")
+    serve_parser.add_argument("--max-streams-per-client", type=int, metavar="N",
+                              help="open GET /stream connections per client address (default 16; 0: no cap)")
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
     from ccs_sim.ocpp.config import add_ocpp_arguments

@@ -1,6 +1,7 @@
 """The Live Controller HTTP API (the spec's endpoints, plus additive ones): the app and where it comes from.
 
-``create_app`` builds the app from the HTTP service's parts in ``ccs_sim.http``: the access-control middleware,
+``create_app`` builds the app from the HTTP service's parts in ``ccs_sim.http``: the rate limit (429 per client
+address, ``app.state.rate_limiter``) and access-control middlewares,
 the API's error shape and one router per job (session, readings, control, faults; ``/sim`` only when the hardware
 adapter offers simulation controls), then the records, metrics and dashboard routers. The logic is in
 ``ChargerController``; routes reach it through ``request.app.state.controller``.
@@ -22,6 +23,7 @@ from ccs_sim.controller import ChargerController
 from ccs_sim.http import control_routes, fault_routes, readings_routes, session_routes
 from ccs_sim.http.access import AccessControlMiddleware, AccessPolicy, document_access_control
 from ccs_sim.http.errors import install_error_handlers
+from ccs_sim.http.rate_limit import RateLimiter, RateLimitMiddleware, document_rate_limit
 from ccs_sim.http.routing import add_router_routes
 from ccs_sim.http.sim_routes import include_simulation_routes
 from ccs_sim.observability.metrics import ControllerMetrics
@@ -88,9 +90,15 @@ def create_app(controller: ChargerController | None = None, settings: Controller
 
     access_policy = AccessPolicy(current_token, allowed_hosts_provider=allowed_hosts)
     app.add_middleware(AccessControlMiddleware, policy=access_policy)
+    # Outside access control: a flood is answered 429 before anything else reads it; refusals are counted
+    # with the access policy's (``ccs_api_rejected_requests_total{reason="rate_limited"|"too_many_streams"}``).
+    rate_limiter = RateLimiter(current_settings, rejections=access_policy.rejections)
+    app.add_middleware(RateLimitMiddleware, limiter=rate_limiter)
     app.add_middleware(StartupErrorReporting)  # a refused start-up (e.g. records database in use): one line
     document_access_control(app, access_policy)
+    document_rate_limit(app)
     app.state.access = access_policy
+    app.state.rate_limiter = rate_limiter
     if controller is not None:
         app.state.controller = controller
         if operations is not None:

@@ -66,6 +66,15 @@ class ControllerSettings(BaseSettings):
                     "the address a request arrived on; every other Host is refused (DNS rebinding). "
                     "CCS_SIM_ALLOWED_HOSTS: comma-separated or a JSON list")
 
+    # --- request rate limit, per client address (ccs_sim.http.rate_limit; HTTP 429 beyond it) ---
+    rate_limit_per_s: float = Field(
+        500.0, ge=0, description="requests per second each client address may sustain (token-bucket refill); "
+                                 "0: no rate limit and no stream cap. CCS_SIM_RATE_LIMIT_PER_S")
+    rate_limit_burst: int = Field(2000, ge=1, description="requests a client address may send at once before "
+                                                          "the sustained rate applies. CCS_SIM_RATE_LIMIT_BURST")
+    max_streams_per_client: int = Field(16, ge=0, description="GET /stream responses open at once per client "
+                                                              "address; 0: no cap. CCS_SIM_MAX_STREAMS_PER_CLIENT")
+
     @field_validator("adapter_options", mode="before")
     @classmethod
     def _decode_adapter_options(cls, value: Any) -> Any:
