@@ -78,10 +78,13 @@ async def read_frame(reader: asyncio.StreamReader, completion_timeout_s: float =
     and ``asyncio.IncompleteReadError`` when the stream ends between frames."""
     first = await reader.readexactly(1)  # waits as long as the caller lets it for a frame to begin
     try:
-        rest = await asyncio.wait_for(reader.readexactly(HEADER_BYTES - 1), completion_timeout_s)
-        header = first + rest
-        length = payload_length(header, max_payload_bytes)
-        payload = await asyncio.wait_for(reader.readexactly(length), completion_timeout_s)
+        # One deadline for the rest of the frame, in this task: a frame already in the buffer is returned without
+        # another turn of the event loop (``wait_for`` would run each read as a task of its own, and each turn
+        # waits behind everything else ready on a busy loop: the API, the streams).
+        async with asyncio.timeout(completion_timeout_s):
+            header = first + await reader.readexactly(HEADER_BYTES - 1)
+            length = payload_length(header, max_payload_bytes)
+            payload = await reader.readexactly(length)
     except TimeoutError:
         raise V2GTPFrameError(f"frame incomplete {completion_timeout_s:.1f} s after its first byte "
                               "(length field larger than the data sent)") from None
