@@ -22,7 +22,10 @@ LATE_TICK_S = 0.005
 
 def rate_limiter_off_settings() -> dict[str, Any] | None:
     """The ``ControllerSettings`` that turn the HTTP rate limiter off, or None when the settings have none."""
-    for name, info in ControllerSettings.model_fields.items():
+    fields = ControllerSettings.model_fields
+    if "rate_limit_per_s" in fields:  # a402e21: 0 = limiter off
+        return {"rate_limit_per_s": 0}
+    for name, info in fields.items():
         if "rate_limit" in name:
             return {name: False if info.annotation in (bool, "bool") else 0}
     return None
