@@ -7,6 +7,7 @@ event loop is stalled on purpose (``time.sleep`` in the loop's thread: an API ha
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -105,3 +106,37 @@ async def test_shutdown_stops_the_control_thread():
     ticks = controller.tick_sequence
     await asyncio.sleep(0.05)
     assert controller.tick_sequence == ticks
+
+
+def realtime_permitted() -> bool:
+    """Whether a thread of this process may take SCHED_FIFO (probed on a throwaway thread)."""
+    permitted: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            permitted.append(True)
+        except (AttributeError, OSError):
+            permitted.append(False)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return permitted[0]
+
+
+async def test_the_control_thread_gets_realtime_scheduling_where_permitted():
+    controller = build_controller(ControllerSettings(_env_file=None), RealClock())
+    await controller.start()
+    try:
+        await wait_for(lambda: controller.tick_sequence >= 2, 5.0)
+        thread = controller._loop.thread
+        assert thread is not None
+        if realtime_permitted():  # root with CAP_SYS_NICE: as on a charger's computer, and in CI
+            assert thread.scheduling == "realtime"
+        else:
+            assert thread.scheduling in ("raised", "normal")
+        # The event loop's own thread keeps its normal scheduling.
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        await controller.shutdown()

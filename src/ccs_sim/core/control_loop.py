@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ccs_sim.core.control_thread import ControlThread
 from ccs_sim.core.events import Topic
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.safety import Measurements
@@ -43,14 +44,15 @@ class ControlLoop:
         self.charger = charger
         #: The supervisor found a fault the event loop has not raised yet: not reported twice meanwhile.
         self.fault_handed_over = False
+        #: The thread the steps run on (real and scaled clocks), once started.
+        self.thread: ControlThread | None = None
 
     async def run(self) -> None:
         """Tick every ``control_period_s`` (simulated time) until cancelled."""
         every = getattr(self.charger.clock, "every", None)
         if every is None:
-            from ccs_sim.core.control_thread import ControlThread
-
-            await ControlThread(self).run()
+            self.thread = ControlThread(self)
+            await self.thread.run()
             return
         await self.tick()
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()

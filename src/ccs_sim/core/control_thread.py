@@ -6,6 +6,10 @@ streams, SECC, OCPP, records) gets the rest by hand-over: what a fault sets in m
 session's end, the contactor opening, records) and the tick listeners. Hand-overs of plain ticks coalesce: a
 busy event loop gets one TICK for all the ticks it missed, never a backlog; a fault is always handed over.
 
+The thread asks the operating system for real-time scheduling (``SCHED_FIFO``) where it may (root or
+CAP_SYS_NICE, as on a charger's computer), else a raised priority (nice ``RAISED_NICE``), else runs as it is:
+a loaded machine then still lets the tick run the moment it is due (one line in the log says which it got).
+
 The interpreter's thread switch interval is lowered to ``SWITCH_INTERVAL_S`` while the thread runs: a thread
 woken for its tick waits at most that long for the interpreter lock held by the event loop's thread (the
 default, 5 ms, would let a busy API delay every tick by up to 5 ms).
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -32,6 +37,10 @@ class ControlThread:
     MAX_WAIT_WALL_S = 0.05
     #: How long ``run`` waits for the thread to finish its tick once told to stop.
     JOIN_TIMEOUT_S = 2.0
+    #: SCHED_FIFO priority asked for (1-99; low: above every normal thread, below the kernel's own RT work).
+    REALTIME_PRIORITY = 10
+    #: The nice value asked for when real-time scheduling is refused.
+    RAISED_NICE = -10
 
     def __init__(self, control: ControlLoop) -> None:
         self.control = control
@@ -41,6 +50,8 @@ class ControlThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick_handed_over = False
         self._failed: asyncio.Future[None] | None = None
+        #: The scheduling the thread got: "realtime", "raised" or "normal".
+        self.scheduling = "normal"
 
     async def run(self) -> None:
         """Start the thread and wait until cancelled (then stop it) or until the thread fails."""
@@ -72,6 +83,8 @@ class ControlThread:
         make_governor = getattr(clock, "governor", None)
         governor = make_governor(period_s) if make_governor is not None else None
         next_tick_s = clock.now()
+        self.scheduling = raise_thread_priority(self.REALTIME_PRIORITY, self.RAISED_NICE)
+        log.info("control loop on its own thread (%s scheduling)", self.scheduling)
         try:
             while not self._stop.is_set():
                 if governor is not None:
@@ -140,3 +153,17 @@ class ControlThread:
             loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
         except RuntimeError:  # the loop closed between the check and the call
             pass
+
+
+def raise_thread_priority(realtime_priority: int, raised_nice: int) -> str:
+    """Ask for real-time scheduling for the calling thread, else a raised priority; say which it got."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority))  # 0: this thread (Linux)
+        return "realtime"
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), raised_nice)  # per thread on Linux
+        return "raised"
+    except (AttributeError, OSError):
+        return "normal"
