@@ -45,7 +45,9 @@ class PeriodicJob:
         self.callback()
         if not self.cancelled:
             self.fired += 1
-            self.next_s = self.first_s + self.fired * self.period_s  # no drift from summing periods
+            # Summed like a loop that sleeps one period after each tick: deadlines land where the steps of a
+            # caller advancing in periods land (``first_s + fired * period_s`` drifts apart from those).
+            self.next_s += self.period_s
             self.clock._push(self.next_s, self)
 
 

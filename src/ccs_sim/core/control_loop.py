@@ -15,16 +15,11 @@ from ccs_sim.core.control_thread import ControlThread
 from ccs_sim.core.events import Topic
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.safety import Measurements
-from ccs_sim.core.types import MeterReading
+from ccs_sim.core.types import Finding, MeterReading
 from evse_hal.pilot import read_pilot
 from evse_model import standards
-from evse_model.faults import FaultType
 
 log = logging.getLogger("ccs_sim.controller")
-
-
-#: A finding of one control step for the event loop: (fault, message); the output's energy is already cut.
-Finding = tuple[FaultType, str]
 
 
 class ControlLoop:

@@ -22,12 +22,23 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ccs_sim.core.control_loop import ControlLoop, Finding
+from ccs_sim.core.ports import ChargerCore
+from ccs_sim.core.types import Finding
 
 log = logging.getLogger("ccs_sim.controller")
+
+
+class SteppedControl(Protocol):
+    """What the thread runs: the control loop's synchronous step and the event loop's part of a tick."""
+
+    charger: ChargerCore
+
+    def step(self) -> list[Finding]: ...
+    def after_step(self, findings: list[Finding]) -> Coroutine[Any, Any, None]: ...
+    def notify_tick_listeners(self) -> None: ...
 
 
 class ControlThread:
@@ -42,7 +53,7 @@ class ControlThread:
     #: The nice value asked for when real-time scheduling is refused.
     RAISED_NICE = -10
 
-    def __init__(self, control: ControlLoop) -> None:
+    def __init__(self, control: SteppedControl) -> None:
         self.control = control
         self.charger = control.charger
         self._stop = threading.Event()

@@ -58,3 +58,7 @@ class ContactorCommandResult:
             return (f"{self.current_at_command_A:.1f} A flowing: the output was shut down first and the contactor "
                     f"opened at {self.current_at_open_A:.2f} A (< 1 A, IEC 61851-23 / DG L1283)")
         return None
+
+
+#: A finding of one control step for the event loop: (fault, message); the output's energy is already cut.
+Finding = tuple[FaultType, str]
