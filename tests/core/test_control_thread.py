@@ -140,3 +140,23 @@ async def test_the_control_thread_gets_realtime_scheduling_where_permitted():
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
     finally:
         await controller.shutdown()
+
+
+def test_simulation_controls_wait_for_the_control_step_holding_the_adapters_lock():
+    controller = build_controller(ControllerSettings(_env_file=None), RealClock())
+    assert controller.lock is controller.hw.lock  # one lock for the step, every device call and the controls
+    controls = controller.hw.simulation
+    changed = threading.Event()
+
+    def change_isolation() -> None:
+        controls.set_isolation_resistance(20e3)
+        changed.set()
+
+    with controller.lock:  # as the control step holds it for a whole tick
+        worker = threading.Thread(target=change_isolation)
+        worker.start()
+        assert not changed.wait(0.2)
+        assert controls.plant.isolation_resistance_ohm != 20e3
+    assert changed.wait(5.0)
+    worker.join()
+    assert controls.plant.isolation_resistance_ohm == 20e3

@@ -12,7 +12,10 @@ sensors that way), sends the pass back through the devices, so the replacement i
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from evse_hal.interfaces import (
     ContactorDriver,
@@ -32,6 +35,8 @@ from evse_model.clock import Clock
 from sim_plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
 from sim_plant.battery import BatteryPreset, follow_preset
 from sim_plant.ev import SimulatedEV, SpecRequestProfile
+
+_T = TypeVar("_T")
 
 EV_PRESET_NAMES = ("follow", *BATTERY_PRESETS)
 
@@ -215,11 +220,27 @@ class SimEStop(_WatchedDevice, EmergencyStopInput):
         return self.pressed
 
 
+def _under_lock(method: Callable[..., _T]) -> Callable[..., _T]:
+    """The control under the adapter's lock: the controller's control thread steps the same plant."""
+
+    @functools.wraps(method)
+    def locked(self: SimPlantControls, *args: Any, **kwargs: Any) -> _T:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class SimPlantControls(SimulationControls):
     """The sim adapter's simulation controls, on the one ``ChargerPlant`` (``plant`` and ``ev`` are there for
-    test rigs that look inside the plant; code that works with any simulated adapter uses the interface)."""
+    test rigs that look inside the plant; code that works with any simulated adapter uses the interface).
 
-    def __init__(self, plant: ChargerPlant, clock: Clock, estop: SimEStop) -> None:
+    Each control takes the adapter's lock (``SimHardware.lock``, the controller's too): a control used from
+    the event loop never moves the plant while the control thread steps it."""
+
+    def __init__(self, plant: ChargerPlant, clock: Clock, estop: SimEStop,
+                 lock: threading.RLock | None = None) -> None:
+        self.lock = lock or threading.RLock()
         self.plant = plant
         self.clock = clock
         self.estop = estop
@@ -231,10 +252,12 @@ class SimPlantControls(SimulationControls):
     def ev(self) -> SimulatedEV:
         return self.plant.ev
 
+    @_under_lock
     def advance(self) -> ChargerPlant:
         self.plant.advance_to(self.clock.now())
         return self.plant
 
+    @_under_lock
     def configure_car(self, preset: str | None = None, start_soc_percent: float | None = None,
                       target_soc_percent: float | None = None) -> None:
         """Choose the car for the next session (takes effect at ``prepare_car``)."""
@@ -247,6 +270,7 @@ class SimPlantControls(SimulationControls):
         if target_soc_percent is not None:
             self.target_soc_percent = target_soc_percent
 
+    @_under_lock
     def prepare_car(self, target_voltage_V: float, initial_current_A: float) -> SimulatedEV:
         """A fresh car of the chosen preset arrives and plugs in (CP B) for a new session."""
         plant = self.advance()
@@ -265,6 +289,7 @@ class SimPlantControls(SimulationControls):
         plant.ev = ev
         return ev
 
+    @_under_lock
     def prepare_hlc_car(self, pack_voltage_V: float, max_current_A: float) -> SimulatedEV:
         """The battery and contactor behind an ISO 15118 EV stack (HLC sessions on the sim adapter).
 
@@ -283,6 +308,7 @@ class SimPlantControls(SimulationControls):
         plant.ev = ev
         return ev
 
+    @_under_lock
     def knobs(self) -> SimulationKnobs:
         plant = self.plant
         ev = plant.ev
@@ -293,9 +319,11 @@ class SimPlantControls(SimulationControls):
                                ambient_temperature_C=plant.config.ambient_temperature_C,
                                estop_pressed=self.estop.pressed)
 
+    @_under_lock
     def present_cp_state(self, state: str) -> None:
         self.advance().ev.force_cp_state(state)
 
+    @_under_lock
     def simulated_car_view(self) -> SimulatedCarView | None:
         ev = self.plant.ev
         if ev is None or not ev.plugged_in:
@@ -309,9 +337,11 @@ class SimPlantControls(SimulationControls):
                                 max_power_W=preset.max_power_W, max_current_A=preset.max_current_A,
                                 max_voltage_V=preset.max_voltage_V)
 
+    @_under_lock
     def set_estop_pressed(self, pressed: bool) -> None:
         self.estop.pressed = pressed
 
+    @_under_lock
     def inject_device_faults(self, contactor_welded: bool | None = None, contactor_fails_to_close: bool | None = None,
                              supply_ignores_commands: bool | None = None) -> None:
         plant = self.advance()
@@ -322,11 +352,13 @@ class SimPlantControls(SimulationControls):
         if supply_ignores_commands is not None:
             plant.supply_ignores_commands = supply_ignores_commands
 
+    @_under_lock
     def set_isolation_resistance(self, resistance_ohm: float) -> None:
         if not resistance_ohm > 0:
             raise ValueError("isolation resistance must be > 0 ohm")
         self.advance().isolation_resistance_ohm = resistance_ohm
 
+    @_under_lock
     def set_ambient_temperature(self, temperature_C: float) -> None:
         plant = self.advance()
         delta = temperature_C - plant.config.ambient_temperature_C
@@ -353,7 +385,10 @@ class SimHardware(EVSEHardware):
         self.imd = self._sim_imd = SimIMD(self.plant, clock)
         self.temperature = SimTemperature(self.plant, clock)
         self.estop = self._sim_estop = SimEStop()
-        self._controls = SimPlantControls(self.plant, clock, self.estop)
+        #: Serialises the plant between threads: the controller takes it as its own lock (every device call and
+        #: each control step), and the simulation controls take it too.
+        self.lock = threading.RLock()
+        self._controls = SimPlantControls(self.plant, clock, self.estop, self.lock)
         watch = _SensorPassWatch()
         for device in (self.pwm, self.cp, self.contactor, self.supply, self.meter, self.imd, self.temperature,
                        self.estop):
