@@ -168,6 +168,12 @@ class Meter(ABC):
     def get_session_time_s(self) -> float:
         """Seconds counted since ``start()``."""
 
+    def sample_and_read(self, voltage_V: float, current_A: float) -> tuple[float, float, float, float]:
+        """``update`` with the control loop's sample, then (energy Wh, average V, average A, session s): the
+        meter's part of a tick in one call. The default calls each method; an adapter may do it at once."""
+        self.update(voltage_V, current_A)
+        return (self.get_energy_Wh(), self.get_avg_voltage(), self.get_avg_current(), self.get_session_time_s())
+
     @abstractmethod
     def reset(self) -> None:
         """Stop counting and zero every counter."""

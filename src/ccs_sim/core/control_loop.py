@@ -165,10 +165,13 @@ class ControlLoop:
 
     def _meter_sync(self, sample: Measurements | None) -> MeterReading:
         meter = self.charger.hw.meter
-        if sample is not None:
-            meter.update(sample.output_voltage_V, sample.output_current_A)
-        return MeterReading(energy_Wh=meter.get_energy_Wh(), avg_voltage_V=meter.get_avg_voltage(),
-                            avg_current_A=meter.get_avg_current(), session_time_s=meter.get_session_time_s())
+        if sample is None:
+            return MeterReading(energy_Wh=meter.get_energy_Wh(), avg_voltage_V=meter.get_avg_voltage(),
+                                avg_current_A=meter.get_avg_current(), session_time_s=meter.get_session_time_s())
+        energy_Wh, avg_voltage_V, avg_current_A, session_time_s = meter.sample_and_read(
+            sample.output_voltage_V, sample.output_current_A)
+        return MeterReading(energy_Wh=energy_Wh, avg_voltage_V=avg_voltage_V, avg_current_A=avg_current_A,
+                            session_time_s=session_time_s)
 
     async def read_meter(self, sample: Measurements | None = None) -> MeterReading:
         """Feed ``sample`` to the meter (if given) and read its counters."""

@@ -185,6 +185,10 @@ class SimMeter(_PlantDevice, Meter):
     def get_transfer_time_s(self) -> float:
         return self._now().meter.transfer_time_s
 
+    def sample_and_read(self, voltage_V: float, current_A: float) -> tuple[float, float, float, float]:
+        meter = self._now().meter  # the plant counts by itself: the sample is not needed
+        return (meter.energy_Wh, meter.avg_voltage_V, meter.avg_current_A, meter.session_time_s)
+
     def reset(self) -> None:
         meter = self._now().meter
         meter.running = False
