@@ -10,6 +10,13 @@ of ``--loops`` charge loops each. The launcher's ``--message-log`` records, per 
 the start of EXI-decoding the request to the end of EXI-encoding the response
 (``evse_secc.message_timing``): decode + state machine + controller + encode.
 
+``--load``: the launcher also serves its API (``--api-port``) and, after the quiet sessions, the same number of
+sessions runs while bench/api_load.py (in the launcher's namespace) hammers it: 20 keep-alive ``GET /status``
+clients and 50 ``/stream`` subscribers, from ``--source-addresses`` loopback addresses; ``--rate-limit off`` turns
+the API's per-client limiter off. ``--probe`` runs the launcher under bench/secc_probe.py: per request, kernel
+arrival -> loop read -> handler start, the handler by part, its CPU time. ``--baseline-src DIR`` measures each
+controller with DIR's launcher first (``git archive <rev> src``), in the same run.
+
 Printed per message type: n, p50, p99, max, and the share within ISO 15118-2's 25 ms
 V2G_SECC_Msg_Performance_Time for CurrentDemandRes (the other responses have 1.5 s; the 25 ms
 column is shown for all to compare); with several controllers, the p50/p99 ratio to the first.
@@ -173,7 +180,7 @@ def summarise(exchanges: list[MessageExchange]) -> dict[str, dict[str, float]]:
             for request, durations in by_request.items()}
 
 
-PROBE_FIELDS = ("queue_ms", "wake_ms", "handle_ms", "codec_ms", "exi_ms", "state_ms", "controller_ms", "log_ms",
+PROBE_FIELDS = ("queue_ms", "wake_ms", "handle_ms", "cpu_ms", "codec_ms", "exi_ms", "state_ms", "controller_ms", "log_ms",
                 "send_ms", "after_ms")
 
 

@@ -32,7 +32,6 @@ body) is ``iso15118.session.HlcSessionLink``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from evse_hal.iso15118 import messages  # installs the pydantic.v1 hook before iso15118 is imported
@@ -80,6 +79,7 @@ from evse_hal.iso15118.authorization import PendingAuthorization, authorization_
 from evse_hal.iso15118.cable_check import CableCheckRun
 from evse_hal.iso15118.charger_port import ID_TOKEN_TYPE_EIM, ID_TOKEN_TYPE_EMAID, Authorization, ChargerPort
 from evse_hal.iso15118.evse_id import din_evse_id, iso_15118_2_evse_id
+from evse_hal.iso15118.response_values import ResponseValues, dc_limits_key
 from evse_hal.iso15118.session import CHARGE_LOOP_WATCHDOG_S, HlcSessionLink
 from evse_hal.iso15118.sim_body import is_credible_pack_voltage
 from evse_hal.iso15118.views import ev_max_current_A, ev_max_voltage_V, plain_number
@@ -118,30 +118,11 @@ class HalEVSEController(EVSEControllerInterface):
         self._link = HlcSessionLink(charger, watchdog_s)
         self._cable_check = CableCheckRun(charger, self._link.own_session_active)
         self._authorization = PendingAuthorization(charger)
-        #: The response values the charge loop repeats (status, present V/I, our maxima), by slot: (key, value);
-        #: rebuilt only when what they are built from changes (``_reuse``).
-        self._responses: dict[str, tuple[Any, Any]] = {}
-
-    async def _reuse(self, slot: str, key: Any, build: Callable[[], Awaitable[Any]]) -> Any:
-        """The value last built for ``slot`` while ``key`` is unchanged, else ``build()``'s. The package's
-        response models copy a field's model on validation (pydantic v1 ``copy_on_model_validation``), so one
-        object serves many responses: a charge-loop request costs no model validation of ours and no log
-        record of the package's limit getters while nothing changed."""
-        cached = self._responses.get(slot)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        value = await build()
-        self._responses[slot] = (key, value)
-        return value
+        #: The response values the charge loop repeats (status, present V/I, our DC maxima), rebuilt on change.
+        self._responses = ResponseValues()
 
     def _dc_limits_key(self) -> tuple[Any, ...] | None:
-        """What the package's DC maximum-limit getters read (None for AC: they also read the present voltage)."""
-        context = self.evse_data_context
-        if context.current_type != CurrentType.DC:
-            return None
-        dc = context.session_limits.dc_limits
-        return (dc.max_voltage, dc.max_charge_current, dc.max_discharge_current, dc.max_charge_power,
-                dc.max_discharge_power)
+        return dc_limits_key(self.evse_data_context, self.evse_data_context.current_type == CurrentType.DC)
 
     def reset_ev_data_context(self) -> None:
         self.ev_data_context = fresh_ev_data_context()
@@ -348,7 +329,7 @@ class HalEVSEController(EVSEControllerInterface):
             return DCEVSEStatus(evse_notification=notification, notification_max_delay=0,
                                 evse_isolation_status=isolation, evse_status_code=code)
 
-        return await self._reuse("dc_evse_status", (notification, code, isolation), build)
+        return await self._responses.reuse("dc_evse_status", (notification, code, isolation), build)
 
     async def get_dc_charge_parameters(self) -> DCEVSEChargeParameter:
         return messages.dc_charge_parameter(self.evse_data_context,
@@ -357,29 +338,29 @@ class HalEVSEController(EVSEControllerInterface):
     async def get_evse_present_voltage(self, protocol: Protocol) -> Any:
         m = self.charger.latest
         voltage_V = self.evse_data_context.present_voltage = round(m.output_voltage_V, 1) if m else 0.0
-        return await self._reuse("present_voltage", (protocol in _PHYSICAL_VALUE_PROTOCOLS, voltage_V),
+        return await self._responses.reuse("present_voltage", (protocol in _PHYSICAL_VALUE_PROTOCOLS, voltage_V),
                                  lambda: super(HalEVSEController, self).get_evse_present_voltage(protocol))
 
     async def get_evse_present_current(self, protocol: Protocol) -> Any:
         m = self.charger.latest
         current_A = self.evse_data_context.present_current = round(m.output_current_A, 1) if m else 0.0
-        return await self._reuse("present_current", (protocol in _PHYSICAL_VALUE_PROTOCOLS, current_A),
+        return await self._responses.reuse("present_current", (protocol in _PHYSICAL_VALUE_PROTOCOLS, current_A),
                                  lambda: super(HalEVSEController, self).get_evse_present_current(protocol))
 
     async def get_evse_max_voltage_limit(self) -> Any:
         key = self._dc_limits_key()
         build = super().get_evse_max_voltage_limit
-        return await build() if key is None else await self._reuse("max_voltage", key, build)
+        return await build() if key is None else await self._responses.reuse("max_voltage", key, build)
 
     async def get_evse_max_current_limit(self) -> Any:
         key = self._dc_limits_key()
         build = super().get_evse_max_current_limit
-        return await build() if key is None else await self._reuse("max_current", key, build)
+        return await build() if key is None else await self._responses.reuse("max_current", key, build)
 
     async def get_evse_max_power_limit(self) -> Any:
         key = self._dc_limits_key()
         build = super().get_evse_max_power_limit
-        return await build() if key is None else await self._reuse("max_power", key, build)
+        return await build() if key is None else await self._responses.reuse("max_power", key, build)
 
     async def start_cable_check(self) -> None:
         if not self._link.own_session_active():
