@@ -12,6 +12,8 @@ request passes, and writes one JSON line per request to ``$SECC_PROBE_OUT`` when
   controller calls + EXI encode), split into ``codec_ms`` (the EXI codec alone), ``exi_ms`` (the package's
   ``EXI.from_exi``/``to_exi`` around it: JSON and pydantic), ``controller_ms`` (``HalEVSEController``'s
   methods, by name in ``calls``), ``log_ms`` (log records handled), ``state_ms`` (the rest: the package);
+- ``cpu_ms``: the CPU time this thread spent in ``process_message`` (``handle_ms`` minus it: the thread was
+  not running: other processes on the cores, or another thread of ours holding the GIL);
 - ``send_ms`` (write to the socket) and ``after_ms`` (``set_present_protocol_state``: our views, after the
   response left).
 
@@ -103,7 +105,7 @@ def _install() -> None:
 
     async def process_message(self: Any, message: bytes) -> None:
         global _current, _last
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         record: dict[str, Any] = {"at": time.time(), "calls": {}}
         if "read_at" in _last_rx:
             record["queue_ms"] = _ms(_last_rx.pop("queue_s"))
@@ -117,6 +119,7 @@ def _install() -> None:
             if _profiler is not None:
                 _profiler.disable()
             record["handle_s"] = time.perf_counter() - started
+            record["cpu_s"] = time.thread_time() - started_cpu
             _current, _last = None, record
             records.append(record)
 
