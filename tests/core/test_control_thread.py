@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 
@@ -160,3 +161,20 @@ def test_simulation_controls_wait_for_the_control_step_holding_the_adapters_lock
     assert changed.wait(5.0)
     worker.join()
     assert controls.plant.isolation_resistance_ohm == 20e3
+
+
+async def test_the_switch_interval_is_lowered_while_any_control_thread_runs_and_restored_after_the_last():
+    before_s = sys.getswitchinterval()
+    first = build_controller(ControllerSettings(_env_file=None), RealClock())
+    second = build_controller(ControllerSettings(_env_file=None), RealClock())
+    await first.start()
+    await second.start()
+    try:
+        await wait_for(lambda: first.tick_sequence >= 1 and second.tick_sequence >= 1, 5.0)
+        assert sys.getswitchinterval() <= ControlThread.SWITCH_INTERVAL_S
+        await first.shutdown()
+        assert sys.getswitchinterval() <= ControlThread.SWITCH_INTERVAL_S  # the second still runs
+    finally:
+        await first.shutdown()
+        await second.shutdown()
+    assert sys.getswitchinterval() == before_s

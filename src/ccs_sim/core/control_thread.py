@@ -68,8 +68,7 @@ class ControlThread:
         """Start the thread and wait until cancelled (then stop it) or until the thread fails."""
         self._loop = asyncio.get_running_loop()
         self._failed = self._loop.create_future()
-        previous_switch_s = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous_switch_s, self.SWITCH_INTERVAL_S))
+        _switch_interval.lower_to(self.SWITCH_INTERVAL_S)
         add_waker = getattr(self.charger.clock, "wake_on_speed_change", None)
         if add_waker is not None:
             add_waker(self._wake)
@@ -83,7 +82,7 @@ class ControlThread:
             thread.join(self.JOIN_TIMEOUT_S)
             if add_waker is not None:
                 add_waker(self._wake, False)
-            sys.setswitchinterval(previous_switch_s)
+            _switch_interval.release()
 
     def _run_thread(self) -> None:
         charger = self.charger
@@ -164,6 +163,32 @@ class ControlThread:
             loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
         except RuntimeError:  # the loop closed between the check and the call
             pass
+
+
+class _SwitchInterval:
+    """The interpreter's switch interval, lowered while at least one control thread runs (a process may run
+    several controllers: the last to stop restores what was there before the first)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._previous_s = 0.0
+
+    def lower_to(self, interval_s: float) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._previous_s = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._previous_s, interval_s))
+            self._holders += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                sys.setswitchinterval(self._previous_s)
+
+
+_switch_interval = _SwitchInterval()
 
 
 def raise_thread_priority(realtime_priority: int, raised_nice: int) -> str:
