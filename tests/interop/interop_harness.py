@@ -157,9 +157,14 @@ def case_by_id(case_id: str) -> InteropCase:
 
 
 # --- a charging session of the stock EVCC against the HAL controller (test_hal_sessions, test_car_after_car_hlc)
-#: Enough CurrentDemand/DC_ChargeLoop requests to watch CHARGING through the API (the EVCC also counts
-#: PowerDelivery and ready_to_charge against it), few enough to keep each case ≈ 20 s.
-HAL_CHARGE_LOOPS = 12
+#: DIN 70121 and ISO 15118-2: the stock EVCC ends its precharge after 5 PreChargeReq whatever the voltage (its
+#: simulator's ``is_precharged``), asking 1 A towards its pack (500 V here): 1 A into the 3.2 mF output is 312 V/s,
+#: so at round trips of 30-60 ms (a quiet machine, with the SECC's charge loop as fast as since issue 13) the output
+#: is at ~100 V when it asks PowerDelivery and reaches the pack (whose contactor closes within 20 V of it) ~1.3 s
+#: later. Its loop is counted, not timed: 12 loops could end first (COMPLETE with 0 A, seen in CI once the round
+#: trips got faster); 80 last ≥ 2 s at 25 ms a loop and ≥ 4 s at the measured 50-80 ms, few enough to keep each
+#: case ≈ 20 s.
+HAL_CHARGE_LOOPS = 80
 #: -20: the stock EVCC precharges to 20 kV (clamped to 1000 V) and then asks 200 V / 20 A, so the simulated
 #: pack only appears at its first DC_ChargeLoopReq and no current flows until the output has slewed down to
 #: it: 1.0-1.1 s after that request (measured). Its loop is counted, not timed (chargeLoopDelay is in whole
