@@ -264,3 +264,13 @@ async def test_429_is_documented_on_every_operation(rig: Rig) -> None:
     operations = [operation for item in schema["paths"].values() for operation in item.values()]
     assert operations and all("429" in operation["responses"] for operation in operations)
     assert "Retry-After" in schema["paths"]["/status"]["get"]["responses"]["429"]["headers"]
+
+
+async def test_a_stop_and_a_fault_get_through_a_client_over_its_rate(rig: Rig) -> None:
+    client = rig.client()
+    assert [(await client.get("/status")).status_code for _ in range(6)] == [200] * 5 + [429]  # burst 5 spent
+    stop = await client.post("/stop_session")
+    assert stop.status_code != 429 and "too many requests" not in stop.text
+    fault = await client.post("/fault", json={"type": "E_STOP"})
+    assert fault.status_code != 429 and rig.controller.active_fault is not None
+    assert (await client.get("/status")).status_code == 429  # everything else still waits

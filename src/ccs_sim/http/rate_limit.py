@@ -8,6 +8,8 @@ Policy (README "Security"):
   reaches a route. A long-lived ``GET /stream`` costs one request, like any other.
 - At most ``max_streams_per_client`` ``GET /stream`` responses may be open per client address at once; one
   more is answered 429 (the client must close one first).
+- ``POST /stop_session`` and ``POST /fault`` (``SAFETY_COMMANDS``) are never refused for rate: a stop must get
+  through whatever floods from the same address.
 - ``rate_limit_per_s = 0`` turns both off; ``max_streams_per_client = 0`` turns the stream cap off alone.
 - A client is its address; IPv6 clients by their /64 (one host usually holds a whole /64), an IPv4-mapped IPv6
   address as the IPv4 one. Refusals are counted in ``/metrics`` as
@@ -37,6 +39,9 @@ from ccs_sim.http.access import ASGIApp, Receive, Scope, Send, send_error
 
 #: RFC 6585 §4.
 TOO_MANY_REQUESTS = 429
+#: Commands that only make the charger safer (end the session, shut the output down): never refused for rate, so
+#: an operator's stop or fault gets through whatever floods from the same address; they still count in the bucket.
+SAFETY_COMMANDS = frozenset({("POST", "/stop_session"), ("POST", "/fault")})
 #: Paths whose GET responses are long-lived event streams (capped per client while open).
 STREAM_PATHS = frozenset({"/stream"})
 #: What a client refused for too many open streams is told to wait (s): until one of its streams ended.
@@ -160,7 +165,7 @@ class RateLimitMiddleware:
         key = client_key(scope)
         burst = settings.rate_limit_burst
         wait_s = limiter.take(key, rate_per_s, burst)
-        if wait_s is not None:
+        if wait_s is not None and (scope["method"], scope["path"]) not in SAFETY_COMMANDS:
             limiter.rejections["rate_limited"] += 1
             retry_after_s = max(1, math.ceil(wait_s))
             await send_error(send, TOO_MANY_REQUESTS,
