@@ -106,7 +106,7 @@ class ControlLoop:
                 log.warning("supervisor detected %s", fault.name)
                 charger.cut_energy_now(fault.severity)
                 self.fault_handed_over = True
-                findings.append((fault, ""))
+                findings.append((fault, "", True))
             # A device that does not follow its command is reported even during another fault's shutdown (a
             # contactor that welds as the shutdown opens it): once per disagreement.
             feedback_fault = charger.feedback.judge(m)
@@ -114,7 +114,7 @@ class ControlLoop:
                 fault_type, message = feedback_fault
                 log.error("supervisor detected %s: %s", fault_type.name, message)
                 charger.cut_energy_now(fault_type.severity)
-                findings.append((fault_type, message))
+                findings.append((fault_type, message, False))
         return findings
 
     async def after_step(self, findings: list[Finding]) -> None:
@@ -122,10 +122,11 @@ class ControlLoop:
         the tick listeners."""
         charger = self.charger
         try:
-            for fault_type, message in findings:
+            for fault_type, message, _ in findings:
                 await charger.raise_fault(fault_type, source="supervisor", message=message)
         finally:
-            self.fault_handed_over = False
+            if any(by_supervisor for _, _, by_supervisor in findings):
+                self.fault_handed_over = False  # this was the handed-over one: the next may be reported
         await charger.events.publish(Topic.TICK)
 
     def notify_tick_listeners(self) -> None:

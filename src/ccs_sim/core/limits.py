@@ -66,6 +66,10 @@ class LimitsInForce:
                 return source
         return RATING_SOURCE
 
+    def state_key(self) -> tuple[Any, ...]:
+        """Everything the limits in force depend on, as one comparable value (a reader's cache keys on it)."""
+        return (self.rated_current_A, self.rated_power_W, self.unavailable_reason, tuple(self._sources.items()))
+
     def view(self) -> dict[str, Any]:
         """``/status``'s ``limits_in_force``: the limits in force, which source sets each, and every source."""
         sources = [{"source": RATING_SOURCE, "current_A": self.rated_current_A, "power_W": self.rated_power_W}]

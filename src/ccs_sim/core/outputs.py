@@ -143,10 +143,8 @@ class Outputs:
         """``set_supply_current_limit`` on this thread (the control step's ramp)."""
         charger = self.charger
         with charger.lock:
-            now_s = charger.clock.now()
-            charger.supply_limits.told(now_s, limit_A)
-            charger.hw.supply.set_current_limit(limit_A)
-            charger.feedback.supply_setpoints(now_s, current_limit_A=float(limit_A))  # as ``call`` notes it
+            charger.supply_limits.told(charger.clock.now(), limit_A)
+            self.call(charger.hw.supply.set_current_limit, limit_A)
 
     async def wait_current_below(self, limit_A: float, within_s: float) -> bool:
         charger = self.charger

@@ -60,5 +60,6 @@ class ContactorCommandResult:
         return None
 
 
-#: A finding of one control step for the event loop: (fault, message); the output's energy is already cut.
-Finding = tuple[FaultType, str]
+#: A finding of one control step for the event loop: (fault, message, found by the supervisor's judgement rather
+#: than the feedback watch); the output's energy is already cut.
+Finding = tuple[FaultType, str, bool]

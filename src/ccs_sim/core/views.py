@@ -80,8 +80,7 @@ class Views:
         limits = c.limits
         return (c.tick_sequence, c.latest, c.meter_reading, c.phase, c.stage, c.session_active, c.session,
                 c.active_fault, c.last_session_summary, c.requested_current_A, c.commanded_current_A,
-                limits.rated_current_A, limits.rated_power_W, limits.unavailable_reason,
-                tuple(limits._sources.items()),  # LimitsInForce keeps no revision: its sources are the state
+                limits.state_key(),
                 clock.speed, getattr(clock, "requested_speed", None), c.hw.name)
 
     def status_view(self) -> dict[str, Any]:
