@@ -29,8 +29,10 @@ targets, ramp-down) that the SECC's HAL controller uses. Timing (spec):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ccs_sim.core.ports import ChargerCore
@@ -203,6 +205,10 @@ class SimSessionDriver:
         # 4. CHARGING
         await controller.begin_energy_transfer(ev.preset.max_voltage_V)
         charging_started_s = controller.clock.now()
+        every = getattr(controller.clock, "every", None)
+        if every is not None and not controller.hw.blocking:
+            await self._charge_on_manual_clock(controller, ev, charging_started_s, params.duration_s, every)
+            return
         reason = EndReason.DURATION_ELAPSED
         while True:
             if controller.clock.now() - charging_started_s >= params.duration_s:
@@ -213,6 +219,55 @@ class SimSessionDriver:
             await self._follow_car(controller, ev)
             await controller.clock.sleep(self.EV_REQUEST_PERIOD_S)
         controller.end_session(Phase.COMPLETE, None, reason)
+
+    async def _charge_on_manual_clock(self, controller: ChargerCore, ev: Any, charging_started_s: float,
+                                      duration_s: float, every: Callable[..., Any]) -> None:
+        """The charge loop above as a periodic job of a manual clock: the same steps at the same instants and in
+        the same order (the job's deadlines are summed as the loop's sleeps are, and it is scheduled where the
+        loop's first sleep would be), without an event-loop wake-up per car request.
+
+        Each request runs ``_follow_car`` to its end on the clock's call: with an adapter that does not block,
+        none of the controller calls it makes suspends. One that would (it never should) ends the charge loop
+        with an error, as an exception in the loop does."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        clock = controller.clock
+
+        def request() -> bool:
+            """One pass of the loop: False once the charge is over (the session ended as the loop ends it)."""
+            if clock.now() - charging_started_s >= duration_s:
+                controller.end_session(Phase.COMPLETE, None, EndReason.DURATION_ELAPSED)
+                return False
+            if ev.charging_complete():
+                controller.end_session(Phase.COMPLETE, None, EndReason.EV_FULL)
+                return False
+            step = self._follow_car(controller, ev)
+            try:
+                step.send(None)
+            except StopIteration:
+                return True
+            step.close()
+            raise RuntimeError("a car request suspended on a manual clock with a non-blocking adapter")
+
+        def periodic_request() -> None:
+            try:
+                more = request()
+            except BaseException as error:  # ends the loop as the exception would end the coroutine's loop
+                job.cancel()
+                if not done.done():
+                    done.set_exception(error)
+                return
+            if not more:
+                job.cancel()
+                if not done.done():
+                    done.set_result(None)
+
+        if not request():
+            return
+        job = every(self.EV_REQUEST_PERIOD_S, periodic_request)
+        try:
+            await done
+        finally:
+            job.cancel()
 
     @staticmethod
     async def _follow_car(controller: ChargerCore, ev: Any) -> None:
