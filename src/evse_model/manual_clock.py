@@ -20,13 +20,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+#: ``run_ahead(first_s, period_s, horizon_s, until_s, max_runs, move_to)``: see ``ManualClock.every``.
+RunAhead = Callable[[float, float, float, float, int, Callable[[float], None]], tuple[int, float]]
+
+
 class PeriodicJob:
     """A function the clock calls every ``period_s`` simulated seconds until ``cancel()``."""
 
-    def __init__(self, clock: ManualClock, period_s: float, callback: Callable[[], None]) -> None:
+    def __init__(self, clock: ManualClock, period_s: float, callback: Callable[[], None],
+                 run_ahead: RunAhead | None = None) -> None:
         self.clock = clock
         self.period_s = period_s
         self.callback = callback
+        self.run_ahead = run_ahead
         self.first_s = 0.0
         self.next_s = 0.0
         self.fired = 0
@@ -50,6 +56,20 @@ class PeriodicJob:
             self.next_s += self.period_s
             self.clock._push(self.next_s, self)
 
+    def fire_ahead(self, horizon_s: float, until_s: float, max_runs: int) -> int:
+        """Run the job at this deadline and, through ``run_ahead``, at the following ones that come before
+        ``horizon_s`` (the next other deadline) and not after ``until_s``, at most ``max_runs`` in all; schedule
+        the next. Returns how many deadlines were served."""
+        if self.cancelled:
+            return 0
+        assert self.run_ahead is not None
+        runs, next_s = self.run_ahead(self.next_s, self.period_s, horizon_s, until_s, max_runs, self.clock._move_to)
+        if not self.cancelled:
+            self.fired += runs
+            self.next_s = next_s
+            self.clock._push(next_s, self)
+        return runs
+
 
 class ManualClock:
     """Simulated time that moves only when ``advance()`` (or ``run_until_complete()``) is called."""
@@ -68,6 +88,13 @@ class ManualClock:
         self._sequence = itertools.count()
         self._calendar_origin = calendar_origin or datetime(2026, 1, 1, tzinfo=UTC)
         self._direct_runs = 0
+        #: Where the running ``advance``/``run_until_complete`` stops (a periodic job runs ahead no further).
+        self._until_s = float("inf")
+
+    def _move_to(self, time_s: float) -> None:
+        """A periodic job running ahead serves its deadline ``time_s`` (never backwards)."""
+        if time_s > self._now_s:
+            self._now_s = time_s
 
     def now(self) -> float:
         return self._now_s
@@ -83,14 +110,26 @@ class ManualClock:
         self._push(self._now_s + seconds, future)
         await future
 
-    def every(self, period_s: float, callback: Callable[[], None], first_at_s: float | None = None) -> PeriodicJob:
+    def every(self, period_s: float, callback: Callable[[], None], first_at_s: float | None = None,
+              run_ahead: RunAhead | None = None) -> PeriodicJob:
         """Call ``callback()`` at ``first_at_s`` (default: one period from now) and every ``period_s`` after.
 
         The callback runs synchronously inside ``advance``/``run_until_complete``; what it starts on the event
-        loop (a task, a queue put) runs before time moves on, as a woken sleeper's would."""
+        loop (a task, a queue put) runs before time moves on, as a woken sleeper's would.
+
+        ``run_ahead``, if given, may serve several deadlines in one call when nothing else is due meanwhile:
+        ``run_ahead(first_s, period_s, horizon_s, until_s, max_runs, move_to)`` is called (instead of the
+        callback) at the deadline ``first_s`` when the job may run directly; it serves that deadline and may go on
+        to the next ones (each the previous plus ``period_s``, summed as the job sums them) while they are before
+        ``horizon_s`` (the earliest other deadline), not after ``until_s`` (where ``advance`` or
+        ``run_until_complete`` stop) and at most ``max_runs`` in all, calling ``move_to(t)`` before doing at ``t``
+        anything that reads the clock, and moving it to the last deadline served before it returns; it returns
+        (deadlines served, at least 1, or 0 if the job was cancelled first; the next deadline). Nothing else runs
+        meanwhile, so this is the same as calling the callback at each of those deadlines in turn, as long as
+        what it did at each started nothing on the event loop (else it must stop there)."""
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
-        job = PeriodicJob(self, period_s, callback)
+        job = PeriodicJob(self, period_s, callback, run_ahead)
         job.first_s = job.next_s = self._now_s + period_s if first_at_s is None else first_at_s
         self._push(job.next_s, job)
         return job
@@ -126,12 +165,16 @@ class ManualClock:
             raise ValueError("time does not run backwards")
         target_s = self._now_s + seconds
         await self.settle()
-        while True:
-            self._drop_cancelled()
-            if not self._sleepers or self._sleepers[0][0] > target_s:
-                break
-            if self._wake_next():
-                await self.settle()
+        outer_until_s, self._until_s = self._until_s, target_s
+        try:
+            while True:
+                self._drop_cancelled()
+                if not self._sleepers or self._sleepers[0][0] > target_s:
+                    break
+                if self._wake_next():
+                    await self.settle()
+        finally:
+            self._until_s = outer_until_s
         self._now_s = target_s
         await self.settle()
 
@@ -152,17 +195,21 @@ class ManualClock:
         task = asyncio.ensure_future(awaitable)
         limit_s = self._now_s + max_sim_s
         await self.settle()
-        while not task.done():
-            self._drop_cancelled()
-            if not self._sleepers:
-                await asyncio.sleep(0)
-                continue
-            deadline_s = self._sleepers[0][0]
-            if deadline_s > limit_s:
-                task.cancel()
-                raise TimeoutError(f"simulation exceeded {max_sim_s} s of simulated time")
-            if self._wake_next():
-                await self.settle()
+        outer_until_s, self._until_s = self._until_s, limit_s
+        try:
+            while not task.done():
+                self._drop_cancelled()
+                if not self._sleepers:
+                    await asyncio.sleep(0)
+                    continue
+                deadline_s = self._sleepers[0][0]
+                if deadline_s > limit_s:
+                    task.cancel()
+                    raise TimeoutError(f"simulation exceeded {max_sim_s} s of simulated time")
+                if self._wake_next():
+                    await self.settle()
+        finally:
+            self._until_s = outer_until_s
         return task.result()
 
     def _wake_next(self) -> bool:
@@ -183,8 +230,14 @@ class ManualClock:
                     loop.call_soon(entry.fire)
                     needs_loop = True
                     continue
-                entry.fire()
-                self._direct_runs += 1
+                if entry.run_ahead is not None and self._direct_runs < self.DIRECT_RUNS_BETWEEN_YIELDS:
+                    self._drop_cancelled()
+                    horizon_s = sleepers[0][0] if sleepers else float("inf")
+                    self._direct_runs += entry.fire_ahead(horizon_s, self._until_s,
+                                                          self.DIRECT_RUNS_BETWEEN_YIELDS - self._direct_runs)
+                else:
+                    entry.fire()
+                    self._direct_runs += 1
                 if ready or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
                     needs_loop = True
             elif not entry.done():

@@ -108,6 +108,75 @@ class ChargerPlant:
             step(dt_s)
             self.time_s += dt_s
 
+    def advance_steady_to(self, time_s: float) -> bool:
+        """``advance_to(time_s)`` while the output delivers steadily, in at most one step: both contactors closed,
+        the supply on, the car ready, wanting energy and taking current, nothing pending, the meter running.
+
+        The same arithmetic as ``_step`` in the same order (so the same floats), with the branches that cannot
+        be taken in that state left out and the state read once. Returns False, having changed nothing, when the
+        plant is not in that state, would leave it in this step, or is at ``time_s`` already (the caller then uses
+        ``advance_to``)."""
+        until_s = time_s - 1e-12
+        start_s = self.time_s
+        if not start_s < until_s:
+            return False  # advance_to would not step: nothing to do here (and no steady step to vouch for)
+        dt_s = time_s - start_s
+        cfg, ev = self.config, self.ev
+        if not (cfg.max_step_s >= dt_s and not start_s + dt_s < until_s and self.evse_contactor_closed and ev.contactor_closed and self.supply_enabled
+                and not self.supply_emergency_off and ev._pending_s2 is None and ev.energy_transfer_wanted
+                and ev.plugged_in and ev.s2_closed and not ev.cp_shorted and self.meter.running):
+            return False
+        battery = ev.battery
+        preset = battery.preset
+        resistance = preset.internal_resistance_ohm
+        ocv = battery.ocv_V()
+        before_A = self.supply_current_A
+        voltage_setpoint = self.voltage_setpoint_V
+        if cfg.max_voltage_V < voltage_setpoint:
+            voltage_setpoint = cfg.max_voltage_V
+        current_target = (voltage_setpoint - ocv) / resistance
+        if not current_target > 0.0:
+            current_target = 0.0
+        power_W = self.power_limit_W
+        if cfg.max_power_W < power_W:
+            power_W = cfg.max_power_W
+        inlet_V = self.inlet_voltage_V
+        power_A = power_W / (inlet_V if inlet_V > 1.0 else 1.0)
+        for limit_A in (self.current_limit_A, cfg.max_current_A, power_A):
+            if limit_A < current_target:
+                current_target = limit_A
+        max_change_A = cfg.current_slew_A_per_s * dt_s
+        if current_target > before_A:
+            current = before_A + max_change_A
+            if current_target < current:
+                current = current_target
+        else:
+            current = before_A - max_change_A
+            if current < current_target:
+                current = current_target
+        voltage = ocv + current * resistance
+        # The step keeps the state: current flows (the car keeps its contactor closed and the plant does not
+        # fall back on the pack's open-circuit voltage) and the output stays energised.
+        if not (current >= standards.CONTACTOR_OPEN_MAX_CURRENT_A and voltage > standards.SAFE_DC_VOLTAGE_V):
+            return False
+        battery.integrate(current, voltage, dt_s)  # Battery.integrate, as _step calls it
+        self.supply_current_A = self.cable_current_A = current
+        self.output_voltage_V = self.inlet_voltage_V = voltage
+        ev.charging_time_s += dt_s
+        if self.energised_since_s is None:
+            self.energised_since_s = start_s
+        meter = self.meter  # MeterIntegrator.integrate(voltage, current, dt_s, True), inline
+        meter.voltage_V, meter.current_A = voltage, current
+        meter.session_time_s += dt_s
+        meter.energy_Wh += voltage * current * dt_s / 3600.0
+        meter.transfer_time_s += dt_s
+        meter._voltage_time_Vs += voltage * dt_s
+        meter._current_time_As += current * dt_s
+        self._heat(dt_s, current)
+        ev._unready_since_s = None  # SimulatedEV.update_contactor: ready, wanting energy, current flowing
+        self.time_s = start_s + dt_s
+        return True
+
     # --- commands (the caller advanced the plant to the present first) -------------------------
     def set_evse_contactor(self, closed: bool) -> None:
         if closed == self.evse_contactor_closed:

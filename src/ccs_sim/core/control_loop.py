@@ -14,12 +14,20 @@ from collections.abc import Callable
 from ccs_sim.core.control_thread import ControlThread
 from ccs_sim.core.events import Topic
 from ccs_sim.core.ports import ChargerCore
-from ccs_sim.core.safety import Measurements
+from ccs_sim.core.safety import FeedbackWatch, Measurements, SafetySupervisor
 from ccs_sim.core.types import Finding, MeterReading
 from evse_hal.pilot import read_pilot
 from evse_model import standards
+from evse_model.clock import ManualClock
 
 log = logging.getLogger("ccs_sim.controller")
+
+#: Parts of the loop, the feedback watch and the controller whose replacement on the instance (a test's spy, a
+#: timing watch) turns the steady ticks off, so that the replacement sees every tick.
+_STEADY_LOOP_PARTS = frozenset(("step", "tick_from_clock", "_measure_sync", "_meter_sync", "_ramp_sync"))
+_STEADY_WATCH_PARTS = frozenset(("judge", "_judge_contactor", "_judge_supply", "_supply_stalled",
+                                 "supply_setpoints"))
+_STEADY_CHARGER_PARTS = frozenset(("set_supply_current_limit_now", "cut_energy_now", "call_device"))
 
 
 class ControlLoop:
@@ -32,8 +40,14 @@ class ControlLoop:
 
     - a real or scaled clock: a thread of its own (``ControlThread``), so no load on the event loop (API,
       streams, SECC) delays a tick or the supervisor;
-    - a manual clock: a periodic job of the clock (no event-loop wake-up per tick).
+    - a manual clock: a periodic job of the clock (no event-loop wake-up per tick); while the output delivers
+      steadily, the ticks due before anything else is due run back to back in one call (``run_ahead``: the
+      same step, with the same numbers, the supervisor judging every tick).
     """
+
+    #: Run steady ticks on a manual clock (``run_ahead``); False: every tick is a full ``step()`` (tests and
+    #: benchmarks compare the two).
+    steady_ticks = True
 
     def __init__(self, charger: ChargerCore) -> None:
         self.charger = charger
@@ -60,11 +74,196 @@ class ControlLoop:
                 if not failed.done():
                     failed.set_exception(error)
 
-        job = every(self.charger.settings.control_period_s, periodic_tick)
+        def run_ahead(first_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
+                      move_to: Callable[[float], None]) -> tuple[int, float]:
+            return self.run_ahead(first_s, period_s, horizon_s, until_s, max_runs, move_to, periodic_tick)
+
+        period_s = self.charger.settings.control_period_s
+        if isinstance(self.charger.clock, ManualClock):
+            job = every(period_s, periodic_tick, run_ahead=run_ahead)
+        else:
+            job = every(period_s, periodic_tick)
         try:
             await failed
         finally:
             job.cancel()
+
+    # --- steady ticks: several control periods in one call of a manual clock ---------------------------------
+    def run_ahead(self, first_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
+                  move_to: Callable[[float], None], full_tick: Callable[[], None]) -> tuple[int, float]:
+        """The manual clock's ``run_ahead`` for the control tick (see ``ManualClock.every``): the ticks due at
+        ``first_s`` and at the following deadlines before ``horizon_s`` (nothing else runs meanwhile), as steady
+        ticks while the output delivers steadily, then (the first tick the steady path does not take) one full
+        tick, after which the clock takes over again. Returns (ticks run, the next deadline)."""
+        runs, time_s, declined = self._steady_ticks(first_s, period_s, horizon_s, until_s, max_runs, move_to)
+        if runs == 0 or declined:
+            move_to(time_s)
+            full_tick()
+            runs += 1
+            time_s += period_s
+        return runs, time_s
+
+    def _steady_ticks(self, time_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
+                      move_to: Callable[[float], None]) -> tuple[int, float, bool]:
+        """Control ticks at ``time_s``, ``time_s + period_s``, ... (at most ``max_runs``, the later ones before
+        ``horizon_s`` and not after ``until_s``) while the output delivers steadily: each one the same step as
+        ``step()`` -- the same readings, meter, ramp, supply limit and supervisor judgement, with the same floats
+        -- done with the state held in local variables, the supervisor's checks applied as its thresholds, and
+        one ``Measurements`` and meter reading built for the last tick only (nothing else runs between these
+        ticks, so nothing can read the ones between).
+
+        A tick is taken here only if ``step()`` would find nothing at it: the thresholds are ``find_fault``'s and
+        ``FeedbackWatch.judge``'s own comparisons on the same values, and any reading at or past one of them
+        (or anything else out of the steady state: a command, a CP change, the supply not regulating, a device
+        replaced, a supervisor or loop part replaced, a tick listener) declines the tick, untouched but for the
+        plant, which the full step then reads at the same instant (the same readings) and judges. Returns (ticks
+        run, the deadline of the next tick, whether the ticks stopped at one declined)."""
+        charger = self.charger
+        hw = charger.hw
+        read_steady = getattr(hw, "read_output_steady", None)
+        holds_limit = getattr(hw.supply, "holds_current_limit", None)
+        supervisor, watch, context = charger.supervisor, charger.feedback, charger.context
+        last_tick_s = charger._last_tick_s
+        if (not self.steady_ticks or read_steady is None or holds_limit is None or hw.blocking or last_tick_s is None
+                or not charger.current_control_active or self.fault_handed_over or charger.active_fault is not None
+                or not context.energy_transfer_expected or context.precharging
+                or type(self) is not ControlLoop or _STEADY_LOOP_PARTS & self.__dict__.keys()
+                or type(supervisor) is not SafetySupervisor or "find_fault" in supervisor.__dict__
+                or type(watch) is not FeedbackWatch or _STEADY_WATCH_PARTS & watch.__dict__.keys()
+                or _STEADY_CHARGER_PARTS & getattr(charger, "__dict__", {}).keys()
+                or watch.contactor_closed is not True or watch.supply_enabled is not True
+                or charger.events.listeners(Topic.TICK)):
+            return 0, time_s, True
+        with charger.lock:
+            move_to(time_s)
+            # The first tick reads every sensor (a command or a control may have changed any of them since the
+            # previous run); the later ones only what moves while nothing else runs.
+            r = hw.read_sensors()
+            voltage_V, current_A = r.output_voltage_V, r.output_current_A
+            pilot = read_pilot(r.cp_positive_V, r.cp_negative_V, r.duty_percent)
+            isolation_ohm = r.isolation_ohm
+            if (not r.contactor_closed or r.estop_pressed or pilot.state not in ("C", "D") or pilot.diode_fault
+                    or r.supply_voltage_V != voltage_V or r.supply_current_A != current_A
+                    or not voltage_V > standards.SAFE_DC_VOLTAGE_V
+                    or (isolation_ohm is not None and isolation_ohm < standards.ISOLATION_FAULT_OHM)):
+                return 0, time_s, True
+            temperature_C = r.connector_temperature_C
+            settings, limits = charger.settings, supervisor.limits
+            # find_fault's thresholds (its over-voltage level looked up as it does, and cached where it caches it)
+            ovp_reference_V = context.negotiated_max_voltage_V or context.evse_max_voltage_V
+            if ovp_reference_V != supervisor._ovp_reference_V:
+                supervisor._ovp_reference_V = ovp_reference_V
+                supervisor._ovp_limit_V = standards.overvoltage_limit_V(ovp_reference_V)
+            ovp_limit_V = supervisor._ovp_limit_V
+            margin_A, margin_fraction = limits.overcurrent_margin_A, limits.overcurrent_margin_fraction
+            temperature_limit_C = limits.connector_temperature_limit_C
+            # FeedbackWatch._supply_stalled's: the setpoints do not change while nothing else runs
+            caps = watch.capabilities
+            judge_supply = not watch._supply_reported
+            target_V, max_V = watch.voltage_setpoint_V, caps.max_voltage_V
+            if max_V < target_V:
+                target_V = max_V
+            regulating_from_V = target_V - standards.VOLTAGE_MEASUREMENT_ACCURACY_V
+            limit_W, max_W = watch.power_limit_W, caps.max_power_W
+            if max_W < limit_W:
+                limit_W = max_W
+            power_regulating_W = 0.97 * limit_W
+            max_A = caps.max_current_A
+            response_s = limits.supply_current_response_s
+            tolerance_A = standards.current_measurement_tolerance_A
+            # the ramp's (_ramp_sync): its target does not change while nothing else runs
+            ramp_up_A_per_s, ramp_down_A_per_s = settings.current_ramp_up_A_per_s, settings.current_ramp_down_A_per_s
+            target_A = min(charger.requested_current_A, charger.evse_max_current_A)
+            headroom_A = max(standards.PRECHARGE_CURRENT_LIMIT_A, ramp_up_A_per_s * charger.RAMP_HEADROOM_S)
+            commanded_A = charger.commanded_current_A
+            history = charger.supply_limits
+            told = history._told
+            history_response_s = history.response_s
+            runs = 0
+            declined = False
+            while True:
+                # --- the step's bookkeeping and the meter (the plant counts by itself) ---------------------
+                dt_s = time_s - last_tick_s
+                if not dt_s > 0.0:
+                    dt_s = 0.0
+                # --- the limit the reading is judged against (SupplyCurrentLimitHistory.highest_in_force_A) ---
+                since_s, told_A = told[-1]
+                if since_s <= time_s - history_response_s:
+                    judged_A = told_A if told_A > 0.0 else 0.0
+                else:
+                    judged_A = history.highest_in_force_A(time_s)
+                # --- find_fault's comparisons (E-stop, CP and isolation are the first tick's) ---------------
+                if voltage_V > ovp_limit_V or judged_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
+                    declined = True
+                    break
+                over_A = judged_A * margin_fraction
+                if not over_A > margin_A:
+                    over_A = margin_A
+                if current_A > judged_A + over_A or temperature_C > temperature_limit_C:
+                    declined = True
+                    break
+                # --- the ramp (_ramp_sync) --------------------------------------------------------------
+                if target_A > commanded_A:
+                    new_A = min(target_A, commanded_A + ramp_up_A_per_s * dt_s, max(commanded_A, current_A + headroom_A))
+                else:
+                    new_A = max(target_A, commanded_A - ramp_down_A_per_s * dt_s)
+                # --- FeedbackWatch.judge: the contactor agrees (checked above); the supply regulates ---------
+                new_limit_A = float(new_A)
+                limit_changes = new_limit_A != watch.current_limit_A
+                if judge_supply and not voltage_V >= regulating_from_V:
+                    if limit_changes:
+                        limit_A, previous_A, set_s = new_limit_A, watch.current_limit_A, time_s
+                    else:
+                        limit_A, previous_A, set_s = (watch.current_limit_A, watch._previous_current_limit_A,
+                                                      watch.current_limit_set_s)
+                    if max_A < limit_A:
+                        limit_A = max_A
+                    if time_s - set_s < response_s and previous_A < limit_A:
+                        limit_A = previous_A
+                    if not (current_A >= limit_A - tolerance_A(limit_A) or voltage_V * current_A >= power_regulating_W):
+                        declined = True
+                        break
+                # --- the tick is the full step's: commit it ---------------------------------------------
+                charger.tick_sequence += 1
+                if limit_changes or new_A != told_A or not holds_limit(new_A):
+                    charger.set_supply_current_limit_now(new_A)
+                commanded_A = new_A
+                charger.commanded_current_A = new_A
+                context.commanded_current_limit_A = judged_A
+                if runs == 0:
+                    watch._contactor_disagrees_since_s = None
+                    watch._contactor_reported = False
+                if judge_supply:
+                    watch._stalled_since = None
+                last_tick_s = time_s
+                runs += 1
+                # --- the next tick, if it is this run's -------------------------------------------------
+                next_s = time_s + period_s
+                if runs >= max_runs or not next_s < horizon_s or next_s > until_s:
+                    time_s = next_s
+                    break
+                move_to(next_s)
+                reading = read_steady()
+                if reading is None:
+                    declined = True
+                    time_s = next_s
+                    break
+                time_s = next_s
+                voltage_V, current_A, temperature_C = reading
+            if runs:
+                charger._last_tick_s = last_tick_s
+                if not declined:
+                    # What step() leaves after the last tick: its readings and meter reading (a declined tick's
+                    # full step, which follows at once, sets both itself).
+                    m = Measurements(
+                        time_s=last_tick_s, pilot=pilot, cp_positive_V=r.cp_positive_V,
+                        cp_negative_V=r.cp_negative_V, duty_percent=r.duty_percent, contactor_closed=True,
+                        output_voltage_V=voltage_V, output_current_A=current_A, supply_voltage_V=voltage_V,
+                        supply_current_A=current_A, isolation_ohm=isolation_ohm,
+                        connector_temperature_C=temperature_C, estop_pressed=False)
+                    charger.latest = m
+                    charger.meter_reading = self._meter_sync(m)
+        return runs, time_s, declined
 
     def tick_from_clock(self) -> None:
         """One tick called by a manual clock: the step, then (on the event loop) what must follow it."""

@@ -49,13 +49,20 @@ _SENSOR_PASS_PARTS = frozenset(("plant", "clock", "pwm", "cp", "contactor", "sup
                                 "estop"))
 
 
-class _SensorPassWatch:
-    """Shared by an adapter and its devices: False once a sensor read was replaced (then every pass asks the devices)."""
+#: The supply's command methods: replacing one on the instance turns ``holds_current_limit`` off.
+_SUPPLY_COMMAND_METHODS = frozenset(("set_enabled", "set_voltage", "set_current_limit", "set_power_limit",
+                                     "emergency_off"))
 
-    __slots__ = ("snapshot_valid",)
+
+class _SensorPassWatch:
+    """Shared by an adapter and its devices: ``snapshot_valid`` False once a sensor read was replaced (then every
+    pass asks the devices); ``commands_plain`` False once a supply command was replaced."""
+
+    __slots__ = ("snapshot_valid", "commands_plain")
 
     def __init__(self) -> None:
         self.snapshot_valid = True
+        self.commands_plain = True
 
 
 class _WatchedDevice:
@@ -63,8 +70,12 @@ class _WatchedDevice:
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
-        if name in _SENSOR_READ_METHODS and self._sensor_watch is not None:
-            self._sensor_watch.snapshot_valid = False
+        watch = self._sensor_watch
+        if watch is not None:
+            if name in _SENSOR_READ_METHODS:
+                watch.snapshot_valid = False
+            if name in _SUPPLY_COMMAND_METHODS:
+                watch.commands_plain = False
 
 
 class _PlantDevice(_WatchedDevice):
@@ -139,6 +150,15 @@ class SimSupply(_PlantDevice, DCPowerSupply):
         if self._plant.supply_ignores_commands:
             return  # an injected fault: the stage does not follow
         self._now().power_limit_W = max(0.0, power_W)
+
+    def holds_current_limit(self, current_A: float) -> bool:
+        """True when ``set_current_limit(current_A)`` now would change nothing: the stage holds that limit already
+        (or ignores commands). False whenever a supply command of this device was replaced (a test rig's)."""
+        watch = self._sensor_watch
+        if watch is None or not watch.commands_plain or type(self) is not SimSupply:
+            return False
+        plant = self._plant
+        return plant.supply_ignores_commands or plant.current_limit_A == max(0.0, current_A)
 
     def emergency_off(self) -> None:
         if self._plant.supply_ignores_commands:
@@ -427,6 +447,28 @@ class SimHardware(EVSEHardware):
             connector_temperature_C=plant.connector_temperature_C,
             estop_pressed=bool(self._sim_estop.pressed),
         )
+
+    def read_output_steady(self) -> tuple[float, float, float] | None:
+        """The sensor pass while the output delivers steadily (``ChargerPlant.advance_steady_to``): the plant
+        advanced to the clock's present in its one steady step, and (output voltage V, output current A,
+        connector temperature °C) read from it. The supply's voltage and current are the output's then; every
+        other reading is what the previous ``read_sensors()`` read, provided nothing was commanded, pressed or
+        changed through the simulation controls since (the caller's to know: a control-loop run in which nothing
+        else runs) -- the isolation reading included (a measurement that has not settled yet makes this None).
+
+        None, with nothing changed, when that cannot be promised (the plant not in that state, a sensor read
+        replaced, the per-device pass chosen): ``read_sensors()`` then."""
+        watch = self._sensor_watch
+        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
+            return None
+        plant = self.plant
+        if self._sim_imd.measuring:
+            since_s = plant.energised_since_s  # settled stays settled while the output stays energised
+            if since_s is None or plant.time_s - since_s < plant.config.imd_settle_s:
+                return None
+        if not plant.advance_steady_to(self.clock.now()):
+            return None
+        return plant.inlet_voltage_V, plant.cable_current_A, plant.connector_temperature_C
 
     @property
     def simulation(self) -> SimPlantControls:
