@@ -55,6 +55,8 @@ class ControlLoop:
         self.fault_handed_over = False
         #: The thread the steps run on (real and scaled clocks), once started.
         self.thread: ControlThread | None = None
+        #: How many ticks ran as steady ticks (``run_ahead``), not as a full ``step()``.
+        self.steady_tick_count = 0
 
     async def run(self) -> None:
         """Tick every ``control_period_s`` (simulated time) until cancelled."""
@@ -96,6 +98,7 @@ class ControlLoop:
         ticks while the output delivers steadily, then (the first tick the steady path does not take) one full
         tick, after which the clock takes over again. Returns (ticks run, the next deadline)."""
         runs, time_s, declined = self._steady_ticks(first_s, period_s, horizon_s, until_s, max_runs, move_to)
+        self.steady_tick_count += runs
         if runs == 0 or declined:
             move_to(time_s)
             full_tick()
