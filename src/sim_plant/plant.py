@@ -10,9 +10,11 @@ most ``max_step_s``, and every command first brings the plant to the present.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from evse_model import standards
+from sim_plant.battery import _NMC_CELL_OCV_XS, NMC_CELL_OCV_CURVE, Battery, BatteryPreset
 from sim_plant.ev import SimulatedEV
 
 
@@ -108,28 +110,51 @@ class ChargerPlant:
             step(dt_s)
             self.time_s += dt_s
 
-    def advance_steady_to(self, time_s: float) -> bool:
+    def advance_steady_to(self, time_s: float, continuing: bool = False) -> bool:
         """``advance_to(time_s)`` while the output delivers steadily, in at most one step: both contactors closed,
         the supply on, the car ready, wanting energy and taking current, nothing pending, the meter running.
 
         The same arithmetic as ``_step`` in the same order (so the same floats), with the branches that cannot
         be taken in that state left out and the state read once. Returns False, having changed nothing, when the
         plant is not in that state, would leave it in this step, or is at ``time_s`` already (the caller then uses
-        ``advance_to``)."""
+        ``advance_to``).
+
+        ``continuing``: the previous call returned True and nothing else touched the plant since (the state it
+        checked is as that step left it): only what the step itself moves is checked again."""
         until_s = time_s - 1e-12
         start_s = self.time_s
         if not start_s < until_s:
             return False  # advance_to would not step: nothing to do here (and no steady step to vouch for)
         dt_s = time_s - start_s
         cfg, ev = self.config, self.ev
-        if not (cfg.max_step_s >= dt_s and not start_s + dt_s < until_s and self.evse_contactor_closed and ev.contactor_closed and self.supply_enabled
-                and not self.supply_emergency_off and ev._pending_s2 is None and ev.energy_transfer_wanted
-                and ev.plugged_in and ev.s2_closed and not ev.cp_shorted and self.meter.running):
+        if not (cfg.max_step_s >= dt_s and not start_s + dt_s < until_s):
             return False
         battery = ev.battery
         preset = battery.preset
+        if not continuing and not (
+                self.evse_contactor_closed and ev.contactor_closed and self.supply_enabled
+                and not self.supply_emergency_off and ev._pending_s2 is None and ev.energy_transfer_wanted
+                and ev.plugged_in and ev.s2_closed and not ev.cp_shorted and self.meter.running
+                # the inline lookups below are these classes' own
+                and type(preset) is BatteryPreset and type(battery) is Battery and type(ev) is SimulatedEV):
+            return False
         resistance = preset.internal_resistance_ohm
-        ocv = battery.ocv_V()
+        soc = battery.soc_fraction
+        if battery._ocv_soc == soc and battery._ocv_preset is preset:  # Battery.ocv_V(), its cache and lookup inline
+            ocv = battery._ocv_V
+        else:
+            # BatteryPreset.ocv_V(soc): interpolate(NMC_CELL_OCV_CURVE, soc, _NMC_CELL_OCV_XS), the same sums
+            index = bisect_left(_NMC_CELL_OCV_XS, soc)
+            if index == 0:
+                cell_V = NMC_CELL_OCV_CURVE[0][1]
+            elif index == len(NMC_CELL_OCV_CURVE):
+                cell_V = NMC_CELL_OCV_CURVE[-1][1]
+            else:
+                x0, y0 = NMC_CELL_OCV_CURVE[index - 1]
+                x1, y1 = NMC_CELL_OCV_CURVE[index]
+                cell_V = y0 + (y1 - y0) * (soc - x0) / (x1 - x0)
+            ocv = preset.series_cells * preset.cell_voltage_scale * cell_V
+            battery._ocv_soc, battery._ocv_preset, battery._ocv_V = soc, preset, ocv
         before_A = self.supply_current_A
         voltage_setpoint = self.voltage_setpoint_V
         if cfg.max_voltage_V < voltage_setpoint:
@@ -159,7 +184,13 @@ class ChargerPlant:
         # fall back on the pack's open-circuit voltage) and the output stays energised.
         if not (current >= standards.CONTACTOR_OPEN_MAX_CURRENT_A and voltage > standards.SAFE_DC_VOLTAGE_V):
             return False
-        battery.integrate(current, voltage, dt_s)  # Battery.integrate, as _step calls it
+        # Battery.integrate(current, voltage, dt_s), inline
+        charge_Ah = current * dt_s / 3600.0
+        battery.charged_Ah += charge_Ah
+        battery.charged_Wh += voltage * current * dt_s / 3600.0
+        soc = soc + charge_Ah / battery.capacity_Ah()
+        soc = soc if soc > 0.0 else 0.0
+        battery.soc_fraction = soc if soc < 1.0 else 1.0
         self.supply_current_A = self.cable_current_A = current
         self.output_voltage_V = self.inlet_voltage_V = voltage
         ev.charging_time_s += dt_s
@@ -172,7 +203,14 @@ class ChargerPlant:
         meter.transfer_time_s += dt_s
         meter._voltage_time_Vs += voltage * dt_s
         meter._current_time_As += current * dt_s
-        self._heat(dt_s, current)
+        # self._heat(dt_s, current), inline
+        steady_C = cfg.ambient_temperature_C + cfg.connector_rise_at_400A_K * (current / 400.0) ** 2
+        temperature_C = self.connector_temperature_C
+        if steady_C != temperature_C:
+            alpha = dt_s / cfg.connector_thermal_time_constant_s
+            if not alpha < 1.0:
+                alpha = 1.0
+            self.connector_temperature_C = temperature_C + (steady_C - temperature_C) * alpha
         ev._unready_since_s = None  # SimulatedEV.update_contactor: ready, wanting energy, current flowing
         self.time_s = start_s + dt_s
         return True

@@ -124,33 +124,35 @@ class ControlLoop:
         charger = self.charger
         hw = charger.hw
         read_steady = getattr(hw, "read_output_steady", None)
+        read_first = getattr(hw, "read_sensors_steady", None)
         holds_limit = getattr(hw.supply, "holds_current_limit", None)
         supervisor, watch, context = charger.supervisor, charger.feedback, charger.context
         last_tick_s = charger._last_tick_s
-        if (not self.steady_ticks or read_steady is None or holds_limit is None or hw.blocking or last_tick_s is None
+        if (not self.steady_ticks or read_steady is None or read_first is None or holds_limit is None or hw.blocking or last_tick_s is None
                 or not charger.current_control_active or self.fault_handed_over or charger.active_fault is not None
                 or not context.energy_transfer_expected or context.precharging
-                or type(self) is not ControlLoop or _STEADY_LOOP_PARTS & self.__dict__.keys()
+                or type(self) is not ControlLoop or not self.__dict__.keys().isdisjoint(_STEADY_LOOP_PARTS)
                 or type(supervisor) is not SafetySupervisor or "find_fault" in supervisor.__dict__
-                or type(watch) is not FeedbackWatch or _STEADY_WATCH_PARTS & watch.__dict__.keys()
-                or _STEADY_CHARGER_PARTS & getattr(charger, "__dict__", {}).keys()
+                or type(watch) is not FeedbackWatch or not watch.__dict__.keys().isdisjoint(_STEADY_WATCH_PARTS)
+                or not getattr(charger, "__dict__", {}).keys().isdisjoint(_STEADY_CHARGER_PARTS)
                 or watch.contactor_closed is not True or watch.supply_enabled is not True
                 or charger.events.listeners(Topic.TICK)):
             return 0, time_s, True
         with charger.lock:
             move_to(time_s)
             # The first tick reads every sensor (a command or a control may have changed any of them since the
-            # previous run); the later ones only what moves while nothing else runs.
-            r = hw.read_sensors()
-            voltage_V, current_A = r.output_voltage_V, r.output_current_A
-            pilot = read_pilot(r.cp_positive_V, r.cp_negative_V, r.duty_percent)
-            isolation_ohm = r.isolation_ohm
-            if (not r.contactor_closed or r.estop_pressed or pilot.state not in ("C", "D") or pilot.diode_fault
-                    or r.supply_voltage_V != voltage_V or r.supply_current_A != current_A
+            # previous run); the later ones only what moves while nothing else runs. (When the plant is not
+            # delivering steadily, nothing is read: the full step reads it.)
+            first = read_first()
+            if first is None:
+                return 0, time_s, True
+            (voltage_V, current_A, temperature_C, duty_percent, cp_positive_V, cp_negative_V, contactor_closed,
+             isolation_ohm, estop_pressed) = first
+            pilot = read_pilot(cp_positive_V, cp_negative_V, duty_percent)
+            if (not contactor_closed or estop_pressed or pilot.state not in ("C", "D") or pilot.diode_fault
                     or not voltage_V > standards.SAFE_DC_VOLTAGE_V
                     or (isolation_ohm is not None and isolation_ohm < standards.ISOLATION_FAULT_OHM)):
                 return 0, time_s, True
-            temperature_C = r.connector_temperature_C
             settings, limits = charger.settings, supervisor.limits
             # find_fault's thresholds (its over-voltage level looked up as it does, and cached where it caches it)
             ovp_reference_V = context.negotiated_max_voltage_V or context.evse_max_voltage_V
@@ -173,7 +175,9 @@ class ControlLoop:
             power_regulating_W = 0.97 * limit_W
             max_A = caps.max_current_A
             response_s = limits.supply_current_response_s
-            tolerance_A = standards.current_measurement_tolerance_A
+            # standards.current_measurement_tolerance_A(x) = max(accuracy_min_A, fraction * abs(x)), inline below
+            accuracy_min_A = standards.CURRENT_MEASUREMENT_ACCURACY_MIN_A
+            accuracy_fraction = standards.CURRENT_MEASUREMENT_ACCURACY_FRACTION
             # the ramp's (_ramp_sync): its target does not change while nothing else runs
             ramp_up_A_per_s, ramp_down_A_per_s = settings.current_ramp_up_A_per_s, settings.current_ramp_down_A_per_s
             target_A = min(charger.requested_current_A, charger.evse_max_current_A)
@@ -184,6 +188,7 @@ class ControlLoop:
             history_response_s = history.response_s
             runs = 0
             declined = False
+            held_A: float | None = None  # the limit the supply is known to hold (nothing else runs meanwhile)
             while True:
                 # --- the step's bookkeeping and the meter (the plant counts by itself) ---------------------
                 dt_s = time_s - last_tick_s
@@ -223,13 +228,16 @@ class ControlLoop:
                         limit_A = max_A
                     if time_s - set_s < response_s and previous_A < limit_A:
                         limit_A = previous_A
-                    if not (current_A >= limit_A - tolerance_A(limit_A) or voltage_V * current_A >= power_regulating_W):
+                    if not (current_A >= limit_A - max(accuracy_min_A, accuracy_fraction * abs(limit_A))
+                            or voltage_V * current_A >= power_regulating_W):
                         declined = True
                         break
                 # --- the tick is the full step's: commit it ---------------------------------------------
                 charger.tick_sequence += 1
-                if limit_changes or new_A != told_A or not holds_limit(new_A):
-                    charger.set_supply_current_limit_now(new_A)
+                if new_A != held_A:  # else told, noted and held since the first tick of this run
+                    if limit_changes or new_A != told_A or not holds_limit(new_A):
+                        charger.set_supply_current_limit_now(new_A)
+                    held_A = new_A
                 commanded_A = new_A
                 charger.commanded_current_A = new_A
                 context.commanded_current_limit_A = judged_A
@@ -246,7 +254,7 @@ class ControlLoop:
                     time_s = next_s
                     break
                 move_to(next_s)
-                reading = read_steady()
+                reading = read_steady(True)
                 if reading is None:
                     declined = True
                     time_s = next_s
@@ -259,8 +267,8 @@ class ControlLoop:
                     # What step() leaves after the last tick: its readings and meter reading (a declined tick's
                     # full step, which follows at once, sets both itself).
                     m = Measurements(
-                        time_s=last_tick_s, pilot=pilot, cp_positive_V=r.cp_positive_V,
-                        cp_negative_V=r.cp_negative_V, duty_percent=r.duty_percent, contactor_closed=True,
+                        time_s=last_tick_s, pilot=pilot, cp_positive_V=cp_positive_V,
+                        cp_negative_V=cp_negative_V, duty_percent=duty_percent, contactor_closed=True,
                         output_voltage_V=voltage_V, output_current_A=current_A, supply_voltage_V=voltage_V,
                         supply_current_A=current_A, isolation_ohm=isolation_ohm,
                         connector_temperature_C=temperature_C, estop_pressed=False)

@@ -174,8 +174,15 @@ class DcSequence:
         voltage_V = min(max(0.0, voltage_V), charger.evse_max_voltage_V)
         limit_W = charger.evse_max_power_W if power_W is None else min(power_W, charger.evse_max_power_W)
         charger.requested_current_A = min(max(0.0, current_A), charger.evse_max_current_A)
-        await charger.io(charger.hw.supply.set_voltage, voltage_V)
-        await charger.io(charger.hw.supply.set_power_limit, limit_W)
+        supply, watch = charger.hw.supply, charger.feedback
+        holds = getattr(supply, "holds_setpoints", None)
+        # Setpoints the stage holds already and the feedback watch has noted are not sent again where the adapter
+        # can tell (the simulated stage: a car request every 50 ms mostly repeats them); hardware gets every one.
+        if not (holds is not None and watch.voltage_setpoint_V == float(voltage_V)
+                and watch.power_limit_W == float(limit_W) and "io" not in getattr(charger, "__dict__", {})
+                and holds(voltage_V, limit_W)):
+            await charger.io(supply.set_voltage, voltage_V)
+            await charger.io(supply.set_power_limit, limit_W)
         if charger.stage is Stage.CURRENT_RAMP and abs(charger.commanded_current_A - charger.requested_current_A) < 0.5:
             charger.set_stage(Stage.CHARGING)
 

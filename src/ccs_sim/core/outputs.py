@@ -51,7 +51,16 @@ class Outputs:
         """What the supervisor's feedback watch judges the mirror contact and the supply's output against."""
         charger = self.charger
         hw, watch, now_s = charger.hw, charger.feedback, charger.clock.now()
-        if function == hw.contactor.set_closed:
+        # The supply's setpoints first, by name (the control step's current limit, the car's requests); any other
+        # command, or one whose name belongs to another method, through the comparisons below.
+        name = getattr(function, "__name__", "")
+        if name == "set_current_limit" and function == hw.supply.set_current_limit:
+            watch.supply_setpoints(now_s, current_limit_A=float(args[0]))
+        elif name == "set_voltage" and function == hw.supply.set_voltage:
+            watch.supply_setpoints(now_s, voltage_V=float(args[0]))
+        elif name == "set_power_limit" and function == hw.supply.set_power_limit:
+            watch.supply_setpoints(now_s, power_limit_W=float(args[0]))
+        elif function == hw.contactor.set_closed:
             watch.contactor_commanded(bool(args[0]), now_s)
         elif function == hw.supply.set_enabled:
             watch.supply_switched(bool(args[0]), now_s)

@@ -160,6 +160,16 @@ class SimSupply(_PlantDevice, DCPowerSupply):
         plant = self._plant
         return plant.supply_ignores_commands or plant.current_limit_A == max(0.0, current_A)
 
+    def holds_setpoints(self, voltage_V: float, power_W: float) -> bool:
+        """True when ``set_voltage(voltage_V)`` and ``set_power_limit(power_W)`` now would change nothing (as
+        ``holds_current_limit``)."""
+        watch = self._sensor_watch
+        if watch is None or not watch.commands_plain or type(self) is not SimSupply:
+            return False
+        plant = self._plant
+        return plant.supply_ignores_commands or (plant.voltage_setpoint_V == max(0.0, voltage_V)
+                                                 and plant.power_limit_W == max(0.0, power_W))
+
     def emergency_off(self) -> None:
         if self._plant.supply_ignores_commands:
             return  # an injected fault: the stage does not follow
@@ -448,7 +458,21 @@ class SimHardware(EVSEHardware):
             estop_pressed=bool(self._sim_estop.pressed),
         )
 
-    def read_output_steady(self) -> tuple[float, float, float] | None:
+    def read_sensors_steady(self) -> tuple[float, float, float, float, float, float, bool, float | None, bool] | None:
+        """``read_sensors()`` while the output delivers steadily, as a tuple: (output voltage V, output current A,
+        connector temperature °C, duty %, CP positive V, CP negative V, contactor closed, isolation Ω, E-stop
+        pressed); the supply's voltage and current are the output's then. None, with nothing changed, when the
+        plant is not in that state (``read_output_steady``'s conditions): ``read_sensors()`` then."""
+        reading = self.read_output_steady()
+        if reading is None:
+            return None
+        plant = self.plant
+        positive_V, negative_V = plant.cp_plateaus_V()
+        return (*reading, 0.0 if plant.state_f else plant.pwm_duty_percent, positive_V, negative_V,
+                plant.evse_contactor_closed, plant.imd_reading_ohm() if self._sim_imd.measuring else None,
+                bool(self._sim_estop.pressed))
+
+    def read_output_steady(self, continuing: bool = False) -> tuple[float, float, float] | None:
         """The sensor pass while the output delivers steadily (``ChargerPlant.advance_steady_to``): the plant
         advanced to the clock's present in its one steady step, and (output voltage V, output current A,
         connector temperature °C) read from it. The supply's voltage and current are the output's then; every
@@ -457,7 +481,15 @@ class SimHardware(EVSEHardware):
         else runs) -- the isolation reading included (a measurement that has not settled yet makes this None).
 
         None, with nothing changed, when that cannot be promised (the plant not in that state, a sensor read
-        replaced, the per-device pass chosen): ``read_sensors()`` then."""
+        replaced, the per-device pass chosen): ``read_sensors()`` then.
+
+        ``continuing``: the previous pass was this one (or ``read_sensors_steady``), not None, and nothing else
+        touched the adapter since: what it checked then still holds, only the step is checked again."""
+        if continuing:
+            plant = self.plant
+            if not plant.advance_steady_to(self.clock.now(), True):
+                return None
+            return plant.inlet_voltage_V, plant.cable_current_A, plant.connector_temperature_C
         watch = self._sensor_watch
         if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
             return None
