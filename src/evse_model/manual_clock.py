@@ -20,8 +20,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-#: ``run_ahead(first_s, period_s, horizon_s, until_s, max_runs, move_to)``: see ``ManualClock.every``.
-RunAhead = Callable[[float, float, float, float, int, Callable[[float], None]], tuple[int, float]]
+#: What ``clear_until(t)`` answers a periodic job running ahead (``ManualClock.every``): stop before ``t``; serve
+#: ``t`` now (nothing else is due before it); other periodic jobs are due first (``run_due(t)`` runs them).
+AHEAD_STOP, AHEAD_SERVE, AHEAD_OTHERS_DUE = 0, 1, 2
+#: ``run_ahead(first_s, period_s, clear_until, run_due, move_to) -> (deadlines served, next deadline)``.
+RunAhead = Callable[[float, float, Callable[[float], int], Callable[[float], bool], Callable[[float], None]],
+                    tuple[int, float]]
 
 
 class PeriodicJob:
@@ -37,6 +41,8 @@ class PeriodicJob:
         self.next_s = 0.0
         self.fired = 0
         self.cancelled = False
+        #: (deadline, sequence) kept for this job's next entry while it runs ahead (see ``_run_due``).
+        self._reserved: tuple[float, int] | None = None
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -56,19 +62,28 @@ class PeriodicJob:
             self.next_s += self.period_s
             self.clock._push(self.next_s, self)
 
-    def fire_ahead(self, horizon_s: float, until_s: float, max_runs: int) -> int:
-        """Run the job at this deadline and, through ``run_ahead``, at the following ones that come before
-        ``horizon_s`` (the next other deadline) and not after ``until_s``, at most ``max_runs`` in all; schedule
-        the next. Returns how many deadlines were served."""
+    def fire_ahead(self) -> int:
+        """Run the job at this deadline and, through ``run_ahead``, at the following ones the clock allows (see
+        ``ManualClock.every``); schedule the next. Returns how many deadlines were served."""
         if self.cancelled:
             return 0
         assert self.run_ahead is not None
-        runs, next_s = self.run_ahead(self.next_s, self.period_s, horizon_s, until_s, max_runs, self.clock._move_to)
+        clock = self.clock
+        self._reserved = None
+        runs, next_s = self.run_ahead(self.next_s, self.period_s, clock._clear_until, self._run_due, clock._move_to)
         if not self.cancelled:
             self.fired += runs
             self.next_s = next_s
-            self.clock._push(next_s, self)
+            reserved = self._reserved
+            if reserved is not None and reserved[0] == next_s:
+                heapq.heappush(clock._sleepers, (next_s, reserved[1], self))
+            else:
+                clock._push(next_s, self)
+        self._reserved = None
         return runs
+
+    def _run_due(self, time_s: float) -> bool:
+        return self.clock._run_due(self, time_s)
 
 
 class ManualClock:
@@ -90,6 +105,49 @@ class ManualClock:
         self._direct_runs = 0
         #: Where the running ``advance``/``run_until_complete`` stops (a periodic job runs ahead no further).
         self._until_s = float("inf")
+
+    def _clear_until(self, time_s: float) -> int:
+        """``clear_until`` of a periodic job running ahead (see ``every``)."""
+        if time_s > self._until_s or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+            return AHEAD_STOP
+        sleepers = self._sleepers
+        if sleepers and sleepers[0][0] <= time_s:  # due before it (an entry of the same deadline came first)
+            return AHEAD_OTHERS_DUE
+        self._direct_runs += 1
+        self._move_to(time_s)
+        return AHEAD_SERVE
+
+    def _run_due(self, job: PeriodicJob, time_s: float) -> bool:
+        """``run_due`` of ``job`` running ahead (see ``every``): fire the periodic jobs due before its deadline
+        ``time_s``, as ``_wake_next`` would. Its entry for ``time_s`` is numbered now, as its plain firing would
+        have pushed it after serving the deadline before: a job fired here re-schedules itself behind it."""
+        sequence = next(self._sequence)
+        job._reserved = (time_s, sequence)
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        if ready is None or time_s > self._until_s:
+            return False
+        sleepers = self._sleepers
+        while sleepers:
+            deadline_s, entry_sequence, entry = sleepers[0]
+            if deadline_s > time_s or (deadline_s == time_s and entry_sequence > sequence):
+                break
+            if entry.done():  # a cancelled job or sleeper (_drop_cancelled)
+                heapq.heappop(sleepers)
+                continue
+            if not isinstance(entry, PeriodicJob) or entry.run_ahead is not None \
+                    or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+                return False  # a sleeper to wake (the event loop's), or the loop is owed its turn
+            heapq.heappop(sleepers)
+            self._move_to(deadline_s)
+            entry.fire()
+            self._direct_runs += 1
+            if ready:
+                return False  # it started work on the event loop: that runs before anything else
+        if self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+            return False
+        self._direct_runs += 1
+        self._move_to(time_s)
+        return True
 
     def _move_to(self, time_s: float) -> None:
         """A periodic job running ahead serves its deadline ``time_s`` (never backwards)."""
@@ -117,16 +175,21 @@ class ManualClock:
         The callback runs synchronously inside ``advance``/``run_until_complete``; what it starts on the event
         loop (a task, a queue put) runs before time moves on, as a woken sleeper's would.
 
-        ``run_ahead``, if given, may serve several deadlines in one call when nothing else is due meanwhile:
-        ``run_ahead(first_s, period_s, horizon_s, until_s, max_runs, move_to)`` is called (instead of the
-        callback) at the deadline ``first_s`` when the job may run directly; it serves that deadline and may go on
-        to the next ones (each the previous plus ``period_s``, summed as the job sums them) while they are before
-        ``horizon_s`` (the earliest other deadline), not after ``until_s`` (where ``advance`` or
-        ``run_until_complete`` stop) and at most ``max_runs`` in all, calling ``move_to(t)`` before doing at ``t``
-        anything that reads the clock, and moving it to the last deadline served before it returns; it returns
-        (deadlines served, at least 1, or 0 if the job was cancelled first; the next deadline). Nothing else runs
-        meanwhile, so this is the same as calling the callback at each of those deadlines in turn, as long as
-        what it did at each started nothing on the event loop (else it must stop there)."""
+        ``run_ahead``, if given, may serve several deadlines in one call:
+        ``run_ahead(first_s, period_s, clear_until, run_due, move_to)`` is called (instead of the callback) at the
+        deadline ``first_s`` when the job may run directly. It serves that deadline, and may go on to the next ones
+        (each the previous plus ``period_s``, summed as the job sums them): before serving ``t`` it asks
+        ``clear_until(t)``: ``AHEAD_SERVE`` (nothing else is due before: the clock is at ``t``, serve it),
+        ``AHEAD_STOP`` (stop: ``t``
+        is the next deadline; ``advance`` or ``run_until_complete`` stop before it, or the loop is owed a turn),
+        or ``AHEAD_OTHERS_DUE``: other periodic jobs are due first; having made its state what they may read,
+        the job calls ``run_due(t)``, which runs them (in deadline order, as the clock would) and answers whether
+        ``t`` may now be served (the clock then at ``t``; False: stop there, something else is due, or what ran
+        started work on the event loop). ``move_to(t)`` moves the clock to a deadline (the first one's, or one
+        it serves otherwise) before anything is done at it that reads the clock.
+        It returns (deadlines served, at least 1 unless the job was cancelled first; the next deadline). This is
+        the same as calling the callback at each of those deadlines in turn, with the other jobs fired between
+        them, as long as what the job did at each started nothing on the event loop (else it must stop there)."""
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
         job = PeriodicJob(self, period_s, callback, run_ahead)
@@ -230,11 +293,9 @@ class ManualClock:
                     loop.call_soon(entry.fire)
                     needs_loop = True
                     continue
-                if entry.run_ahead is not None and self._direct_runs < self.DIRECT_RUNS_BETWEEN_YIELDS:
-                    self._drop_cancelled()
-                    horizon_s = sleepers[0][0] if sleepers else float("inf")
-                    self._direct_runs += entry.fire_ahead(horizon_s, self._until_s,
-                                                          self.DIRECT_RUNS_BETWEEN_YIELDS - self._direct_runs)
+                if entry.run_ahead is not None:
+                    self._direct_runs += 1  # the first deadline; run_ahead's clear_until / run_due count the others
+                    entry.fire_ahead()
                 else:
                     entry.fire()
                     self._direct_runs += 1

@@ -111,24 +111,28 @@ class ChargerPlant:
             self.time_s += dt_s
 
     def advance_steady_to(self, time_s: float, continuing: bool = False) -> bool:
+        """``advance_steady_reading`` without the readings: True when it stepped."""
+        return self.advance_steady_reading(time_s, continuing) is not None
+
+    def advance_steady_reading(self, time_s: float, continuing: bool = True) -> tuple[float, float, float] | None:
         """``advance_to(time_s)`` while the output delivers steadily, in at most one step: both contactors closed,
         the supply on, the car ready, wanting energy and taking current, nothing pending, the meter running.
 
         The same arithmetic as ``_step`` in the same order (so the same floats), with the branches that cannot
-        be taken in that state left out and the state read once. Returns False, having changed nothing, when the
-        plant is not in that state, would leave it in this step, or is at ``time_s`` already (the caller then uses
-        ``advance_to``).
+        be taken in that state left out and the state read once. Returns (output voltage V, output current A,
+        connector temperature °C) after the step, or None, having changed nothing, when the plant is not in that
+        state, would leave it in this step, or is at ``time_s`` already (the caller then uses ``advance_to``).
 
         ``continuing``: the previous call returned True and nothing else touched the plant since (the state it
         checked is as that step left it): only what the step itself moves is checked again."""
         until_s = time_s - 1e-12
         start_s = self.time_s
         if not start_s < until_s:
-            return False  # advance_to would not step: nothing to do here (and no steady step to vouch for)
+            return None  # advance_to would not step: nothing to do here (and no steady step to vouch for)
         dt_s = time_s - start_s
         cfg, ev = self.config, self.ev
         if not (cfg.max_step_s >= dt_s and not start_s + dt_s < until_s):
-            return False
+            return None
         battery = ev.battery
         preset = battery.preset
         if not continuing and not (
@@ -137,7 +141,7 @@ class ChargerPlant:
                 and ev.plugged_in and ev.s2_closed and not ev.cp_shorted and self.meter.running
                 # the inline lookups below are these classes' own
                 and type(preset) is BatteryPreset and type(battery) is Battery and type(ev) is SimulatedEV):
-            return False
+            return None
         resistance = preset.internal_resistance_ohm
         soc = battery.soc_fraction
         if battery._ocv_soc == soc and battery._ocv_preset is preset:  # Battery.ocv_V(), its cache and lookup inline
@@ -183,7 +187,7 @@ class ChargerPlant:
         # The step keeps the state: current flows (the car keeps its contactor closed and the plant does not
         # fall back on the pack's open-circuit voltage) and the output stays energised.
         if not (current >= standards.CONTACTOR_OPEN_MAX_CURRENT_A and voltage > standards.SAFE_DC_VOLTAGE_V):
-            return False
+            return None
         # Battery.integrate(current, voltage, dt_s), inline
         charge_Ah = current * dt_s / 3600.0
         battery.charged_Ah += charge_Ah
@@ -213,7 +217,7 @@ class ChargerPlant:
             self.connector_temperature_C = temperature_C + (steady_C - temperature_C) * alpha
         ev._unready_since_s = None  # SimulatedEV.update_contactor: ready, wanting energy, current flowing
         self.time_s = start_s + dt_s
-        return True
+        return voltage, current, self.connector_temperature_C
 
     # --- commands (the caller advanced the plant to the present first) -------------------------
     def set_evse_contactor(self, closed: bool) -> None:

@@ -22,6 +22,7 @@ from ccs_sim.runtime import build_controller
 from ccs_sim.settings import ControllerSettings
 from evse_hal.adapters.sim import SimHardware
 from evse_model.clock import ManualClock
+from evse_model.manual_clock import AHEAD_OTHERS_DUE, AHEAD_SERVE
 from evse_model.session import SessionParams
 from sim_plant import ChargerPlant
 
@@ -35,6 +36,7 @@ def _settings() -> ControllerSettings:
 
 # --- the clock ------------------------------------------------------------------------------------------------
 async def _order_of_events(with_run_ahead: bool) -> tuple[list[tuple[str, float]], list[int]]:
+    """A 10 ms job (running ahead or not), a 25 ms job, and sleepers (one tied with the job's 0.05 deadline)."""
     clock = ManualClock()
     order: list[tuple[str, float]] = []
     batches: list[int] = []
@@ -42,17 +44,20 @@ async def _order_of_events(with_run_ahead: bool) -> tuple[list[tuple[str, float]
     def tick() -> None:
         order.append(("tick", round(clock.now(), 9)))
 
-    def run_ahead(first_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
-                  move_to: Any) -> tuple[int, float]:
-        time_s, runs = first_s, 0
+    def run_ahead(first_s: float, period_s: float, clear_until: Any, run_due: Any, move_to: Any) -> tuple[int, float]:
+        move_to(first_s)
+        tick()
+        time_s, runs = first_s + period_s, 1
         while True:
-            move_to(time_s)
-            tick()
-            runs += 1
-            time_s += period_s
-            if runs >= max_runs or not time_s < horizon_s or time_s > until_s:
-                batches.append(runs)
-                return runs, time_s
+            answer = clear_until(time_s)
+            if answer == AHEAD_OTHERS_DUE and run_due(time_s) or answer == AHEAD_SERVE:
+                assert clock.now() == time_s
+                tick()
+                runs += 1
+                time_s += period_s
+                continue
+            batches.append(runs)
+            return runs, time_s
 
     async def sleeper(name: str, seconds: float) -> None:
         await clock.sleep(seconds)
@@ -61,6 +66,7 @@ async def _order_of_events(with_run_ahead: bool) -> tuple[list[tuple[str, float]
     early = asyncio.create_task(sleeper("sleeper-before-tie", 0.05))  # before the job's 0.05 deadline: runs first
     await clock.settle()
     clock.every(0.01, tick, run_ahead=run_ahead if with_run_ahead else None)
+    clock.every(0.025, lambda: order.append(("other job", round(clock.now(), 9))))
     late = asyncio.create_task(sleeper("sleeper-0.083", 0.083))
     await clock.advance(0.1)
     await asyncio.gather(early, late)
@@ -72,9 +78,10 @@ async def test_run_ahead_serves_the_deadlines_plain_firing_would_in_the_same_ord
     plain, _ = await _order_of_events(with_run_ahead=False)
     ahead, batches = await _order_of_events(with_run_ahead=True)
     assert ahead == plain
-    assert [event for event, _ in plain].count("tick") == 12
-    # 0.01..0.04 in one call (0.05 is the earlier sleeper's too: the job fires behind its wake-up, on its own),
-    # 0.06..0.08 (0.083 is the other sleeper's), 0.09..0.10 (the first advance stops at 0.1), 0.11..0.12.
+    assert [event for event, _ in plain].count("tick") == 12 and ("other job", 0.05) in plain
+    # 0.01..0.04 in one call, the other job fired between 0.02 and 0.03 (0.05 is the earlier sleeper's too: the
+    # job fires behind its wake-up, on its own), 0.06..0.08 (0.083 is the other sleeper's), 0.09..0.10 (the first
+    # advance stops at 0.1), 0.11..0.12.
     assert batches == [4, 3, 2, 2]
 
 
@@ -82,11 +89,13 @@ async def test_run_ahead_gives_the_loop_a_turn_after_the_direct_runs_allowed():
     clock = ManualClock()
     batches: list[int] = []
 
-    def run_ahead(first_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
-                  move_to: Any) -> tuple[int, float]:
-        batches.append(max_runs)
-        move_to(first_s + (max_runs - 1) * period_s)
-        return max_runs, first_s + max_runs * period_s
+    def run_ahead(first_s: float, period_s: float, clear_until: Any, run_due: Any, move_to: Any) -> tuple[int, float]:
+        move_to(first_s)
+        time_s, runs = first_s + period_s, 1
+        while clear_until(time_s) == AHEAD_SERVE:
+            time_s, runs = time_s + period_s, runs + 1
+        batches.append(runs)
+        return runs, time_s
 
     clock.every(0.01, lambda: None, run_ahead=run_ahead)
     await clock.run_until_complete(clock.sleep(5.0))

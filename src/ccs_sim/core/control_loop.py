@@ -19,6 +19,7 @@ from ccs_sim.core.types import Finding, MeterReading
 from evse_hal.pilot import read_pilot
 from evse_model import standards
 from evse_model.clock import ManualClock
+from evse_model.manual_clock import AHEAD_OTHERS_DUE, AHEAD_SERVE
 
 log = logging.getLogger("ccs_sim.controller")
 
@@ -28,6 +29,8 @@ _STEADY_LOOP_PARTS = frozenset(("step", "tick_from_clock", "_measure_sync", "_me
 _STEADY_WATCH_PARTS = frozenset(("judge", "_judge_contactor", "_judge_supply", "_supply_stalled",
                                  "supply_setpoints"))
 _STEADY_CHARGER_PARTS = frozenset(("set_supply_current_limit_now", "cut_energy_now", "call_device"))
+#: ``_steady_ticks`` stopped at a tick it does not take (a full step takes it).
+_DECLINED = -1
 
 
 class ControlLoop:
@@ -76,9 +79,9 @@ class ControlLoop:
                 if not failed.done():
                     failed.set_exception(error)
 
-        def run_ahead(first_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
-                      move_to: Callable[[float], None]) -> tuple[int, float]:
-            return self.run_ahead(first_s, period_s, horizon_s, until_s, max_runs, move_to, periodic_tick)
+        def run_ahead(first_s: float, period_s: float, clear_until: Callable[[float], int],
+                      run_due: Callable[[float], bool], move_to: Callable[[float], None]) -> tuple[int, float]:
+            return self.run_ahead(first_s, period_s, clear_until, run_due, move_to, periodic_tick)
 
         period_s = self.charger.settings.control_period_s
         if isinstance(self.charger.clock, ManualClock):
@@ -91,25 +94,33 @@ class ControlLoop:
             job.cancel()
 
     # --- steady ticks: several control periods in one call of a manual clock ---------------------------------
-    def run_ahead(self, first_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
-                  move_to: Callable[[float], None], full_tick: Callable[[], None]) -> tuple[int, float]:
-        """The manual clock's ``run_ahead`` for the control tick (see ``ManualClock.every``): the ticks due at
-        ``first_s`` and at the following deadlines before ``horizon_s`` (nothing else runs meanwhile), as steady
-        ticks while the output delivers steadily, then (the first tick the steady path does not take) one full
-        tick, after which the clock takes over again. Returns (ticks run, the next deadline)."""
-        runs, time_s, declined = self._steady_ticks(first_s, period_s, horizon_s, until_s, max_runs, move_to)
-        self.steady_tick_count += runs
-        if runs == 0 or declined:
-            move_to(time_s)
-            full_tick()
-            runs += 1
-            time_s += period_s
-        return runs, time_s
+    def run_ahead(self, first_s: float, period_s: float, clear_until: Callable[[float], int],
+                  run_due: Callable[[float], bool], move_to: Callable[[float], None],
+                  full_tick: Callable[[], None]) -> tuple[int, float]:
+        """The manual clock's ``run_ahead`` for the control tick (see ``ManualClock.every``): the tick due at
+        ``first_s`` and those the clock lets follow it, as steady ticks while the output delivers steadily (the
+        clock's other periodic jobs, the car's requests, run between them where they are due), then (at the first
+        tick the steady path does not take) one full tick, after which the clock takes over again. Returns (ticks
+        run, the next deadline)."""
+        runs, time_s = 0, first_s
+        while True:
+            served, time_s, outcome = self._steady_ticks(time_s, period_s, clear_until, move_to)
+            runs += served
+            self.steady_tick_count += served
+            if outcome == AHEAD_OTHERS_DUE:
+                if run_due(time_s):
+                    continue  # the tick at time_s is this run's: steady if it still may be, else full
+                return runs, time_s
+            if outcome == _DECLINED:
+                move_to(time_s)
+                full_tick()
+                return runs + 1, time_s + period_s
+            return runs, time_s
 
-    def _steady_ticks(self, time_s: float, period_s: float, horizon_s: float, until_s: float, max_runs: int,
-                      move_to: Callable[[float], None]) -> tuple[int, float, bool]:
-        """Control ticks at ``time_s``, ``time_s + period_s``, ... (at most ``max_runs``, the later ones before
-        ``horizon_s`` and not after ``until_s``) while the output delivers steadily: each one the same step as
+    def _steady_ticks(self, time_s: float, period_s: float, clear_until: Callable[[float], int],
+                      move_to: Callable[[float], None]) -> tuple[int, float, int]:
+        """Control ticks at ``time_s``, ``time_s + period_s``, ... (the later ones while the clock's
+        ``clear_until`` says they may be served now) while the output delivers steadily: each one the same step as
         ``step()`` -- the same readings, meter, ramp, supply limit and supervisor judgement, with the same floats
         -- done with the state held in local variables, the supervisor's checks applied as its thresholds, and
         one ``Measurements`` and meter reading built for the last tick only (nothing else runs between these
@@ -120,15 +131,15 @@ class ControlLoop:
         (or anything else out of the steady state: a command, a CP change, the supply not regulating, a device
         replaced, a supervisor or loop part replaced, a tick listener) declines the tick, untouched but for the
         plant, which the full step then reads at the same instant (the same readings) and judges. Returns (ticks
-        run, the deadline of the next tick, whether the ticks stopped at one declined)."""
+        run, the deadline of the next tick, why they stopped there: ``_DECLINED`` or ``clear_until``'s answer)."""
         charger = self.charger
         hw = charger.hw
-        read_steady = getattr(hw, "read_output_steady", None)
+        steady_reader = getattr(hw, "steady_reader", None)
         read_first = getattr(hw, "read_sensors_steady", None)
         holds_limit = getattr(hw.supply, "holds_current_limit", None)
         supervisor, watch, context = charger.supervisor, charger.feedback, charger.context
         last_tick_s = charger._last_tick_s
-        if (not self.steady_ticks or read_steady is None or read_first is None or holds_limit is None or hw.blocking or last_tick_s is None
+        if (not self.steady_ticks or steady_reader is None or read_first is None or holds_limit is None or hw.blocking or last_tick_s is None
                 or not charger.current_control_active or self.fault_handed_over or charger.active_fault is not None
                 or not context.energy_transfer_expected or context.precharging
                 or type(self) is not ControlLoop or not self.__dict__.keys().isdisjoint(_STEADY_LOOP_PARTS)
@@ -137,7 +148,7 @@ class ControlLoop:
                 or not getattr(charger, "__dict__", {}).keys().isdisjoint(_STEADY_CHARGER_PARTS)
                 or watch.contactor_closed is not True or watch.supply_enabled is not True
                 or charger.events.listeners(Topic.TICK)):
-            return 0, time_s, True
+            return 0, time_s, _DECLINED
         with charger.lock:
             move_to(time_s)
             # The first tick reads every sensor (a command or a control may have changed any of them since the
@@ -145,14 +156,14 @@ class ControlLoop:
             # delivering steadily, nothing is read: the full step reads it.)
             first = read_first()
             if first is None:
-                return 0, time_s, True
+                return 0, time_s, _DECLINED
             (voltage_V, current_A, temperature_C, duty_percent, cp_positive_V, cp_negative_V, contactor_closed,
              isolation_ohm, estop_pressed) = first
             pilot = read_pilot(cp_positive_V, cp_negative_V, duty_percent)
             if (not contactor_closed or estop_pressed or pilot.state not in ("C", "D") or pilot.diode_fault
                     or not voltage_V > standards.SAFE_DC_VOLTAGE_V
                     or (isolation_ohm is not None and isolation_ohm < standards.ISOLATION_FAULT_OHM)):
-                return 0, time_s, True
+                return 0, time_s, _DECLINED
             settings, limits = charger.settings, supervisor.limits
             # find_fault's thresholds (its over-voltage level looked up as it does, and cached where it caches it)
             ovp_reference_V = context.negotiated_max_voltage_V or context.evse_max_voltage_V
@@ -186,10 +197,13 @@ class ControlLoop:
             history = charger.supply_limits
             told = history._told
             history_response_s = history.response_s
+            read_next = steady_reader()
             runs = 0
-            declined = False
+            outcome = _DECLINED
             held_A: float | None = None  # the limit the supply is known to hold (nothing else runs meanwhile)
+            committed_judged_A = context.commanded_current_limit_A
             while True:
+                outcome = _DECLINED  # until this tick is taken
                 # --- the step's bookkeeping and the meter (the plant counts by itself) ---------------------
                 dt_s = time_s - last_tick_s
                 if not dt_s > 0.0:
@@ -202,13 +216,11 @@ class ControlLoop:
                     judged_A = history.highest_in_force_A(time_s)
                 # --- find_fault's comparisons (E-stop, CP and isolation are the first tick's) ---------------
                 if voltage_V > ovp_limit_V or judged_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
-                    declined = True
                     break
                 over_A = judged_A * margin_fraction
                 if not over_A > margin_A:
                     over_A = margin_A
                 if current_A > judged_A + over_A or temperature_C > temperature_limit_C:
-                    declined = True
                     break
                 # --- the ramp (_ramp_sync) --------------------------------------------------------------
                 if target_A > commanded_A:
@@ -230,40 +242,36 @@ class ControlLoop:
                         limit_A = previous_A
                     if not (current_A >= limit_A - max(accuracy_min_A, accuracy_fraction * abs(limit_A))
                             or voltage_V * current_A >= power_regulating_W):
-                        declined = True
                         break
-                # --- the tick is the full step's: commit it ---------------------------------------------
-                charger.tick_sequence += 1
+                # --- the tick is the full step's: commit it (what only this loop reads, at its end) --------
                 if new_A != held_A:  # else told, noted and held since the first tick of this run
                     if limit_changes or new_A != told_A or not holds_limit(new_A):
                         charger.set_supply_current_limit_now(new_A)
                     held_A = new_A
                 commanded_A = new_A
-                charger.commanded_current_A = new_A
-                context.commanded_current_limit_A = judged_A
-                if runs == 0:
-                    watch._contactor_disagrees_since_s = None
-                    watch._contactor_reported = False
-                if judge_supply:
-                    watch._stalled_since = None
+                committed_judged_A = judged_A
                 last_tick_s = time_s
                 runs += 1
                 # --- the next tick, if it is this run's -------------------------------------------------
-                next_s = time_s + period_s
-                if runs >= max_runs or not next_s < horizon_s or next_s > until_s:
-                    time_s = next_s
+                time_s += period_s
+                outcome = clear_until(time_s)  # the clock at time_s if it may be served
+                if outcome != AHEAD_SERVE:
                     break
-                move_to(next_s)
-                reading = read_steady(True)
+                reading = read_next(time_s)
                 if reading is None:
-                    declined = True
-                    time_s = next_s
+                    outcome = _DECLINED
                     break
-                time_s = next_s
                 voltage_V, current_A, temperature_C = reading
             if runs:
+                charger.tick_sequence += runs
+                charger.commanded_current_A = commanded_A
+                context.commanded_current_limit_A = committed_judged_A
+                watch._contactor_disagrees_since_s = None  # what judge() sets on each tick the contactor agrees
+                watch._contactor_reported = False
+                if judge_supply:
+                    watch._stalled_since = None  # ... and on each tick the supply regulates
                 charger._last_tick_s = last_tick_s
-                if not declined:
+                if outcome != _DECLINED:
                     # What step() leaves after the last tick: its readings and meter reading (a declined tick's
                     # full step, which follows at once, sets both itself).
                     m = Measurements(
@@ -274,7 +282,7 @@ class ControlLoop:
                         connector_temperature_C=temperature_C, estop_pressed=False)
                     charger.latest = m
                     charger.meter_reading = self._meter_sync(m)
-        return runs, time_s, declined
+        return runs, time_s, outcome
 
     def tick_from_clock(self) -> None:
         """One tick called by a manual clock: the step, then (on the event loop) what must follow it."""

@@ -486,10 +486,7 @@ class SimHardware(EVSEHardware):
         ``continuing``: the previous pass was this one (or ``read_sensors_steady``), not None, and nothing else
         touched the adapter since: what it checked then still holds, only the step is checked again."""
         if continuing:
-            plant = self.plant
-            if not plant.advance_steady_to(self.clock.now(), True):
-                return None
-            return plant.inlet_voltage_V, plant.cable_current_A, plant.connector_temperature_C
+            return self.plant.advance_steady_reading(self.clock.now(), True)
         watch = self._sensor_watch
         if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
             return None
@@ -498,9 +495,12 @@ class SimHardware(EVSEHardware):
             since_s = plant.energised_since_s  # settled stays settled while the output stays energised
             if since_s is None or plant.time_s - since_s < plant.config.imd_settle_s:
                 return None
-        if not plant.advance_steady_to(self.clock.now()):
-            return None
-        return plant.inlet_voltage_V, plant.cable_current_A, plant.connector_temperature_C
+        return plant.advance_steady_reading(self.clock.now(), False)
+
+    def steady_reader(self) -> Callable[[float], tuple[float, float, float] | None]:
+        """``read_output_steady(continuing=True)`` at a given time (the clock's present): for the ticks that follow
+        a steady pass that was not None, nothing else having run in between."""
+        return self.plant.advance_steady_reading
 
     @property
     def simulation(self) -> SimPlantControls:
