@@ -171,9 +171,14 @@ class ChargerPlant:
             power_W = cfg.max_power_W
         inlet_V = self.inlet_voltage_V
         power_A = power_W / (inlet_V if inlet_V > 1.0 else 1.0)
-        for limit_A in (self.current_limit_A, cfg.max_current_A, power_A):
-            if limit_A < current_target:
-                current_target = limit_A
+        limit_A = self.current_limit_A  # the loop over (current limit, max current, power) of _step, unrolled
+        if limit_A < current_target:
+            current_target = limit_A
+        limit_A = cfg.max_current_A
+        if limit_A < current_target:
+            current_target = limit_A
+        if power_A < current_target:
+            current_target = power_A
         max_change_A = cfg.current_slew_A_per_s * dt_s
         if current_target > before_A:
             current = before_A + max_change_A
@@ -192,7 +197,8 @@ class ChargerPlant:
         charge_Ah = current * dt_s / 3600.0
         battery.charged_Ah += charge_Ah
         battery.charged_Wh += voltage * current * dt_s / 3600.0
-        soc = soc + charge_Ah / battery.capacity_Ah()
+        capacity_Ah = battery._capacity_Ah if battery._capacity_preset is preset else battery.capacity_Ah()
+        soc = soc + charge_Ah / capacity_Ah
         soc = soc if soc > 0.0 else 0.0
         battery.soc_fraction = soc if soc < 1.0 else 1.0
         self.supply_current_A = self.cable_current_A = current

@@ -29,22 +29,52 @@ class SourceLimit:
 
 class LimitsInForce:
     def __init__(self, rated_current_A: float, rated_power_W: float) -> None:
-        self.rated_current_A = rated_current_A
-        self.rated_power_W = rated_power_W
         self._sources: dict[str, SourceLimit] = {}
+        #: The minima in force, worked out when a rating or a source changes (the control loop and each car
+        #: request read them): (current_A, power_W).
+        self._in_force: tuple[float, float] = (0.0, 0.0)
+        self._rated_current_A = rated_current_A
+        self._rated_power_W = rated_power_W
+        self._work_out()
         #: Why no session may start (an operator took the connector out of service), else None.
         self.unavailable_reason: str | None = None
+
+    @property
+    def rated_current_A(self) -> float:
+        return self._rated_current_A
+
+    @rated_current_A.setter
+    def rated_current_A(self, current_A: float) -> None:
+        self._rated_current_A = current_A
+        self._work_out()
+
+    @property
+    def rated_power_W(self) -> float:
+        return self._rated_power_W
+
+    @rated_power_W.setter
+    def rated_power_W(self, power_W: float) -> None:
+        self._rated_power_W = power_W
+        self._work_out()
+
+    def _work_out(self) -> None:
+        sources = self._sources.values()
+        self._in_force = (
+            min([self._rated_current_A, *(s.current_A for s in sources if s.current_A is not None)]),
+            min([self._rated_power_W, *(s.power_W for s in sources if s.power_W is not None)]))
 
     def set_external_limit(self, source: str, current_A: float | None = None, power_W: float | None = None) -> None:
         """``source``'s limit (None: that quantity unlimited by it); both None removes the source."""
         if current_A is None and power_W is None:
             self._sources.pop(source, None)
-            return
-        self._sources[source] = SourceLimit(None if current_A is None else max(0.0, float(current_A)),
-                                            None if power_W is None else max(0.0, float(power_W)))
+        else:
+            self._sources[source] = SourceLimit(None if current_A is None else max(0.0, float(current_A)),
+                                                None if power_W is None else max(0.0, float(power_W)))
+        self._work_out()
 
     def clear_external_limit(self, source: str) -> None:
         self._sources.pop(source, None)
+        self._work_out()
 
     def external(self, source: str) -> SourceLimit | None:
         return self._sources.get(source)
@@ -52,12 +82,12 @@ class LimitsInForce:
     @property
     def current_A(self) -> float:
         """The current limit in force: the minimum of the rating and every source's."""
-        return min([self.rated_current_A, *(s.current_A for s in self._sources.values() if s.current_A is not None)])
+        return self._in_force[0]
 
     @property
     def power_W(self) -> float:
         """The power limit in force: the minimum of the rating and every source's."""
-        return min([self.rated_power_W, *(s.power_W for s in self._sources.values() if s.power_W is not None)])
+        return self._in_force[1]
 
     def _binding(self, attribute: str) -> str:
         value = getattr(self, attribute)
