@@ -228,11 +228,10 @@ class ControlLoop:
                 else:
                     new_A = max(target_A, commanded_A - ramp_down_A_per_s * dt_s)
                 # --- FeedbackWatch.judge: the contactor agrees (checked above); the supply regulates ---------
-                new_limit_A = float(new_A)
-                limit_changes = new_limit_A != watch.current_limit_A
+                limit_changes = new_A != watch.current_limit_A  # supply_setpoints compares float(new_A): equal
                 if judge_supply and not voltage_V >= regulating_from_V:
                     if limit_changes:
-                        limit_A, previous_A, set_s = new_limit_A, watch.current_limit_A, time_s
+                        limit_A, previous_A, set_s = float(new_A), watch.current_limit_A, time_s
                     else:
                         limit_A, previous_A, set_s = (watch.current_limit_A, watch._previous_current_limit_A,
                                                       watch.current_limit_set_s)

@@ -463,13 +463,22 @@ class SimHardware(EVSEHardware):
         connector temperature °C, duty %, CP positive V, CP negative V, contactor closed, isolation Ω, E-stop
         pressed); the supply's voltage and current are the output's then. None, with nothing changed, when the
         plant is not in that state (``read_output_steady``'s conditions): ``read_sensors()`` then."""
-        reading = self.read_output_steady()
-        if reading is None:
+        watch = self._sensor_watch  # read_output_steady(), inline
+        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
             return None
         plant = self.plant
+        measuring = self._sim_imd.measuring
+        if measuring:
+            since_s = plant.energised_since_s  # settled stays settled while the output stays energised
+            if since_s is None or plant.time_s - since_s < plant.config.imd_settle_s:
+                return None
+        reading = plant.advance_steady_reading(self.clock.now(), False)
+        if reading is None:
+            return None
+        voltage_V, current_A, temperature_C = reading
         positive_V, negative_V = plant.cp_plateaus_V()
-        return (*reading, 0.0 if plant.state_f else plant.pwm_duty_percent, positive_V, negative_V,
-                plant.evse_contactor_closed, plant.imd_reading_ohm() if self._sim_imd.measuring else None,
+        return (voltage_V, current_A, temperature_C, 0.0 if plant.state_f else plant.pwm_duty_percent, positive_V,
+                negative_V, plant.evse_contactor_closed, plant.imd_reading_ohm() if measuring else None,
                 bool(self._sim_estop.pressed))
 
     def read_output_steady(self, continuing: bool = False) -> tuple[float, float, float] | None:
