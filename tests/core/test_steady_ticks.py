@@ -263,3 +263,22 @@ async def test_a_spy_or_a_tick_listener_sees_every_tick(monkeypatch):
     await clock.run_until_complete(clock.sleep(1.0))
     assert len(limits_told) == 100 and loop.steady_tick_count == steady_before
     await clock.run_until_complete(controller.shutdown())
+
+
+async def test_an_error_in_the_steady_ticks_stops_the_control_loop_as_one_in_a_full_tick():
+    clock = ManualClock()
+    controller = build_controller(_settings(), clock)
+    await clock.run_until_complete(controller.start())
+    controller.start_session(replace(CHARGE, target_soc_percent=80))
+    await clock.run_until_complete(clock.sleep(30.0))
+    assert controller._loop.steady_tick_count > 2000
+
+    def broken() -> None:
+        raise RuntimeError("sensor bus gone")
+
+    controller.hw.read_sensors_steady = broken  # type: ignore[method-assign]
+    await clock.run_until_complete(clock.sleep(0.1))
+    task = controller._control_task
+    assert task is not None and task.done() and isinstance(task.exception(), RuntimeError)
+    assert str(task.exception()) == "sensor bus gone"
+    await clock.run_until_complete(controller.shutdown())

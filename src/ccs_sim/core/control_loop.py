@@ -71,17 +71,20 @@ class ControlLoop:
         await self.tick()
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+        def fail(error: BaseException) -> None:  # the loop stops, as an exception ends the control task
+            job.cancel()
+            if not failed.done():
+                failed.set_exception(error)
+
         def periodic_tick() -> None:
             try:
                 self.tick_from_clock()
-            except BaseException as error:  # the loop stops, as an exception ends the control task
-                job.cancel()
-                if not failed.done():
-                    failed.set_exception(error)
+            except BaseException as error:
+                fail(error)
 
         def run_ahead(first_s: float, period_s: float, clear_until: Callable[[float], int],
                       run_due: Callable[[float], bool], move_to: Callable[[float], None]) -> tuple[int, float]:
-            return self.run_ahead(first_s, period_s, clear_until, run_due, move_to, periodic_tick)
+            return self.run_ahead(first_s, period_s, clear_until, run_due, move_to, periodic_tick, fail)
 
         period_s = self.charger.settings.control_period_s
         if isinstance(self.charger.clock, ManualClock):
@@ -96,15 +99,20 @@ class ControlLoop:
     # --- steady ticks: several control periods in one call of a manual clock ---------------------------------
     def run_ahead(self, first_s: float, period_s: float, clear_until: Callable[[float], int],
                   run_due: Callable[[float], bool], move_to: Callable[[float], None],
-                  full_tick: Callable[[], None]) -> tuple[int, float]:
+                  full_tick: Callable[[], None], fail: Callable[[BaseException], None]) -> tuple[int, float]:
         """The manual clock's ``run_ahead`` for the control tick (see ``ManualClock.every``): the tick due at
         ``first_s`` and those the clock lets follow it, as steady ticks while the output delivers steadily (the
         clock's other periodic jobs, the car's requests, run between them where they are due), then (at the first
         tick the steady path does not take) one full tick, after which the clock takes over again. Returns (ticks
-        run, the next deadline)."""
+        run, the next deadline). An exception in the steady ticks goes to ``fail`` (the loop stops, as with an
+        exception in ``full_tick``); one in another job that ``run_due`` runs propagates as the clock's would."""
         runs, time_s = 0, first_s
         while True:
-            served, time_s, outcome = self._steady_ticks(time_s, period_s, clear_until, move_to)
+            try:
+                served, time_s, outcome = self._steady_ticks(time_s, period_s, clear_until, move_to)
+            except BaseException as error:
+                fail(error)
+                return runs, time_s
             runs += served
             self.steady_tick_count += served
             if outcome == AHEAD_OTHERS_DUE:
