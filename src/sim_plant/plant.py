@@ -17,6 +17,8 @@ from evse_model import standards
 from sim_plant.battery import _NMC_CELL_OCV_XS, NMC_CELL_OCV_CURVE, Battery, BatteryPreset
 from sim_plant.ev import SimulatedEV
 
+_NMC_CELL_OCV_POINTS = len(NMC_CELL_OCV_CURVE)
+
 
 @dataclass
 class PlantConfig:
@@ -97,6 +99,8 @@ class ChargerPlant:
         self.connector_temperature_C = config.ambient_temperature_C
         self.contactor_switched_under_load_A = 0.0
         self.meter = MeterIntegrator()
+        #: The OCV curve's segment (x0, x1, y0, y1) the steady step last looked up (empty: x0 < soc <= x1 never).
+        self._ocv_segment: tuple[float, float, float, float] = (0.0, -1.0, 0.0, 0.0)
 
     # --- time ------------------------------------------------------------------------------------
     def advance_to(self, time_s: float) -> None:
@@ -148,15 +152,21 @@ class ChargerPlant:
             ocv = battery._ocv_V
         else:
             # BatteryPreset.ocv_V(soc): interpolate(NMC_CELL_OCV_CURVE, soc, _NMC_CELL_OCV_XS), the same sums
-            index = bisect_left(_NMC_CELL_OCV_XS, soc)
-            if index == 0:
-                cell_V = NMC_CELL_OCV_CURVE[0][1]
-            elif index == len(NMC_CELL_OCV_CURVE):
-                cell_V = NMC_CELL_OCV_CURVE[-1][1]
-            else:
-                x0, y0 = NMC_CELL_OCV_CURVE[index - 1]
-                x1, y1 = NMC_CELL_OCV_CURVE[index]
+            # The segment (x0, x1] that holds soc, as bisect_left finds it: the last one found while soc stays in it.
+            x0, x1, y0, y1 = self._ocv_segment
+            if x0 < soc <= x1:
                 cell_V = y0 + (y1 - y0) * (soc - x0) / (x1 - x0)
+            else:
+                index = bisect_left(_NMC_CELL_OCV_XS, soc)
+                if index == 0:
+                    cell_V = NMC_CELL_OCV_CURVE[0][1]
+                elif index == _NMC_CELL_OCV_POINTS:
+                    cell_V = NMC_CELL_OCV_CURVE[-1][1]
+                else:
+                    x0, y0 = NMC_CELL_OCV_CURVE[index - 1]
+                    x1, y1 = NMC_CELL_OCV_CURVE[index]
+                    self._ocv_segment = (x0, x1, y0, y1)
+                    cell_V = y0 + (y1 - y0) * (soc - x0) / (x1 - x0)
             ocv = preset.series_cells * preset.cell_voltage_scale * cell_V
             battery._ocv_soc, battery._ocv_preset, battery._ocv_V = soc, preset, ocv
         before_A = self.supply_current_A

@@ -31,6 +31,7 @@ _STEADY_WATCH_PARTS = frozenset(("judge", "_judge_contactor", "_judge_supply", "
 _STEADY_CHARGER_PARTS = frozenset(("set_supply_current_limit_now", "cut_energy_now", "call_device"))
 #: ``_steady_ticks`` stopped at a tick it does not take (a full step takes it).
 _DECLINED = -1
+_INFINITY = float("inf")
 
 
 class ControlLoop:
@@ -218,10 +219,20 @@ class ControlLoop:
                     dt_s = 0.0
                 # --- the limit the reading is judged against (SupplyCurrentLimitHistory.highest_in_force_A) ---
                 since_s, told_A = told[-1]
-                if since_s <= time_s - history_response_s:
+                window_start_s = time_s - history_response_s
+                if since_s <= window_start_s:
                     judged_A = told_A if told_A > 0.0 else 0.0
-                else:
-                    judged_A = history.highest_in_force_A(time_s)
+                else:  # the method's loop, inline
+                    judged_A, until_s = 0.0, _INFINITY
+                    for since_s, limit_A in reversed(told):
+                        if since_s > time_s:
+                            until_s = since_s
+                            continue
+                        if until_s > window_start_s and limit_A > judged_A:
+                            judged_A = limit_A
+                        if since_s <= window_start_s:
+                            break
+                        until_s = since_s
                 # --- find_fault's comparisons (E-stop, CP and isolation are the first tick's) ---------------
                 if voltage_V > ovp_limit_V or judged_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
                     break
@@ -233,8 +244,10 @@ class ControlLoop:
                 # --- the ramp (_ramp_sync) --------------------------------------------------------------
                 if target_A > commanded_A:
                     new_A = min(target_A, commanded_A + ramp_up_A_per_s * dt_s, max(commanded_A, current_A + headroom_A))
-                else:
-                    new_A = max(target_A, commanded_A - ramp_down_A_per_s * dt_s)
+                else:  # max(target_A, commanded_A - step down), spelled out (the same float)
+                    new_A = commanded_A - ramp_down_A_per_s * dt_s
+                    if not new_A > target_A:
+                        new_A = target_A
                 # --- FeedbackWatch.judge: the contactor agrees (checked above); the supply regulates ---------
                 limit_changes = new_A != watch.current_limit_A  # supply_setpoints compares float(new_A): equal
                 if judge_supply and not voltage_V >= regulating_from_V:
@@ -247,8 +260,10 @@ class ControlLoop:
                         limit_A = max_A
                     if time_s - set_s < response_s and previous_A < limit_A:
                         limit_A = previous_A
-                    if not (current_A >= limit_A - max(accuracy_min_A, accuracy_fraction * abs(limit_A))
-                            or voltage_V * current_A >= power_regulating_W):
+                    tolerance_A = accuracy_fraction * abs(limit_A)  # max(accuracy_min_A, ...), spelled out
+                    if not tolerance_A > accuracy_min_A:
+                        tolerance_A = accuracy_min_A
+                    if not (current_A >= limit_A - tolerance_A or voltage_V * current_A >= power_regulating_W):
                         break
                 # --- the tick is the full step's: commit it (what only this loop reads, at its end) --------
                 if new_A != held_A:  # else told, noted and held since the first tick of this run
