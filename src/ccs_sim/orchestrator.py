@@ -240,7 +240,12 @@ class SimSessionDriver:
             if ev.charging_complete():
                 controller.end_session(Phase.COMPLETE, None, EndReason.EV_FULL)
                 return False
-            step = self._follow_car(controller, ev)
+            m = controller.latest
+            if (m is None or m.contactor_closed) and controller.stage is not Stage.OUTPUT_INTERRUPTED:
+                # _follow_car's usual case, without its own coroutine: the car's request
+                step = controller.set_charge_targets(ev.target_voltage_V(), ev.target_current_A())
+            else:
+                step = self._follow_car(controller, ev)
             try:
                 step.send(None)
             except StopIteration:

@@ -283,3 +283,31 @@ async def test_an_error_in_the_steady_ticks_stops_the_control_loop_as_one_in_a_f
     assert task is not None and task.done() and isinstance(task.exception(), RuntimeError)
     assert str(task.exception()) == "sensor bus gone"
     await clock.run_until_complete(controller.shutdown())
+
+
+async def _state_after_charging(steady: bool, monkeypatch: pytest.MonkeyPatch, seconds: float) -> dict[str, Any]:
+    monkeypatch.setattr(ControlLoop, "steady_ticks", steady)
+    clock = ManualClock()
+    controller = build_controller(_settings(), clock)
+    await clock.run_until_complete(controller.start())
+    controller.start_session(replace(CHARGE, target_soc_percent=80))
+    await clock.run_until_complete(clock.sleep(seconds))
+    watch = controller.feedback
+    state = {"latest": controller.latest, "meter": controller.meter_reading, "ticks": controller.tick_sequence,
+             "last_tick_s": controller._last_tick_s, "commanded_A": controller.commanded_current_A,
+             "requested_A": controller.requested_current_A, "judged_A": controller.context.commanded_current_limit_A,
+             "told": list(controller.supply_limits._told),
+             "watch": {k: v for k, v in vars(watch).items() if k not in ("limits", "capabilities")},
+             "plant": _state(controller.hw.plant), "steady": controller._loop.steady_tick_count}
+    await clock.run_until_complete(controller.shutdown())
+    return state
+
+
+@pytest.mark.parametrize("seconds", [7.003, 30.0, 61.27])
+async def test_what_steady_ticks_leave_is_what_full_steps_leave(monkeypatch, seconds):
+    """Readings, meter reading, tick count, ramp, supply-limit history, feedback watch and plant, float for float
+    (during the current ramp at 7 s, at full current at 30 s, and later in the middle of a steady run)."""
+    full = await _state_after_charging(False, monkeypatch, seconds)
+    steady = await _state_after_charging(True, monkeypatch, seconds)
+    assert full.pop("steady") == 0 and steady.pop("steady") > 100 * (seconds - 6.0)
+    assert steady == full

@@ -296,12 +296,11 @@ class ControlLoop:
                 if outcome != _DECLINED:
                     # What step() leaves after the last tick: its readings and meter reading (a declined tick's
                     # full step, which follows at once, sets both itself).
-                    m = Measurements(
-                        time_s=last_tick_s, pilot=pilot, cp_positive_V=cp_positive_V,
-                        cp_negative_V=cp_negative_V, duty_percent=duty_percent, contactor_closed=True,
-                        output_voltage_V=voltage_V, output_current_A=current_A, supply_voltage_V=voltage_V,
-                        supply_current_A=current_A, isolation_ohm=isolation_ohm,
-                        connector_temperature_C=temperature_C, estop_pressed=False)
+                    # Measurements(time_s, pilot, cp_positive_V, cp_negative_V, duty_percent, contactor_closed,
+                    # output_voltage_V, output_current_A, supply_voltage_V, supply_current_A, isolation_ohm,
+                    # connector_temperature_C, estop_pressed), positionally (one per run)
+                    m = Measurements(last_tick_s, pilot, cp_positive_V, cp_negative_V, duty_percent, True, voltage_V,
+                                     current_A, voltage_V, current_A, isolation_ohm, temperature_C, False)
                     charger.latest = m
                     charger.meter_reading = self._meter_sync(m)
         return runs, time_s, outcome
