@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -68,6 +69,7 @@ class Scenario:
     status_clients: int = 0
     sse_subscribers: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    front_process: bool = False  # the API served by a front process of its own (ccs-sim serve --front-process)
 
 
 @dataclass
@@ -123,11 +125,24 @@ async def run_scenario(scenario: Scenario, samples_per_path: int) -> ScenarioRes
     probe = CurrentCrossingProbe(plant)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(create_app(controller), host="127.0.0.1", port=port,
-                                           log_level="error", lifespan="off"))
+    front: Any = None
+    if scenario.front_process:
+        from ccs_sim.front.process import FrontProcess, private_socket_dir
+        from ccs_sim.http.trusted_front import FrontCheckedApp
+
+        private_dir = private_socket_dir()
+        socket_path = os.path.join(private_dir, "controller.sock")
+        server = uvicorn.Server(uvicorn.Config(FrontCheckedApp(create_app(controller)), uds=socket_path,
+                                               log_level="error", lifespan="off"))
+    else:
+        server = uvicorn.Server(uvicorn.Config(create_app(controller), host="127.0.0.1", port=port,
+                                               log_level="error", lifespan="off"))
     serve_task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
+    if scenario.front_process:
+        front = FrontProcess(settings.model_copy(update={"port": port}), socket_path, private_dir)
+        await front.start()
     injector = FaultInjector(controller, asyncio.get_running_loop(), url, probe)
     collector = TickLatenessCollector(controller)
     reaction_s: dict[str, list[float]] = {path: [] for path in FAULT_PATHS}
@@ -160,6 +175,9 @@ async def run_scenario(scenario: Scenario, samples_per_path: int) -> ScenarioRes
     finally:
         load = await asyncio.to_thread(loads.stop)
         injector.close()
+        if front is not None:
+            await front.stop()
+            shutil.rmtree(front.settings_file.parent, ignore_errors=True)
         server.should_exit = True
         await serve_task
         await controller.shutdown()
@@ -181,6 +199,12 @@ def source_description() -> str:
     dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."], capture_output=True,
                            text=True).stdout.strip()
     return f"{log.stdout.strip()[:80]}" + (" + uncommitted changes under src/" if dirty else "")
+
+
+def front_process_available() -> bool:
+    import ccs_sim
+
+    return (Path(ccs_sim.__file__).resolve().parent / "front" / "process.py").exists()
 
 
 def control_loop_threaded() -> bool:
@@ -215,6 +239,11 @@ async def main() -> None:
     scenarios.append(Scenario(f"(d) all at once: {clients} /status clients + {SSE_SUBSCRIBERS} SSE subscribers"
                               + (", rate limiter off" if limiter_off else ""), status_clients=clients,
                               sse_subscribers=SSE_SUBSCRIBERS, settings=limiter_off or {}))
+    if front_process_available():
+        scenarios.append(Scenario(f"(e) all at once, the API in a front process (--front-process): {clients} /status "
+                                  f"clients + {SSE_SUBSCRIBERS} SSE subscribers"
+                                  + (", rate limiter off" if limiter_off else ""), status_clients=clients,
+                                  sse_subscribers=SSE_SUBSCRIBERS, settings=limiter_off or {}, front_process=True))
     load_before = uptime()
     wall_started = time.perf_counter()
     results = [await run_scenario(scenario, samples) for scenario in scenarios]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
+from typing import Any
 
 from ccs_sim.settings import ControllerSettings
 
@@ -84,10 +86,34 @@ def serve(args: argparse.Namespace) -> int:
         def handle_exit(self, sig: int, frame: object) -> None:
             close_streams(app)  # open dashboards' /stream responses end, so shutdown does not wait on them
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            if args.front_process:
+                self._captured_signals.clear()  # the front is stopped first; then this process ends normally
 
+    if args.front_process:
+        return serve_with_front_process(_Server, app, settings)
     _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                            timeout_graceful_shutdown=5)).run()
     return 0
+
+
+def serve_with_front_process(server_class: type[Any], app: Any, settings: ControllerSettings) -> int:
+    """The controller's app on a private socket, the public address served by a front process of its own."""
+    import asyncio
+
+    import uvicorn
+
+    from ccs_sim.front.process import private_socket_dir, serve_behind_front
+    from ccs_sim.http.trusted_front import FrontCheckedApp
+
+    private_dir = private_socket_dir()
+    socket_path = os.path.join(private_dir, "controller.sock")
+    server = server_class(uvicorn.Config(FrontCheckedApp(app), uds=socket_path, log_level="warning",
+                                         timeout_graceful_shutdown=5))
+
+    def ready(front: Any) -> None:
+        print(f"ccs-sim: API front process {front.pid} on http://{settings.host}:{settings.port}/", flush=True)
+
+    return asyncio.run(serve_behind_front(server, settings, socket_path, private_dir, on_ready=ready))
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -143,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="requests a client may send at once before the rate applies (default 2000)")
     serve_parser.add_argument("--max-streams-per-client", type=int, metavar="N",
                               help="open GET /stream connections per client address (default 16; 0: no cap)")
+    serve_parser.add_argument("--front-process", action="store_true",
+                              help="serve HTTP from a process of its own (readings from a copy at most one control "
+                                   "period old, commands forwarded): API load cannot delay the control loop")
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
     from ccs_sim.ocpp.config import add_ocpp_arguments

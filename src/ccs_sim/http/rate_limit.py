@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ccs_sim.http.access import ASGIApp, Receive, Scope, Send, send_error
+from ccs_sim.http.trusted_front import checked_by_front
 
 #: RFC 6585 §4.
 TOO_MANY_REQUESTS = 429
@@ -153,7 +154,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or checked_by_front(scope):  # the front process limited it already
             await self.app(scope, receive, send)
             return
         limiter = self.limiter

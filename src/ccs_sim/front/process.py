@@ -1,0 +1,165 @@
+"""Starting and watching the front process from the controller's process (``ccs-sim serve --front-process``).
+
+``serve_behind_front`` serves the controller's app on a private Unix socket (in a fresh directory only this user
+may enter, marked as checked: ``ccs_sim.http.trusted_front``), starts the front on the public address, restarts
+it if it dies (at most ``MAX_RESTARTS`` in ``RESTART_WINDOW_S``, then the server stops: something is wrong with
+the front itself), and stops it, by its PID, when the controller's server ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ccs_sim.settings import ControllerSettings
+
+log = logging.getLogger(__name__)
+
+#: What the front prints once it listens on the public address.
+READY_LINE = "ccs-sim-front: ready"
+#: How often the front checks that the controller's process still runs (s).
+PARENT_CHECK_S = 1.0
+#: How long the front may take to listen (s): it imports the API's modules first.
+START_TIMEOUT_S = 30.0
+#: How long a stopping front gets before it is killed (s).
+STOP_TIMEOUT_S = 5.0
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+#: Wait before starting a front that died (s).
+RESTART_DELAY_S = 1.0
+
+
+class FrontFailed(RuntimeError):
+    """The front did not start (its last lines of error output say why)."""
+
+
+class FrontProcess:
+    """One front process for the controller app on ``socket_path``."""
+
+    def __init__(self, settings: ControllerSettings, socket_path: str, private_dir: str) -> None:
+        self.settings = settings
+        self.socket_path = socket_path
+        self.settings_file = Path(private_dir) / "front-settings.json"
+        self.process: asyncio.subprocess.Process | None = None
+        self.stopping = False
+        self.restarts: deque[float] = deque()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    async def start(self) -> None:
+        """Start the front and wait until it listens; ``FrontFailed`` if it exits or times out first."""
+        self.settings_file.write_text(self.settings.model_dump_json(), encoding="utf-8")
+        self.settings_file.chmod(0o600)  # it may hold the API token
+        process = self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ccs_sim.front", "--controller-socket", self.socket_path,
+            "--settings-file", str(self.settings_file),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if line.decode().strip() != READY_LINE:
+            await self._end(process)
+            error_output = (await process.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise FrontFailed("the API front process did not start: "
+                              + (" / ".join(error_output[-3:]) or f"no answer within {START_TIMEOUT_S:g} s"))
+        # Its later output goes to this process's log, line by line.
+        asyncio.get_running_loop().create_task(self._relay(process.stderr))
+        log.info("API front process %d listening on http://%s:%d/", process.pid, self.settings.host,
+                 self.settings.port)
+
+    @staticmethod
+    async def _relay(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            log.warning("front: %s", line.decode(errors="replace").rstrip())
+
+    async def watch(self) -> None:
+        """Restart the front whenever it dies, until ``stop()``; raise ``FrontFailed`` after too many restarts."""
+        while not self.stopping:
+            process = self.process
+            assert process is not None
+            code = await process.wait()
+            if self.stopping:
+                return
+            now_s = time.monotonic()
+            while self.restarts and now_s - self.restarts[0] > RESTART_WINDOW_S:
+                self.restarts.popleft()
+            if len(self.restarts) >= MAX_RESTARTS:
+                raise FrontFailed(f"the API front process died {MAX_RESTARTS + 1} times within "
+                                  f"{RESTART_WINDOW_S:g} s (last exit code {code})")
+            self.restarts.append(now_s)
+            log.error("the API front process %d exited with code %s: starting it again", process.pid, code)
+            await asyncio.sleep(RESTART_DELAY_S)
+            await self.start()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.process is not None:
+            await self._end(self.process)
+
+    @staticmethod
+    async def _end(process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+
+def private_socket_dir() -> str:
+    """A fresh directory only this user may enter (``mkdtemp``: mode 0700) for the controller's socket."""
+    return tempfile.mkdtemp(prefix="ccs-sim-front-")
+
+
+async def serve_behind_front(server: Any, settings: ControllerSettings, socket_path: str, private_dir: str,
+                             on_ready: Any = None) -> int:
+    """Run ``server`` (a ``uvicorn.Server`` already configured for ``socket_path``) with a front process on
+    the public address; 0 on a normal stop, 2 if the front could not start or kept dying."""
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                await serving
+                return 2  # the controller's own start-up was refused (it said why)
+            await asyncio.sleep(0.01)
+        os.chmod(socket_path, 0o600)
+        front = FrontProcess(settings, socket_path, private_dir)
+        try:
+            await front.start()
+        except FrontFailed as failure:
+            print(f"ccs-sim: {failure}", file=sys.stderr, flush=True)
+            server.should_exit = True
+            await serving
+            return 2
+        if on_ready is not None:
+            on_ready(front)
+        watching = asyncio.create_task(front.watch())
+        done, _ = await asyncio.wait({serving, watching}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if watching in done and watching.exception() is not None:
+            print(f"ccs-sim: {watching.exception()}", file=sys.stderr, flush=True)
+            server.should_exit = True
+            code = 2
+        watching.cancel()
+        await front.stop()
+        await serving
+        return code
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
