@@ -169,6 +169,9 @@ class SimSessionDriver:
     source = "sim"
     #: How often the car's request is read, like a CurrentDemandReq loop (real cars: 100–250 ms, standards.md §2.4).
     EV_REQUEST_PERIOD_S = 0.05
+    #: On a manual clock, the charge loop is a periodic job of the clock (False: the task's loop of sleeps, as on
+    #: other clocks; tests compare the two).
+    charge_loop_on_clock = True
 
     async def run(self, controller: ChargerCore, session: ActiveSession) -> None:
         sim = simulation_controls(controller.hw)
@@ -206,7 +209,7 @@ class SimSessionDriver:
         await controller.begin_energy_transfer(ev.preset.max_voltage_V)
         charging_started_s = controller.clock.now()
         every = getattr(controller.clock, "every", None)
-        if every is not None and not controller.hw.blocking:
+        if every is not None and self.charge_loop_on_clock and not controller.hw.blocking:
             await self._charge_on_manual_clock(controller, ev, charging_started_s, params.duration_s, every)
             return
         reason = EndReason.DURATION_ELAPSED
@@ -229,17 +232,15 @@ class SimSessionDriver:
         Each request runs ``_follow_car`` to its end on the clock's call: with an adapter that does not block,
         none of the controller calls it makes suspends. One that would (it never should) ends the charge loop
         with an error, as an exception in the loop does."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[EndReason | None] = asyncio.get_running_loop().create_future()
         clock = controller.clock
 
-        def request() -> bool:
-            """One pass of the loop: False once the charge is over (the session ended as the loop ends it)."""
+        def request() -> EndReason | None:
+            """One pass of the loop: the reason the charge is over, or None once the car's request is followed."""
             if clock.now() - charging_started_s >= duration_s:
-                controller.end_session(Phase.COMPLETE, None, EndReason.DURATION_ELAPSED)
-                return False
+                return EndReason.DURATION_ELAPSED
             if ev.charging_complete():
-                controller.end_session(Phase.COMPLETE, None, EndReason.EV_FULL)
-                return False
+                return EndReason.EV_FULL
             m = controller.latest
             if (m is None or m.contactor_closed) and controller.stage is not Stage.OUTPUT_INTERRUPTED:
                 # _follow_car's usual case, without its own coroutine: the car's request
@@ -249,30 +250,39 @@ class SimSessionDriver:
             try:
                 step.send(None)
             except StopIteration:
-                return True
+                return None
             step.close()
             raise RuntimeError("a car request suspended on a manual clock with a non-blocking adapter")
 
         def periodic_request() -> None:
             try:
-                more = request()
+                reason = request()
             except BaseException as error:  # ends the loop as the exception would end the coroutine's loop
                 job.cancel()
                 if not done.done():
                     done.set_exception(error)
                 return
-            if not more:
-                job.cancel()
-                if not done.done():
-                    done.set_result(None)
-
-        if not request():
-            return
-        job = every(self.EV_REQUEST_PERIOD_S, periodic_request)
-        try:
-            await done
-        finally:
+            if reason is None:
+                return
             job.cancel()
+            # The loop ended the session in its task, woken at this instant: what that starts (the wind-down) runs
+            # after the clock's other jobs of this instant. Called directly by the clock, hand the end to the task
+            # (its wake-up queues them behind it); from the event loop, at the task's place in it, end it here.
+            if not getattr(clock, "firing_directly", True):
+                controller.end_session(Phase.COMPLETE, None, reason)
+                reason = None
+            if not done.done():
+                done.set_result(reason)
+
+        reason = request()
+        if reason is None:
+            job = every(self.EV_REQUEST_PERIOD_S, periodic_request)
+            try:
+                reason = await done
+            finally:
+                job.cancel()
+        if reason is not None:
+            controller.end_session(Phase.COMPLETE, None, reason)
 
     @staticmethod
     async def _follow_car(controller: ChargerCore, ev: Any) -> None:

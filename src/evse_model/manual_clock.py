@@ -103,6 +103,9 @@ class ManualClock:
         self._sequence = itertools.count()
         self._calendar_origin = calendar_origin or datetime(2026, 1, 1, tzinfo=UTC)
         self._direct_runs = 0
+        #: True while a periodic job runs directly inside ``advance``/``run_until_complete`` (not from the event
+        #: loop): work it hands to the loop then runs after the jobs due at the same instant (see ``every``).
+        self.firing_directly = False
         #: Where the running ``advance``/``run_until_complete`` stops (a periodic job runs ahead no further).
         self._until_s = float("inf")
 
@@ -140,7 +143,11 @@ class ManualClock:
                 return False  # a sleeper to wake (the event loop's), or the loop is owed its turn
             heapq.heappop(sleepers)
             self._move_to(deadline_s)
-            entry.fire()
+            self.firing_directly = True
+            try:
+                entry.fire()
+            finally:
+                self.firing_directly = False
             self._direct_runs += 1
             if ready:
                 return False  # it started work on the event loop: that runs before anything else
@@ -174,7 +181,11 @@ class ManualClock:
         """Call ``callback()`` at ``first_at_s`` (default: one period from now) and every ``period_s`` after.
 
         The callback runs synchronously inside ``advance``/``run_until_complete``; what it starts on the event
-        loop (a task, a queue put) runs before time moves on, as a woken sleeper's would.
+        loop (a task, a queue put) runs before time moves on, as a woken sleeper's would. One difference from a
+        sleeper remains: a woken sleeper's task runs after the jobs due at its instant were queued behind it, so
+        what it starts runs after them; a job fired directly (``firing_directly``) that starts work on the loop
+        has it queued before them. A job that stands for a task's loop and must keep that order hands such
+        work to the task (resolves a future it awaits) when ``firing_directly``, and does it itself otherwise.
 
         ``run_ahead``, if given, may serve several deadlines in one call:
         ``run_ahead(first_s, period_s, clear_until, run_due, move_to)`` is called (instead of the callback) at the
@@ -294,12 +305,16 @@ class ManualClock:
                     loop.call_soon(entry.fire)
                     needs_loop = True
                     continue
-                if entry.run_ahead is not None:
-                    self._direct_runs += 1  # the first deadline; run_ahead's clear_until / run_due count the others
-                    entry.fire_ahead()
-                else:
-                    entry.fire()
-                    self._direct_runs += 1
+                self.firing_directly = True
+                try:
+                    if entry.run_ahead is not None:
+                        self._direct_runs += 1  # the first deadline; run_ahead's clear_until / run_due count the rest
+                        entry.fire_ahead()
+                    else:
+                        entry.fire()
+                        self._direct_runs += 1
+                finally:
+                    self.firing_directly = False
                 if ready or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
                     needs_loop = True
             elif not entry.done():

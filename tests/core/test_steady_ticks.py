@@ -1,4 +1,5 @@
-"""Steady control ticks (issue 13 item 2): several ticks in one call of the manual clock, the same numbers as full steps.
+"""Steady control ticks (issue 13 item 2): several ticks in one call of the manual clock, the same numbers as full
+steps.
 
 - the clock's ``run_ahead`` serves exactly the deadlines the job would have been fired at before anything else,
   and everything runs in the same order as with plain firing;
@@ -311,3 +312,20 @@ async def test_what_steady_ticks_leave_is_what_full_steps_leave(monkeypatch, sec
     steady = await _state_after_charging(True, monkeypatch, seconds)
     assert full.pop("steady") == 0 and steady.pop("steady") > 100 * (seconds - 6.0)
     assert steady == full
+
+
+# --- the charge loop as a periodic job of the clock ---------------------------------------------------------------
+@pytest.mark.parametrize("period_s", [0.01, 0.05])
+async def test_the_charge_loop_as_a_clock_job_charges_what_the_task_loop_charges(monkeypatch, period_s):
+    """At 50 ms the car's requests fall on the control ticks' instants: the session's end (its wind-down) must
+    come after the control tick of that instant, as it did when the loop was a task (1.9 Wh apart otherwise)."""
+    from ccs_sim.orchestrator import SimSessionDriver
+
+    params = replace(CHARGE, target_soc_percent=12)
+    summaries = []
+    for on_clock in (False, True):
+        monkeypatch.setattr(SimSessionDriver, "charge_loop_on_clock", on_clock)
+        result = await simulate_session(params, ControllerSettings(_env_file=None, control_period_s=period_s))
+        summaries.append({**result.summary.to_dict(), "session_id": None})
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["energy_Wh"] > 1500.0

@@ -148,7 +148,8 @@ class ControlLoop:
         holds_limit = getattr(hw.supply, "holds_current_limit", None)
         supervisor, watch, context = charger.supervisor, charger.feedback, charger.context
         last_tick_s = charger._last_tick_s
-        if (not self.steady_ticks or steady_reader is None or read_first is None or holds_limit is None or hw.blocking or last_tick_s is None
+        if (not self.steady_ticks or steady_reader is None or read_first is None or holds_limit is None
+                or hw.blocking or last_tick_s is None
                 or not charger.current_control_active or self.fault_handed_over or charger.active_fault is not None
                 or not context.energy_transfer_expected or context.precharging
                 or type(self) is not ControlLoop or not self.__dict__.keys().isdisjoint(_STEADY_LOOP_PARTS)
@@ -243,7 +244,8 @@ class ControlLoop:
                     break
                 # --- the ramp (_ramp_sync) --------------------------------------------------------------
                 if target_A > commanded_A:
-                    new_A = min(target_A, commanded_A + ramp_up_A_per_s * dt_s, max(commanded_A, current_A + headroom_A))
+                    new_A = min(target_A, commanded_A + ramp_up_A_per_s * dt_s,
+                                max(commanded_A, current_A + headroom_A))
                 else:  # max(target_A, commanded_A - step down), spelled out (the same float)
                     new_A = commanded_A - ramp_down_A_per_s * dt_s
                     if not new_A > target_A:
