@@ -105,7 +105,8 @@ def stop_api_load(process: subprocess.Popen, workdir: Path) -> dict | None:
 def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, sessions: int,
                        workdir: Path, load: LoadSpec | None = None,
                        probe: bool = False, profile: bool = False, src: Path | None = None,
-                       launcher_env: dict[str, str] | None = None, label: str | None = None) -> dict[str, PhaseResult]:
+                       launcher_env: dict[str, str] | None = None, label: str | None = None,
+                       front_process: bool = False) -> dict[str, PhaseResult]:
     """Per phase (``quiet``, then ``loaded`` when ``load`` is given): the exchanges of ``sessions`` measured
     sessions (after one warm-up session) against one launcher, and its probes (``probe``). ``src``: run the
     launcher of that source tree (a baseline revision's ``git archive``) instead of this one's."""
@@ -114,6 +115,8 @@ def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, se
     controller_dir.mkdir(parents=True, exist_ok=True)
     probe_out = controller_dir / "probe.jsonl"
     extra_args: tuple[str, ...] = ("--api-port", str(load.api_port)) if load is not None else ()
+    if front_process and load is not None:
+        extra_args += ("--api-front-process",)
     with VethLink(prefix=NAMESPACE_PREFIX) as link:
         env = dict(launcher_env or {})
         if src is not None:
@@ -282,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
                              "`git archive <rev> src | tar -x -C DIR`, then DIR/src), in the same run")
     parser.add_argument("--rate-limit", choices=("default", "off"), default="default",
                         help="the API's per-client rate limiter in the launcher (off: CCS_SIM_RATE_LIMIT_PER_S=0)")
+    parser.add_argument("--api-front-process", action="store_true",
+                        help="with --load: also measure each controller with the launcher's API served by a front "
+                             "process of its own (evse-main --api-front-process), in the same run, after it in-process")
     parser.add_argument("--workdir", type=Path, help="keep logs, probes and profiles here (default: a temporary "
                                                      "directory, removed)")
     args = parser.parse_args(argv)
@@ -300,12 +306,15 @@ def main(argv: list[str] | None = None) -> None:
     extra: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_secc-") as tmp:
         launcher_env = {"CCS_SIM_RATE_LIMIT_PER_S": "0"} if args.rate_limit == "off" else {}
-        runs = [(f"{controller}@base", controller, args.baseline_src.resolve()) for controller in
+        runs = [(f"{controller}@base", controller, args.baseline_src.resolve(), False) for controller in
                 args.controller or ["sim"] if args.baseline_src] + \
-            [(controller, controller, None) for controller in args.controller or ["sim"]]
-        for name, controller, src in runs:
+            [(controller, controller, None, False) for controller in args.controller or ["sim"]] + \
+            [(f"{controller}+front", controller, None, True) for controller in args.controller or ["sim"]
+             if args.api_front_process and load is not None]
+        for name, controller, src, front_process in runs:
             phases = measure_controller(controller, case, args.loops, args.sessions, args.workdir or Path(tmp), load,
-                                        args.probe, args.profile, src, launcher_env, name.replace("@", "-"))
+                                        args.probe, args.profile, src, launcher_env,
+                                        name.replace("@", "-").replace("+", "-"), front_process)
             for phase, result in phases.items():
                 label = name if load is None else f"{name}/{phase}"
                 results[label] = summarise(result.exchanges)

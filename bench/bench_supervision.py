@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import platform
@@ -29,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,9 @@ async def run_scenario(scenario: Scenario, samples_per_path: int) -> ScenarioRes
     while not server.started:
         await asyncio.sleep(0.01)
     if scenario.front_process:
+        from ccs_sim.front.process import raise_event_loop_priority
+
+        raise_event_loop_priority()  # as serve_behind_front does (lowered again at the scenario's end)
         front = FrontProcess(settings.model_copy(update={"port": port}), socket_path, private_dir)
         await front.start()
     injector = FaultInjector(controller, asyncio.get_running_loop(), url, probe)
@@ -178,6 +183,8 @@ async def run_scenario(scenario: Scenario, samples_per_path: int) -> ScenarioRes
         if front is not None:
             await front.stop()
             shutil.rmtree(front.settings_file.parent, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 0)
         server.should_exit = True
         await serve_task
         await controller.shutdown()

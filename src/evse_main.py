@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-port", type=int, help="serve the Live Controller API of the simulated HAL (the one "
                                                      "SLAC listens to) in this process on this port, with either "
                                                      "controller")
+    parser.add_argument("--api-front-process", action="store_true",
+                        help="serve the API's address from a process of its own (readings from a copy at most one "
+                             "control period old, commands forwarded): API load cannot delay the control loop or "
+                             "the SECC")
     parser.add_argument("--exi-codec", choices=EXI_CODEC_NAMES, default=None,
                         help=f"EXI codec: native (pure Python, no Java runtime needed) or java (the iso15118 "
                              f"package's, in a JVM; warmed up before the ready line) (default: "
@@ -136,7 +140,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     options = LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
                             secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
                             protocols=protocols, api_host=args.api_host, api_port=args.api_port,
-                            message_log=args.message_log, exi_codec=exi_codec, adapter=args.adapter,
+                            api_front_process=args.api_front_process, message_log=args.message_log, exi_codec=exi_codec, adapter=args.adapter,
                             adapter_options_file=args.adapter_options, adapter_options=options_from_arguments(args),
                             ocpp=ocpp)
     if _adapter_overrides(options):  # adapter flags given: unknown adapter or option -> usage error (status 2)
@@ -161,6 +165,8 @@ def needs_charger(options: LaunchOptions) -> bool:
 def _refuse_unavailable_features(options: LaunchOptions) -> None:
     if options.api_host is not None and options.api_port is None:
         raise LaunchError("--api-host needs --api-port")
+    if options.api_front_process and options.api_port is None:
+        raise LaunchError("--api-front-process needs --api-port")
     if importlib.util.find_spec("iso15118") is None:
         raise LaunchError("the iso15118 package is not installed: scripts/setup.sh hlc")
 
@@ -274,22 +280,28 @@ async def _running_charger(charger, options: LaunchOptions):
 
         await start_ocpp(charger, operations, options.ocpp)  # stopped by operations.close()
         if options.api_port is not None:
-            api = await _start_api(charger, operations, options.api_host or API_DEFAULT_HOST, options.api_port)
+            api = await _start_api(charger, operations, options.api_host or API_DEFAULT_HOST, options.api_port,
+                                   options.api_front_process)
         yield
     finally:
         if api is not None:
-            server, task = api
+            server, task, front, app = api
             from ccs_sim.dashboard import close_streams
 
-            close_streams(server.config.app)  # open /stream responses end, or the API waits for their clients
+            if front is not None:
+                await front.stop()
+            close_streams(app)  # open /stream responses end, or the API waits for their clients
             server.should_exit = True
             await asyncio.wait({task}, timeout=API_STOP_TIMEOUT_S)
         await charger.shutdown()
         await operations.close()
 
 
-async def _start_api(charger, operations, host: str, port: int):
-    """``ccs_sim.fastapi_app.create_app(charger)`` under uvicorn as a task of this loop (signals stay ours)."""
+async def _start_api(charger, operations, host: str, port: int, front_process: bool = False):
+    """``ccs_sim.fastapi_app.create_app(charger)`` under uvicorn as a task of this loop (signals stay ours);
+    with ``front_process``, on a private Unix socket behind a front process on ``host:port`` (``ccs_sim.front``)."""
+    if front_process:
+        return await _start_api_behind_front(charger, operations, host, port)
     import socket
 
     import uvicorn
@@ -316,7 +328,56 @@ async def _start_api(charger, operations, host: str, port: int):
             raise LaunchError(f"the Live Controller API did not start on {host}:{port}")
         await asyncio.sleep(0.01)
     print(f"evse-main: Live Controller API on http://{host}:{port}", flush=True)
-    return server, task
+    return server, task, None, config.app
+
+
+async def _start_api_behind_front(charger, operations, host: str, port: int):
+    import shutil
+
+    import uvicorn
+
+    from ccs_sim.fastapi_app import create_app
+    from ccs_sim.front.process import FrontFailed, FrontProcess, private_socket_dir, raise_event_loop_priority
+    from ccs_sim.http.trusted_front import FrontCheckedApp
+
+    class EmbeddedServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # SIGINT/SIGTERM stop the whole launcher, not only the API
+            yield
+
+    private_dir = private_socket_dir()
+    socket_path = os.path.join(private_dir, "controller.sock")
+    app = create_app(charger, operations=operations)
+    server = EmbeddedServer(uvicorn.Config(FrontCheckedApp(app), uds=socket_path, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve(), name="live-controller-api")
+    while not server.started:
+        if task.done():
+            shutil.rmtree(private_dir, ignore_errors=True)
+            raise LaunchError("the Live Controller API did not start on its private socket")
+        await asyncio.sleep(0.01)
+    os.chmod(socket_path, 0o600)
+    logger.info("event loop behind the API front: %s priority", raise_event_loop_priority())
+    settings = charger.settings.model_copy(update={"host": host, "port": port})
+    front = FrontProcess(settings, socket_path, private_dir)
+    try:
+        await front.start()
+    except FrontFailed as exc:
+        server.should_exit = True
+        await asyncio.wait({task}, timeout=API_STOP_TIMEOUT_S)
+        shutil.rmtree(private_dir, ignore_errors=True)
+        raise LaunchError(f"--api-host/--api-port: {exc}") from None
+    watcher = asyncio.create_task(front.watch(), name="api-front-watch")
+
+
+    def front_watch_ended(done: asyncio.Task) -> None:
+        if not done.cancelled() and done.exception() is not None:  # the charger and the SECC go on without the API
+            logger.error("the Live Controller API is down: %s", done.exception())
+        shutil.rmtree(private_dir, ignore_errors=True)
+
+    watcher.add_done_callback(front_watch_ended)
+    print(f"evse-main: Live Controller API on http://{host}:{port} (front process {front.pid})", flush=True)
+    return server, task, front, app
 
 
 def _log_messages_per_session(codec, close_codec, charger):

@@ -29,6 +29,7 @@ class LaunchOptions(BaseModel):
     protocols: tuple[HlcProtocol, ...] | None = Field(None, description="None: PROTOCOLS or DC default")
     api_host: str | None = None
     api_port: int | None = Field(None, ge=1, le=65535)
+    api_front_process: bool = False  # the API's public address served by a front process (ccs_sim.front)
     message_log: Path | None = Field(None, description="JSON lines, one per request/response exchange")
     exi_codec: ExiCodecName = Field(DEFAULT_EXI_CODEC, description="native (pure Python) or java (JVM child)")
     adapter: str | None = Field(None, description="HAL adapter (--adapter); None: CCS_SIM_ADAPTER, else sim")

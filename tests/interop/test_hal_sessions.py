@@ -101,12 +101,14 @@ def test_stock_evcc_charges_from_the_hal_controller(case: InteropCase, secc_laun
 ISO2 = next(case for case in CASES if case.id == "iso2-dc-eim")
 
 
+@pytest.mark.parametrize("api_args", [HAL_ARGS, (*HAL_ARGS, "--api-front-process")], ids=["api", "api-front-process"])
 @pytest.mark.parametrize("secc_launcher", ["hal"], indirect=True)
 def test_fault_and_stop_session_during_current_demand(secc_launcher: LauncherProcess, veth_link: VethLink,
-                                                      tmp_path: Path):
+                                                      tmp_path: Path, api_args: tuple[str, ...]):
     """One launcher, two EVs: /fault (emergency) ends the first session ABORTED with the contactor open and
-    the EV told EVSE_EmergencyShutdown + StopCharging; /stop_session ends the second one normally."""
-    secc_launcher.extra_args = HAL_ARGS
+    the EV told EVSE_EmergencyShutdown + StopCharging; /stop_session ends the second one normally. The same
+    with the API served by a front process (the commands forwarded to the controller, readings from its copy)."""
+    secc_launcher.extra_args = api_args
     secc_launcher.start(ISO2, None)
     long_case = with_charge_loops(ISO2, LONG_CHARGE_LOOPS)
 

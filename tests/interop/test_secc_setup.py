@@ -192,6 +192,7 @@ def test_launcher_options_from_command_line_and_environment():
 
 @pytest.mark.parametrize("argv, message", [
     (["--no-slac", "--iface", "lo", "--controller", "hal", "--api-host", "127.0.0.1"], "--api-port"),
+    (["--no-slac", "--iface", "lo", "--controller", "hal", "--api-front-process"], "--api-front-process needs --api-port"),
     (["--no-slac", "--iface", "nosuch0", "--secc-config", "{empty_env_file}"], "'nosuch0' not found"),
 ])
 def test_launcher_reports_errors_as_one_line(argv, message, capsys: pytest.CaptureFixture[str], tmp_path: Path,

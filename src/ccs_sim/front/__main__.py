@@ -12,7 +12,7 @@ import sys
 import uvicorn
 
 from ccs_sim.front.app import create_front_app
-from ccs_sim.front.process import PARENT_CHECK_S, READY_LINE
+from ccs_sim.front.process import PARENT_CHECK_S, READY_LINE, lower_to_normal_priority
 from ccs_sim.front.proxy import controller_client
 from ccs_sim.settings import ControllerSettings
 
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--controller-socket", required=True, help="the controller app's private Unix socket")
     parser.add_argument("--settings-file", required=True, help="the controller's settings (JSON)")
     args = parser.parse_args()
+    lower_to_normal_priority()  # the controller's event loop outranks its front
     with open(args.settings_file, encoding="utf-8") as settings_file:
         settings = ControllerSettings.model_validate_json(settings_file.read())
     asyncio.run(run(args.controller_socket, settings))

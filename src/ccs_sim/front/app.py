@@ -99,7 +99,8 @@ def create_front_app(settings: ControllerSettings, client: httpx.AsyncClient,
     """The front for a controller with ``settings`` reached through ``client``: (the ASGI app to serve, its core).
     Checks as the controller's own app makes them: rate first (a flood is answered 429 before anything reads
     it), then access (Host, token, body size, cross-site guard)."""
-    front = FrontApp(client, max_age_s=settings.control_period_s, monotonic=monotonic)
+    # One control period of wall time (a scaled clock's ticks come ``speed`` times as often).
+    front = FrontApp(client, max_age_s=settings.control_period_s / settings.speed, monotonic=monotonic)
     policy = AccessPolicy(lambda: settings.api_token, allowed_hosts_provider=lambda: settings.allowed_hosts)
     checked: ASGIApp = AccessControlMiddleware(front, policy)
     limited: ASGIApp = RateLimitMiddleware(checked, RateLimiter(lambda: settings, rejections=policy.rejections))

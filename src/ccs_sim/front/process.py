@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -37,6 +38,30 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 #: Wait before starting a front that died (s).
 RESTART_DELAY_S = 1.0
+
+
+#: The nice value the controller's event-loop thread asks for behind a front (SECC, session flow, records): above
+#: the front and every other program, below the control loop's thread (``core/control_thread.py``). Not without a
+#: front: there the event loop serves the API's clients too, and would hand them that priority.
+EVENT_LOOP_NICE = -10
+
+
+def raise_event_loop_priority() -> str:
+    """Ask for ``EVENT_LOOP_NICE`` for the calling thread (the event loop's); say whether it was granted."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EVENT_LOOP_NICE)  # per thread on Linux
+    except (AttributeError, OSError):
+        return "normal"
+    return "raised"
+
+
+def lower_to_normal_priority() -> None:
+    """In the front: back to nice 0 if it inherited the controller's raised priority (always permitted)."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) < 0:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except (AttributeError, OSError):
+        pass
 
 
 class FrontFailed(RuntimeError):
@@ -140,6 +165,7 @@ async def serve_behind_front(server: Any, settings: ControllerSettings, socket_p
                 return 2  # the controller's own start-up was refused (it said why)
             await asyncio.sleep(0.01)
         os.chmod(socket_path, 0o600)
+        log.info("controller's event loop behind the front: %s priority", raise_event_loop_priority())
         front = FrontProcess(settings, socket_path, private_dir)
         try:
             await front.start()
