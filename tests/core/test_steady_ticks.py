@@ -329,3 +329,27 @@ async def test_the_charge_loop_as_a_clock_job_charges_what_the_task_loop_charges
         summaries.append({**result.summary.to_dict(), "session_id": None})
     assert summaries[0] == summaries[1]
     assert summaries[0]["energy_Wh"] > 1500.0
+
+
+async def test_a_read_sensors_of_its_own_turns_the_steady_ticks_off():
+    """A test rig's adapter that overrides read_sensors (here: an over-current spike at 30.5 s) is read every tick."""
+    from evse_hal.interfaces import SensorReadings
+
+    class SpikingSim(SimHardware):
+        def read_sensors(self) -> SensorReadings:
+            readings = super().read_sensors()
+            if self.clock.now() >= 30.5:
+                readings = replace(readings, output_current_A=readings.output_current_A + 200.0)
+            return readings
+
+    clock = ManualClock()
+    controller = build_controller(_settings(), clock)
+    controller.hw = SpikingSim(clock)  # before start: the controller's only hardware
+    controller.lock = controller.hw.lock
+    await clock.run_until_complete(controller.start())
+    controller.start_session(replace(CHARGE, target_soc_percent=80))
+    await clock.run_until_complete(clock.sleep(31.0))
+    assert controller._loop.steady_tick_count == 0
+    assert [fault.name for fault in controller.fault_history] == ["OVERCURRENT"]
+    assert controller.fault_history[0].time_s == pytest.approx(30.5, abs=0.011)
+    await clock.run_until_complete(controller.shutdown())

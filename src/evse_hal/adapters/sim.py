@@ -464,7 +464,7 @@ class SimHardware(EVSEHardware):
         pressed); the supply's voltage and current are the output's then. None, with nothing changed, when the
         plant is not in that state (``read_output_steady``'s conditions): ``read_sensors()`` then."""
         watch = self._sensor_watch  # read_output_steady(), inline
-        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
+        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass or not self._plain_pass():
             return None
         plant = self.plant
         measuring = self._sim_imd.measuring
@@ -489,15 +489,15 @@ class SimHardware(EVSEHardware):
         changed through the simulation controls since (the caller's to know: a control-loop run in which nothing
         else runs) -- the isolation reading included (a measurement that has not settled yet makes this None).
 
-        None, with nothing changed, when that cannot be promised (the plant not in that state, a sensor read
-        replaced, the per-device pass chosen): ``read_sensors()`` then.
+        None, with nothing changed, when that cannot be promised (the plant not in that state, a sensor read or
+        ``read_sensors`` itself replaced or overridden, the per-device pass chosen): ``read_sensors()`` then.
 
         ``continuing``: the previous pass was this one (or ``read_sensors_steady``), not None, and nothing else
         touched the adapter since: what it checked then still holds, only the step is checked again."""
         if continuing:
             return self.plant.advance_steady_reading(self.clock.now(), True)
         watch = self._sensor_watch
-        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass:
+        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass or not self._plain_pass():
             return None
         plant = self.plant
         if self._sim_imd.measuring:
@@ -505,6 +505,11 @@ class SimHardware(EVSEHardware):
             if since_s is None or plant.time_s - since_s < plant.config.imd_settle_s:
                 return None
         return plant.advance_steady_reading(self.clock.now(), False)
+
+    def _plain_pass(self) -> bool:
+        """``read_sensors`` is this class's own (not overridden by a subclass or replaced on the instance): what the
+        steady passes stand in for."""
+        return type(self).read_sensors is SimHardware.read_sensors and "read_sensors" not in self.__dict__
 
     def steady_reader(self) -> Callable[[float], tuple[float, float, float] | None]:
         """``read_output_steady(continuing=True)`` at a given time (the clock's present): for the ticks that follow
