@@ -143,8 +143,9 @@ class ChargerPlant:
                 self.evse_contactor_closed and ev.contactor_closed and self.supply_enabled
                 and not self.supply_emergency_off and ev._pending_s2 is None and ev.energy_transfer_wanted
                 and ev.plugged_in and ev.s2_closed and not ev.cp_shorted and self.meter.running
-                # the inline lookups below are these classes' own
-                and type(preset) is BatteryPreset and type(battery) is Battery and type(ev) is SimulatedEV):
+                # the inline lookups below are these classes' own, and _step is this class's
+                and type(preset) is BatteryPreset and type(battery) is Battery and type(ev) is SimulatedEV
+                and type(self) is ChargerPlant and "_step" not in self.__dict__):
             return None
         resistance = preset.internal_resistance_ohm
         soc = battery.soc_fraction
