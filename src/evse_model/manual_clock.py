@@ -143,11 +143,11 @@ class ManualClock:
                 return False  # a sleeper to wake (the event loop's), or the loop is owed its turn
             heapq.heappop(sleepers)
             self._move_to(deadline_s)
-            self.firing_directly = True
+            directly, self.firing_directly = self.firing_directly, True
             try:
                 entry.fire()
             finally:
-                self.firing_directly = False
+                self.firing_directly = directly
             self._direct_runs += 1
             if ready:
                 return False  # it started work on the event loop: that runs before anything else
