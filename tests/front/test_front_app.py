@@ -51,7 +51,11 @@ class FakeController:
             self.phase = "COMPLETE"
             return JSONResponse({"status": "stopped"}, status_code=202)
 
-        return Starlette(routes=[Route("/status", status), Route("/stop_session", stop_session, methods=["POST"])])
+        async def metrics(request: Request) -> Response:
+            return Response(b"ccs_sessions_started_total 3.0\n", media_type="text/plain; version=0.0.4; charset=utf-8")
+
+        return Starlette(routes=[Route("/status", status), Route("/stop_session", stop_session, methods=["POST"]),
+                                 Route("/metrics", metrics)])
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for request in self.requests if request[:2] == (method, path))
@@ -160,6 +164,21 @@ async def test_the_front_checks_the_token_and_the_host_before_forwarding() -> No
     assert answer.status_code == 202
     assert (await client.get("/status", headers={"Host": "evil.example"})).status_code == 421
     assert (await client.get("/status")).status_code == 200  # reads stay open
+
+
+async def test_metrics_are_the_controllers_with_the_fronts_own_counters_after_them() -> None:
+    controller, clock = FakeController(), Clock()
+    client, _ = front_client(settings(api_token="s3cret"), controller, clock)
+    assert (await client.post("/stop_session", json={})).status_code == 401  # refused at the front
+    await client.get("/status")
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = answer.text.splitlines()
+    assert lines[0] == "ccs_sessions_started_total 3.0"
+    assert 'ccs_api_front_rejected_requests_total{reason="unauthorized"} 1.0' in lines
+    assert "ccs_api_front_reading_fetches_total 1.0" in lines
+    assert "ccs_api_front_forwarded_requests_total 1.0" in lines  # this scrape's own request to the controller
+    assert "ccs_api_front_upstream_streams 0.0" in lines
 
 
 async def test_an_unreachable_controller_is_a_503_with_the_apis_error_shape() -> None:

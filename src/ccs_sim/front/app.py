@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs
 
@@ -12,13 +13,25 @@ import httpx
 from starlette.responses import Response, StreamingResponse
 
 from ccs_sim.dashboard.sse import DEFAULT_RATE_HZ, MAX_RATE_HZ, MIN_RATE_HZ
-from ccs_sim.front.proxy import forward
+from ccs_sim.front.metrics import FrontCounts, FrontMetrics
+from ccs_sim.front.proxy import SERVICE_UNAVAILABLE, forward
 from ccs_sim.front.stream_fan_out import StreamFanOut
 from ccs_sim.front.view_cache import CACHED_READINGS, Reading, ViewCache
-from ccs_sim.http.access import READ_METHODS, AccessControlMiddleware, AccessPolicy, ASGIApp, Receive, Scope, Send
+from ccs_sim.http.access import (
+    READ_METHODS,
+    AccessControlMiddleware,
+    AccessPolicy,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    send_error,
+)
 from ccs_sim.http.rate_limit import RateLimiter, RateLimitMiddleware
 from ccs_sim.settings import ControllerSettings
 
+#: The controller's Prometheus endpoint, served with the front's counters appended.
+METRICS_PATH = "/metrics"
 #: ``GET /stream``'s largest ``limit`` (as the controller's route takes it).
 MAX_STREAM_LIMIT = 1_000_000
 
@@ -48,13 +61,16 @@ class FrontApp:
     """Readings from ``cache``, ``/stream`` from ``fan_out``, everything else forwarded through ``client``."""
 
     def __init__(self, client: httpx.AsyncClient, max_age_s: float,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, rejections: Counter[str] | None = None) -> None:
         self.client = client
         self.monotonic = monotonic
         self.cache = ViewCache(self._fetch, max_age_s, monotonic)
         self.fan_out = StreamFanOut(self._open_upstream)
         #: Requests forwarded to the controller (tests and benchmarks count them).
         self.forwarded = 0
+        self.metrics = FrontMetrics(FrontCounts(
+            rejections if rejections is not None else Counter(), forwarded=lambda: self.forwarded,
+            fetches=lambda: sum(self.cache.fetches.values()), upstream_streams=lambda: len(self.fan_out.upstreams)))
 
     async def _fetch(self, path: str) -> Reading:
         response = await self.client.get(path)
@@ -68,6 +84,18 @@ class FrontApp:
                 raise RuntimeError(f"the controller answered /stream with {response.status_code}")
             async for chunk in response.aiter_raw():
                 yield chunk
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The controller's ``/metrics`` with the front's own counters after it (``ccs_api_front_*``)."""
+        self.forwarded += 1
+        try:
+            answer = await self.client.get(METRICS_PATH)
+        except httpx.TransportError:
+            await send_error(send, SERVICE_UNAVAILABLE, "the controller is not reachable from the API front; retry")
+            return
+        body = answer.content + self.metrics.render() if answer.status_code == 200 else answer.content
+        media_type = answer.headers.get("content-type", "text/plain")
+        await Response(body, status_code=answer.status_code, headers={"content-type": media_type})(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,6 +114,9 @@ class FrontApp:
                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                                         )(scope, receive, send)
                 return
+        if method == "GET" and path == METRICS_PATH and not scope.get("query_string"):
+            await self._metrics(scope, receive, send)
+            return
         self.forwarded += 1
         try:
             await forward(self.client, scope, receive, send)
@@ -100,8 +131,9 @@ def create_front_app(settings: ControllerSettings, client: httpx.AsyncClient,
     Checks as the controller's own app makes them: rate first (a flood is answered 429 before anything reads
     it), then access (Host, token, body size, cross-site guard)."""
     # One control period of wall time (a scaled clock's ticks come ``speed`` times as often).
-    front = FrontApp(client, max_age_s=settings.control_period_s / settings.speed, monotonic=monotonic)
     policy = AccessPolicy(lambda: settings.api_token, allowed_hosts_provider=lambda: settings.allowed_hosts)
+    front = FrontApp(client, max_age_s=settings.control_period_s / settings.speed, monotonic=monotonic,
+                     rejections=policy.rejections)
     checked: ASGIApp = AccessControlMiddleware(front, policy)
     limited: ASGIApp = RateLimitMiddleware(checked, RateLimiter(lambda: settings, rejections=policy.rejections))
     return limited, front
