@@ -201,30 +201,48 @@ def test_stream_queries_the_front_serves_itself(query: bytes, expected: tuple[fl
     assert stream_query(query) == expected  # anything else goes to the controller, which answers 422
 
 
-# --- one upstream /stream per pace, fanned out -----------------------------------------------------------------
-class FakeUpstreams:
+# --- one upstream /stream for every subscriber, each paced on its own -----------------------------------------
+class FakeUpstream:
+    """The controller's /stream as the front reads it: chunks put by the test; records the pace asked for."""
+
     def __init__(self) -> None:
-        self.queues: dict[float, asyncio.Queue[bytes | None]] = {}
-        self.open: set[float] = set()
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.rates: list[float] = []
+        self.open = False
 
     async def open_upstream(self, rate_hz: float) -> AsyncIterator[bytes]:
-        queue = self.queues.setdefault(rate_hz, asyncio.Queue())
-        self.open.add(rate_hz)
+        self.rates.append(rate_hz)
+        self.open = True
         try:
-            while (chunk := await queue.get()) is not None:
+            while (chunk := await self.queue.get()) is not None:
                 yield chunk
         finally:
-            self.open.discard(rate_hz)
+            self.open = False
 
-    def send(self, rate_hz: float, seq: int, phase: str, split_at: int = 0) -> None:
+    def send(self, seq: int, phase: str, split_at: int = 0) -> None:
         event = (f"id: {seq}\nevent: snapshot\ndata: " + json.dumps({"seq": seq, "phase": phase},
                                                                     separators=(",", ":")) + "\n\n").encode()
-        queue = self.queues.setdefault(rate_hz, asyncio.Queue())
         if split_at:
-            queue.put_nowait(event[:split_at])
-            queue.put_nowait(event[split_at:])
+            self.queue.put_nowait(event[:split_at])
+            self.queue.put_nowait(event[split_at:])
         else:
-            queue.put_nowait(event)
+            self.queue.put_nowait(event)
+
+
+class WallClock:
+    """Injected monotonic time for the subscribers' pacing; ``sleep`` moves it (and lets other tasks run)."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+        self.slept_s: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept_s.append(seconds)
+        self.now_s += seconds
+        await asyncio.sleep(0)
 
 
 def parse(event: str) -> dict[str, Any]:
@@ -232,48 +250,53 @@ def parse(event: str) -> dict[str, Any]:
     return {**fields, "data": json.loads(fields["data"])}
 
 
-async def test_subscribers_share_one_upstream_each_with_its_own_sequence() -> None:
-    upstreams = FakeUpstreams()
-    fan_out = StreamFanOut(upstreams.open_upstream)
-    first = fan_out.subscribe(5.0, None)
-    upstreams.send(5.0, 41, "PRECHARGE", split_at=17)  # an event split across chunks
-    event = parse(await anext(first))
-    assert event == {"retry": "2000", "id": "1", "event": "snapshot", "data": {"seq": 1, "phase": "PRECHARGE"}}
-    second = fan_out.subscribe(5.0, 2)
-    # The newest event at once for a new subscriber, numbered from 1 for it.
-    assert parse(await anext(second))["data"] == {"seq": 1, "phase": "PRECHARGE"}
-    upstreams.send(5.0, 42, "CHARGING")
-    assert parse(await anext(first)) == {"id": "2", "event": "snapshot", "data": {"seq": 2, "phase": "CHARGING"}}
-    assert parse(await anext(second))["data"] == {"seq": 2, "phase": "CHARGING"}
-    with pytest.raises(StopAsyncIteration):  # its limit of 2
-        await anext(second)
-    assert fan_out.opened == 1
-    await first.aclose()  # the last subscriber leaves: the upstream stream is closed
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert upstreams.open == set() and fan_out.upstreams == {}
-
-
-async def test_a_slow_subscriber_gets_the_newest_event_not_a_backlog_and_ends_with_the_upstream() -> None:
-    upstreams = FakeUpstreams()
-    fan_out = StreamFanOut(upstreams.open_upstream)
-    other_pace = fan_out.subscribe(1.0, None)
-    waiting_at_other_pace = asyncio.create_task(anext(other_pace))
-    slow = fan_out.subscribe(5.0, None)
-    upstreams.send(5.0, 1, "A")
-    assert parse(await anext(slow))["data"]["phase"] == "A"
-    for seq, phase in ((2, "B"), (3, "C"), (4, "D")):
-        upstreams.send(5.0, seq, phase)
+async def settle() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
-    assert parse(await anext(slow))["data"] == {"seq": 2, "phase": "D"}
-    assert fan_out.opened == 2  # one per pace
-    upstreams.queues[5.0].put_nowait(None)  # the controller ended its stream (shutting down)
+
+
+async def test_subscribers_share_one_upstream_each_paced_and_numbered_on_its_own() -> None:
+    upstream, clock = FakeUpstream(), WallClock()
+    fan_out = StreamFanOut(upstream.open_upstream, sleep=clock.sleep, monotonic=clock)
+    five_per_s = fan_out.subscribe(5.0, None)
+    waiting = asyncio.create_task(anext(five_per_s))
+    await settle()
+    assert upstream.rates == [20.0]  # one upstream at the highest pace: the newest snapshot ≤ 50 ms old
+    upstream.send(41, "PRECHARGE", split_at=17)  # an event split across chunks
+    assert parse(await waiting) == {"retry": "2000", "id": "1", "event": "snapshot",
+                                    "data": {"seq": 1, "phase": "PRECHARGE"}}  # the first at once
+    one_per_s = fan_out.subscribe(1.0, 2)
+    assert parse(await anext(one_per_s))["data"] == {"seq": 1, "phase": "PRECHARGE"}
+    upstream.send(42, "CHARGING")
+    await settle()
+    started_s = clock.now_s
+    assert parse(await anext(five_per_s)) == {"id": "2", "event": "snapshot", "data": {"seq": 2, "phase": "CHARGING"}}
+    assert clock.now_s - started_s == pytest.approx(0.2)  # its own pace: 1 / 5 Hz after its first
+    assert parse(await anext(one_per_s))["data"] == {"seq": 2, "phase": "CHARGING"}
+    with pytest.raises(StopAsyncIteration):  # its limit of 2
+        await anext(one_per_s)
+    assert fan_out.opened == 1
+    await five_per_s.aclose()  # the last subscriber leaves: the upstream stream is closed
+    await settle()
+    assert not upstream.open and not fan_out.upstream_open
+
+
+async def test_a_slow_subscriber_gets_the_newest_snapshot_and_ends_with_the_upstream() -> None:
+    upstream, clock = FakeUpstream(), WallClock()
+    fan_out = StreamFanOut(upstream.open_upstream, sleep=clock.sleep, monotonic=clock)
+    slow = fan_out.subscribe(5.0, None)
+    waiting = asyncio.create_task(anext(slow))
+    await settle()
+    upstream.send(1, "A")
+    assert parse(await waiting)["data"]["phase"] == "A"
+    for seq, phase in ((2, "B"), (3, "C"), (4, "D")):
+        upstream.send(seq, phase)
+    await settle()
+    assert parse(await anext(slow))["data"] == {"seq": 2, "phase": "D"}  # not B: no backlog
+    upstream.queue.put_nowait(None)  # the controller ended its stream (shutting down)
+    await settle()
     with pytest.raises(StopAsyncIteration):
         await anext(slow)
-    waiting_at_other_pace.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting_at_other_pace
 
 
 # --- the controller's side: what the front checked is trusted, nothing else ------------------------------------

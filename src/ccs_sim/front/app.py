@@ -1,4 +1,4 @@
-"""The front's ASGI app: access and rate checks, readings from a copy, one upstream stream per pace, the rest
+"""The front's ASGI app: access and rate checks, readings from a copy, one upstream stream for all, the rest
 forwarded to the controller (see the package's docstring)."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class FrontApp:
         self.forwarded = 0
         self.metrics = FrontMetrics(FrontCounts(
             rejections if rejections is not None else Counter(), forwarded=lambda: self.forwarded,
-            fetches=lambda: sum(self.cache.fetches.values()), upstream_streams=lambda: len(self.fan_out.upstreams)))
+            fetches=lambda: sum(self.cache.fetches.values()), upstream_streams=lambda: int(self.fan_out.upstream_open)))
 
     async def _fetch(self, path: str) -> Reading:
         response = await self.client.get(path)

@@ -38,7 +38,7 @@ class _FrontCollector(Collector):
         yield CounterMetricFamily("ccs_api_front_reading_fetches", "Readings (/status, /meter, /dashboard/snapshot) "
                                   "the API front fetched from the controller", value=self.counts.fetches())
         yield GaugeMetricFamily("ccs_api_front_upstream_streams", "/stream connections the API front holds to the "
-                                "controller (one per pace)", value=self.counts.upstream_streams())
+                                "controller (at most one)", value=self.counts.upstream_streams())
 
 
 class FrontMetrics:

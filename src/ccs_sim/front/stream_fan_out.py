@@ -1,12 +1,13 @@
-"""One upstream ``GET /stream`` per pace, fanned out to every subscriber of the front.
+"""One upstream ``GET /stream`` for every ``/stream`` subscriber of the front.
 
 The controller's ``/stream`` (``ccs_sim.dashboard.sse``) sends a snapshot event ``rate`` times per wall second.
 Fifty dashboards through the front cost the controller one stream, not fifty: the front reads one upstream stream
-per ``rate``, and each subscriber gets every event from it with its own sequence (``id:`` and ``"seq"`` count
-from 1 per subscriber, the first event carries ``retry:``, as the controller's own stream writes them), the
-newest one at once when it subscribes, and at most ``limit`` events. A slow subscriber gets the newest event,
-never a backlog. The upstream stream ends when its last subscriber leaves; when it ends by itself (the controller
-shuts down), every subscriber's stream ends too (EventSource clients reconnect).
+at the highest pace (``MAX_RATE_HZ``: the newest snapshot is at most 50 ms old) and paces each subscriber itself
+with the controller's own generator (``sse.snapshot_events``): the first event at once (with ``retry:``), then one
+every ``1 / rate`` wall seconds, each the newest snapshot with the subscriber's own sequence in ``id:`` and
+``"seq"``, at most ``limit`` events, never a backlog. The upstream stream opens with the first subscriber and
+closes with the last; when it ends by itself (the controller shuts down), every subscriber's stream ends too
+(EventSource clients reconnect).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ccs_sim.dashboard.sse import RECONNECT_MS, format_event
+from ccs_sim.dashboard.sse import MAX_RATE_HZ, STOP_POLL_S, snapshot_events
 
 log = logging.getLogger(__name__)
 
@@ -45,86 +47,75 @@ def event_data_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     return lines()
 
 
-class Upstream:
-    """One upstream stream at one pace and its subscribers' newest-event slots."""
+class StreamFanOut:
+    """The one upstream stream and its newest snapshot; ``subscribe(rate, limit)`` yields one subscriber's SSE."""
 
-    def __init__(self, rate_hz: float) -> None:
-        self.rate_hz = rate_hz
+    def __init__(self, open_upstream: OpenUpstream, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.open_upstream = open_upstream
+        self.sleep = sleep
+        self.monotonic = monotonic
         self.latest: str | None = None
-        self.version = 0
         self.ended = False
-        self.changed = asyncio.Condition()
+        self.first_arrived = asyncio.Event()
         self.subscribers = 0
         self.task: asyncio.Task[None] | None = None
-
-
-class StreamFanOut:
-    """The upstream streams by pace; ``subscribe(rate, limit)`` yields one subscriber's SSE text."""
-
-    def __init__(self, open_upstream: OpenUpstream) -> None:
-        self.open_upstream = open_upstream
-        self.upstreams: dict[float, Upstream] = {}
         #: Upstream streams opened so far (tests and benchmarks count them).
         self.opened = 0
         self.closing = False
 
-    async def _pump(self, upstream: Upstream) -> None:
+    @property
+    def upstream_open(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    async def _pump(self) -> None:
         try:
-            async for data in event_data_lines(self.open_upstream(upstream.rate_hz)):
-                async with upstream.changed:
-                    upstream.latest = data
-                    upstream.version += 1
-                    upstream.changed.notify_all()
+            async for data in event_data_lines(self.open_upstream(MAX_RATE_HZ)):
+                self.latest = data
+                self.first_arrived.set()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - the controller went away: its subscribers' streams end
-            log.info("upstream /stream at %g/s ended: %s", upstream.rate_hz, error)
+            log.info("upstream /stream ended: %s", error)
         finally:
-            upstream.ended = True
-            if self.upstreams.get(upstream.rate_hz) is upstream:
-                del self.upstreams[upstream.rate_hz]
-            async with upstream.changed:
-                upstream.changed.notify_all()
+            self.ended = True
+            self.first_arrived.set()  # a subscriber waiting for the first snapshot learns it will not come
 
-    def _join(self, rate_hz: float) -> Upstream:
-        upstream = self.upstreams.get(rate_hz)
-        if upstream is None:
-            upstream = self.upstreams[rate_hz] = Upstream(rate_hz)
-            upstream.task = asyncio.get_running_loop().create_task(self._pump(upstream))
+    def _join(self) -> None:
+        if not self.upstream_open:
+            self.latest, self.ended = None, False
+            self.first_arrived = asyncio.Event()
+            self.task = asyncio.get_running_loop().create_task(self._pump())
             self.opened += 1
-        upstream.subscribers += 1
-        return upstream
+        self.subscribers += 1
 
-    def _leave(self, upstream: Upstream) -> None:
-        upstream.subscribers -= 1
-        if upstream.subscribers == 0 and upstream.task is not None and not upstream.ended:
-            if self.upstreams.get(upstream.rate_hz) is upstream:
-                del self.upstreams[upstream.rate_hz]
-            upstream.task.cancel()
+    def _leave(self) -> None:
+        self.subscribers -= 1
+        if self.subscribers == 0 and self.task is not None:
+            self.task.cancel()
 
     def close(self) -> None:
         """End every subscriber's stream (the front shuts down)."""
         self.closing = True
-        for upstream in list(self.upstreams.values()):
-            if upstream.task is not None:
-                upstream.task.cancel()
+        if self.task is not None:
+            self.task.cancel()
+
+    def _event_data(self, sequence: int) -> str:
+        assert self.latest is not None
+        return _SEQUENCE_PREFIX.sub(f'{{"seq":{int(sequence)}', self.latest, count=1)
 
     async def subscribe(self, rate_hz: float, limit: int | None) -> AsyncIterator[str]:
-        upstream = self._join(rate_hz)
+        self._join()
         try:
-            sent = 0
-            seen_version = 0
-            while limit is None or sent < limit:
-                async with upstream.changed:
-                    while upstream.version == seen_version and not upstream.ended:
-                        await upstream.changed.wait()
-                    if upstream.version == seen_version:
-                        return  # ended, nothing newer
-                    seen_version, data = upstream.version, upstream.latest
-                assert data is not None
-                sent += 1
-                yield format_event(_SEQUENCE_PREFIX.sub(f'{{"seq":{sent}', data, count=1), event_id=sent,
-                                   retry_ms=RECONNECT_MS if sent == 1 else None)
+            while not self.first_arrived.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.first_arrived.wait(), STOP_POLL_S)
+                if self.closing:
+                    return
+            if self.latest is None:
+                return  # the upstream ended before its first event
+            async for event in snapshot_events(self._event_data, rate_hz, self.sleep, self.monotonic, limit=limit,
+                                               should_stop=lambda: self.closing or self.ended):
+                yield event
         finally:
-            with contextlib.suppress(Exception):
-                self._leave(upstream)
+            self._leave()
