@@ -327,8 +327,8 @@ def serve_process(tmp_path):  # type: ignore[no-untyped-def]
     """Start ``ccs-sim serve`` (our own process, ended by its PID) at a speed: ``serve_process(speed)``."""
     started: list[ServedProcess] = []
 
-    def start(speed: float) -> ServedProcess:
-        served = ServedProcess.start(speed, tmp_path / f"data-{len(started)}")
+    def start(speed: float, *extra_args: str) -> ServedProcess:
+        served = ServedProcess.start(speed, tmp_path / f"data-{len(started)}", extra_args)
         started.append(served)
         return served
 
@@ -343,11 +343,11 @@ class ServedProcess:
         self.client = httpx.Client(base_url=base_url, timeout=10.0)
 
     @classmethod
-    def start(cls, speed: float, data_dir: Path) -> "ServedProcess":
+    def start(cls, speed: float, data_dir: Path, extra_args: tuple[str, ...] = ()) -> "ServedProcess":
         data_dir.mkdir(parents=True)
         port = free_port()
         command = [sys.executable, "-m", "ccs_sim.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--speed", str(speed), "--data-dir", str(data_dir)]
+                   "--speed", str(speed), "--data-dir", str(data_dir), *extra_args]
         # The server's log goes to a file: a pipe nobody reads while it runs could fill and block it.
         log_path = data_dir / "serve.log"
         with log_path.open("wb") as log:
@@ -537,3 +537,17 @@ def test_serve_car_after_car_at_high_speed_with_speed_changes(serve_process) -> 
              else rng.choice(tuple(VOLTAGE_CLASS)), ending) for ending in endings]
     figures = soak_served(served, SPEED_HIGH, plan)
     assert figures["sessions"] >= 30
+
+
+@pytest.mark.slow
+def test_serve_car_after_car_through_the_front_process(serve_process) -> None:  # type: ignore[no-untyped-def]
+    """The same cars, stops and faults with the API served by its front process (``--front-process``): every
+    command forwarded, every reading from the front's copy, each session recorded as it ended."""
+    served = serve_process(SPEED_HIGH, "--front-process")
+    rng = random.Random(SEED + 1)
+    endings = ["stop", "fault_charging", "fault_cable_check", "fault_start_fault", "complete"]
+    rng.shuffle(endings)
+    plan = [(rng.choice(CARS_300A) if ending == "fault_start_fault" else rng.choice(tuple(VOLTAGE_CLASS)), ending)
+            for ending in endings]
+    figures = soak_served(served, SPEED_HIGH, plan)
+    assert figures["sessions"] >= 12
