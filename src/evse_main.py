@@ -140,7 +140,8 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
     options = LaunchOptions(controller=controller, evse_id=args.evse_id, iface=args.iface, cert_store=cert_store,
                             secc_config=args.secc_config, slac_config=args.slac_config, slac=not args.no_slac,
                             protocols=protocols, api_host=args.api_host, api_port=args.api_port,
-                            api_front_process=args.api_front_process, message_log=args.message_log, exi_codec=exi_codec, adapter=args.adapter,
+                            api_front_process=args.api_front_process, message_log=args.message_log,
+                            exi_codec=exi_codec, adapter=args.adapter,
                             adapter_options_file=args.adapter_options, adapter_options=options_from_arguments(args),
                             ocpp=ocpp)
     if _adapter_overrides(options):  # adapter flags given: unknown adapter or option -> usage error (status 2)
@@ -297,6 +298,18 @@ async def _running_charger(charger, options: LaunchOptions):
         await operations.close()
 
 
+def _embedded_server_class():
+    """``uvicorn.Server`` for a server task of the launcher's loop: the signals stay the launcher's."""
+    import uvicorn
+
+    class EmbeddedServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # SIGINT/SIGTERM stop the whole launcher, not only the API
+            yield
+
+    return EmbeddedServer
+
+
 async def _start_api(charger, operations, host: str, port: int, front_process: bool = False):
     """``ccs_sim.fastapi_app.create_app(charger)`` under uvicorn as a task of this loop (signals stay ours);
     with ``front_process``, on a private Unix socket behind a front process on ``host:port`` (``ccs_sim.front``)."""
@@ -308,11 +321,6 @@ async def _start_api(charger, operations, host: str, port: int, front_process: b
 
     from ccs_sim.fastapi_app import create_app
 
-    class EmbeddedServer(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self):  # SIGINT/SIGTERM stop the whole launcher, not only the API
-            yield
-
     try:
         address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(address[0], socket.SOCK_STREAM)
@@ -321,7 +329,7 @@ async def _start_api(charger, operations, host: str, port: int, front_process: b
     except OSError as exc:
         raise LaunchError(f"--api-host/--api-port: cannot listen on {host}:{port}: {exc}") from exc
     config = uvicorn.Config(create_app(charger, operations=operations), log_level="warning", lifespan="on")
-    server = EmbeddedServer(config)
+    server = _embedded_server_class()(config)
     task = asyncio.create_task(server.serve(sockets=[listener]), name="live-controller-api")
     while not server.started:
         if task.done():
@@ -337,38 +345,27 @@ async def _start_api_behind_front(charger, operations, host: str, port: int):
     import uvicorn
 
     from ccs_sim.fastapi_app import create_app
-    from ccs_sim.front.process import FrontFailed, FrontProcess, private_socket_dir, raise_event_loop_priority
+    from ccs_sim.front.process import FrontFailed, private_socket_dir, start_front_for
     from ccs_sim.http.trusted_front import FrontCheckedApp
-
-    class EmbeddedServer(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self):  # SIGINT/SIGTERM stop the whole launcher, not only the API
-            yield
 
     private_dir = private_socket_dir()
     socket_path = os.path.join(private_dir, "controller.sock")
     app = create_app(charger, operations=operations)
-    server = EmbeddedServer(uvicorn.Config(FrontCheckedApp(app), uds=socket_path, log_level="warning",
-                                           lifespan="on"))
+    server = _embedded_server_class()(uvicorn.Config(FrontCheckedApp(app), uds=socket_path, log_level="warning",
+                                            lifespan="on"))
     task = asyncio.create_task(server.serve(), name="live-controller-api")
-    while not server.started:
-        if task.done():
-            shutil.rmtree(private_dir, ignore_errors=True)
-            raise LaunchError("the Live Controller API did not start on its private socket")
-        await asyncio.sleep(0.01)
-    os.chmod(socket_path, 0o600)
-    logger.info("event loop behind the API front: %s priority", raise_event_loop_priority())
     settings = charger.settings.model_copy(update={"host": host, "port": port})
-    front = FrontProcess(settings, socket_path, private_dir)
     try:
-        await front.start()
+        front = await start_front_for(server, task, settings, socket_path, private_dir)
     except FrontFailed as exc:
         server.should_exit = True
         await asyncio.wait({task}, timeout=API_STOP_TIMEOUT_S)
         shutil.rmtree(private_dir, ignore_errors=True)
         raise LaunchError(f"--api-host/--api-port: {exc}") from None
+    if front is None:
+        shutil.rmtree(private_dir, ignore_errors=True)
+        raise LaunchError("the Live Controller API did not start on its private socket")
     watcher = asyncio.create_task(front.watch(), name="api-front-watch")
-
 
     def front_watch_ended(done: asyncio.Task) -> None:
         if not done.cancelled() and done.exception() is not None:  # the charger and the SECC go on without the API

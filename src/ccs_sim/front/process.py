@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ class FrontProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.stopping = False
         self.restarts: deque[float] = deque()
+        self._relay_task: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +104,7 @@ class FrontProcess:
             raise FrontFailed("the API front process did not start: "
                               + (" / ".join(error_output[-3:]) or f"no answer within {START_TIMEOUT_S:g} s"))
         # Its later output goes to this process's log, line by line.
-        asyncio.get_running_loop().create_task(self._relay(process.stderr))
+        self._relay_task = asyncio.get_running_loop().create_task(self._relay(process.stderr))
         log.info("API front process %d listening on http://%s:%d/", process.pid, self.settings.host,
                  self.settings.port)
 
@@ -153,27 +155,39 @@ def private_socket_dir() -> str:
     return tempfile.mkdtemp(prefix="ccs-sim-front-")
 
 
+async def start_front_for(server: Any, serving: asyncio.Task[Any], settings: ControllerSettings, socket_path: str,
+                          private_dir: str) -> FrontProcess | None:
+    """Once ``server`` (a ``uvicorn.Server`` serving the controller's app on ``socket_path``, in the task
+    ``serving``) listens: the socket made private, the event loop's priority raised, the front started and
+    listening. None if the server's own start-up ended first (it said why); ``FrontFailed`` if the front did not
+    start."""
+    while not server.started:
+        if serving.done():
+            return None
+        await asyncio.sleep(0.01)
+    os.chmod(socket_path, 0o600)
+    log.info("controller's event loop behind the front: %s priority", raise_event_loop_priority())
+    front = FrontProcess(settings, socket_path, private_dir)
+    await front.start()
+    return front
+
+
 async def serve_behind_front(server: Any, settings: ControllerSettings, socket_path: str, private_dir: str,
-                             on_ready: Any = None) -> int:
+                             on_ready: Callable[[FrontProcess], None] | None = None) -> int:
     """Run ``server`` (a ``uvicorn.Server`` already configured for ``socket_path``) with a front process on
     the public address; 0 on a normal stop, 2 if the front could not start or kept dying."""
     serving = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if serving.done():
-                await serving
-                return 2  # the controller's own start-up was refused (it said why)
-            await asyncio.sleep(0.01)
-        os.chmod(socket_path, 0o600)
-        log.info("controller's event loop behind the front: %s priority", raise_event_loop_priority())
-        front = FrontProcess(settings, socket_path, private_dir)
         try:
-            await front.start()
+            front = await start_front_for(server, serving, settings, socket_path, private_dir)
         except FrontFailed as failure:
             print(f"ccs-sim: {failure}", file=sys.stderr, flush=True)
             server.should_exit = True
             await serving
             return 2
+        if front is None:
+            await serving
+            return 2  # the controller's own start-up was refused (it said why)
         if on_ready is not None:
             on_ready(front)
         watching = asyncio.create_task(front.watch())
