@@ -318,6 +318,8 @@ RSS_GROWTH_MAX_RATIO = 1.5
 SPEED_HIGH = 50.0
 #: "a tiny value" (issue 10 item 3): 10 ms of control period would last 10 wall seconds.
 SPEED_TINY = 0.001
+#: The speed at which a fault is injected during the cable check (its 1 s then lasts 1 s of wall time).
+SPEED_CABLE_CHECK_FAULT = 1.0
 POLL_S = 0.02
 SERVE_START_TIMEOUT_S = 30.0
 
@@ -435,6 +437,10 @@ def serve_session(served: ServedProcess, rng: random.Random, speed: float, kind:
         body["initial_current"] = min(body["initial_current"], 50.0)  # a 0.5 s ramp-down at speed 1
     if ending != "complete":
         body["duration_s"] = 30.0  # ended by the command, not by the clock (no race with a normal end)
+    if ending == "fault_cable_check" and speed > SPEED_CABLE_CHECK_FAULT:
+        # The 1 s cable check lasts 20 ms of wall time at speed 50, one status poll: a fault posted once it is seen
+        # could arrive after it (in precharge). At speed 1 it arrives inside it; the speed is restored after.
+        served.post("/sim/speed", {"speed": SPEED_CABLE_CHECK_FAULT})
     session_id = served.start_car(**body)
     session_ids.append(session_id)
     charge_timeout_s = wall_timeout_s(10.0, speed)
@@ -455,8 +461,11 @@ def serve_session(served: ServedProcess, rng: random.Random, speed: float, kind:
         expected = {"ended_phase": "ABORTED", "error": fault}
     elif ending == "fault_cable_check":
         fault = rng.choice(FAULT_TYPES)
-        served.wait_for(lambda s: s["stage"] == "cable_check", charge_timeout_s, "cable check")
+        cable_check_timeout_s = wall_timeout_s(10.0, min(speed, SPEED_CABLE_CHECK_FAULT))
+        served.wait_for(lambda s: s["stage"] == "cable_check", cable_check_timeout_s, "cable check")
         served.post("/fault", {"type": fault})
+        if speed > SPEED_CABLE_CHECK_FAULT:
+            served.post("/sim/speed", {"speed": speed})
         expected = {"ended_phase": "ABORTED", "error": fault}
     elif ending == "speed_tiny_and_back":
         # Issue 10 item 3: a tiny speed and back must not freeze the control loop or the supervisor.
