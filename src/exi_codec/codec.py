@@ -16,7 +16,7 @@ from iso15118.shared.iexi_codec import IEXICodec
 from exi_codec.decoder import decode_document
 from exi_codec.encoder import EXIEncodeError, encode_document
 from exi_codec.errors import EXIDecodeError
-from exi_codec.grammar import GrammarSet, build_grammar_set, element_grammars
+from exi_codec.grammar import Grammar, GrammarSet, build_grammar_set, decode_tables, element_grammars
 from exi_codec.jar_grammars import read_jar_grammar
 
 CODEC_VERSION = "native-0.1 (grammars of EXICodec.jar 1.55)"
@@ -105,27 +105,37 @@ class NativeEXICodec(IEXICodec):
     def encode(self, message: str, namespace: str) -> bytes:
         return self.encode_dict(json.loads(message), namespace)
 
-    def encode_dict(self, message: dict, namespace: str) -> bytes:
+    def encode_target(self, message: dict, namespace: str) -> tuple[GrammarSet, Grammar, bool, str | None]:
+        """(grammar set, content grammar, fragment?, root namespace) the message is encoded with, as Java does."""
         gs = self.grammars(namespace)
         if len(message) != 1:
             raise EXIEncodeError("the JSON message must have exactly one root key")
         root = next(iter(message))
         fragment_uri = _FRAGMENT_ROOTS.get(namespace, {}).get(root)
         if namespace == XMLDSIG_NS or fragment_uri is not None:
-            return encode_document(gs.fragment_content, message, fragment=True, root_uri=fragment_uri)
-        return encode_document(gs.doc_content, message, fragment=False)
+            return gs, gs.fragment_content, True, fragment_uri
+        return gs, gs.doc_content, False, None
+
+    def encode_dict(self, message: dict, namespace: str) -> bytes:
+        gs, content, fragment, root_uri = self.encode_target(message, namespace)
+        return encode_document(content, message, fragment, root_uri, grammar_set=gs)
 
     def decode(self, stream: bytes, namespace: str) -> str:
         return json.dumps(self.decode_dict(stream, namespace), separators=(",", ":"))
 
+    def decode_target(self, namespace: str) -> tuple[Grammar, bool]:
+        """(content grammar, fragment?) a stream of ``namespace`` is decoded with."""
+        gs = self.grammars(namespace)
+        if namespace == XMLDSIG_NS:
+            return gs.fragment_content, True
+        return gs.doc_content, False
+
     def decode_dict(self, stream: bytes, namespace: str) -> dict:
         """The message in ``stream``; a malformed stream raises ``EXIDecodeError`` and nothing else (an unknown
         namespace is the caller's error: ``ValueError``)."""
-        gs = self.grammars(namespace)
+        content, fragment = self.decode_target(namespace)
         try:
-            if namespace == XMLDSIG_NS:
-                return decode_document(gs.fragment_content, bytes(stream), fragment=True)
-            return decode_document(gs.doc_content, bytes(stream), fragment=False)
+            return decode_document(content, bytes(stream), fragment)
         except EXIDecodeError:
             raise
         except Exception as exc:  # a check the reader and value decoders lack must not leak another type
@@ -136,9 +146,13 @@ class NativeEXICodec(IEXICodec):
 
 
 def _attach_java_defaults(gs: GrammarSet, namespace: str) -> None:
+    attached = False
     for (ns, element, child), (value, on_encode) in JAVA_PRIMITIVE_DEFAULTS.items():
         if ns == namespace:
             for grammar in element_grammars(gs, element):
                 grammar.decode_defaults[child] = value
+                attached = True
                 if on_encode:
                     grammar.encode_defaults[child] = value
+    if attached:
+        decode_tables(gs.grammars)  # an element with defaults is not decoded as a simple value

@@ -66,7 +66,7 @@ class Production:
 
 class Grammar:
     __slots__ = ("name", "prods", "width", "by_key", "reach", "repeated", "has_attributes", "choice_cache",
-                 "decode_defaults", "encode_defaults")
+                 "decode_defaults", "encode_defaults", "mask", "entries")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -80,16 +80,23 @@ class Grammar:
         # (first start tag only) child -> the value Java's JSON has / Java writes when the stream / JSON has none
         self.decode_defaults: dict = {}
         self.encode_defaults: dict = {}
+        # The decoder's dispatch table (``decode_tables``): the event code's mask and, per code, (op, JSON key,
+        # element grammar or datatype, next state).
+        self.mask = 0
+        self.entries: tuple = ()
 
 
 class GrammarSet:
-    """The document and fragment grammars of one schema."""
+    """The document and fragment grammars of one schema, and the encoder's plans for it (see ``encoder``)."""
 
     def __init__(self, document: Grammar, fragment: Grammar) -> None:
         self.document = document
         self.fragment = fragment
         self.doc_content = document.prods[0].next
         self.fragment_content = fragment.prods[0].next
+        #: (content grammar id, root uri, message shape) -> the encoder's plan, or None (encode generically)
+        self.plans: dict = {}
+        self.grammars: list[Grammar] = []  # every state (for ``decode_tables``)
 
 
 def _qname(qnc: JObj) -> tuple[str, str]:
@@ -224,13 +231,66 @@ def _analyse(grammars: list[Grammar]) -> None:
         g.repeated = frozenset(repeated)
 
 
+# Decoder ops (``Grammar.entries``): what an event code means, with the value's datatype folded in.
+OP_SE, OP_EE, OP_ED, OP_NBIT, OP_BOOLEAN, OP_ENUM, OP_UNSIGNED, OP_INTEGER, OP_VALUE, OP_OTHER = range(10)
+#: OP_SIMPLE + a value op: SE of an element whose content is that one value (start tag: CH only, then EE only).
+OP_SIMPLE = 16
+_VALUE_OPS = {NBIT: OP_NBIT, BOOLEAN: OP_BOOLEAN, ENUM: OP_ENUM, UNSIGNED: OP_UNSIGNED, INTEGER: OP_INTEGER}
+
+
+def decode_tables(grammars: list[Grammar]) -> None:
+    """Per state: the mask of its event code and one ``(op, key, element grammar or datatype, next)`` per code.
+
+    Run again when a grammar's ``decode_defaults`` change (an element with defaults is never a simple one)."""
+    for g in grammars:
+        g.mask = (1 << g.width) - 1
+        entries: list[tuple] = []
+        for p in g.prods:
+            if p.kind == SE:
+                simple = _simple_content(p.element)
+                if simple is not None:
+                    ch, end = simple
+                    op = OP_SIMPLE + _VALUE_OPS.get(ch.datatype.kind, OP_VALUE)
+                    entries.append((op, p.local, (ch.datatype, p.element.width, end.width), p.next))
+                else:
+                    entries.append((OP_SE, p.local, p.element, p.next))
+            elif p.kind == EE:
+                entries.append((OP_EE, None, None, p.next))
+            elif p.kind == ED:
+                entries.append((OP_ED, None, None, p.next))
+            elif p.kind in (AT, CH):
+                op = _VALUE_OPS.get(p.datatype.kind, OP_VALUE)
+                entries.append((op, p.local if p.kind == AT else CH_KEY, p.datatype, p.next))
+            else:
+                entries.append((OP_OTHER, None, None, p.next))
+        g.entries = tuple(entries)
+
+
+def _simple_content(element: Grammar) -> tuple[Production, Grammar] | None:
+    """(CH production, end state) when ``element``'s start tag is CH (code 0) and the state after it EE (code 0)
+    only, without attributes or defaults: the element is one typed value."""
+    if len(element.prods) != 1 or element.decode_defaults or element.has_attributes:
+        return None
+    ch = element.prods[0]
+    if ch.kind != CH or ch.code != 0 or ch.next is None:
+        return None
+    end = ch.next
+    if len(end.prods) != 1 or end.prods[0].kind != EE or end.prods[0].code != 0:
+        return None
+    return ch, end
+
+
 def build_grammar_set(document: JObj, fragment: JObj) -> GrammarSet:
     builder = _Builder()
     doc = builder.grammar(document)
     frag = builder.grammar(fragment)
     builder.fill()
-    _analyse(list(builder.grammars.values()))
-    return GrammarSet(doc, frag)
+    grammars = list(builder.grammars.values())
+    _analyse(grammars)
+    decode_tables(grammars)
+    gs = GrammarSet(doc, frag)
+    gs.grammars = grammars
+    return gs
 
 
 def element_grammars(gs: GrammarSet, local: str) -> list[Grammar]:
