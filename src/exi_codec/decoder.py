@@ -155,22 +155,20 @@ def _element_fast(reader: BitReader, pos: int, grammar: Grammar):
     out: dict = {}
     g = grammar
     state = grammar
+    depth = 0
     while True:
         width = state.width
         if width:
             end = pos + width
             if end > total:
                 raise _Unusual
-            code = (value >> (total - end)) & state.mask
+            op, key, target, nxt = state.entries[(value >> (total - end)) & state.mask]  # padded: OP_OTHER
             pos = end
-            entries = state.entries
-            if code >= len(entries):
-                raise _Unusual  # a second-level event
-            op, key, target, nxt = entries[code]
         else:
             op, key, target, nxt = state.entries[0]
         if op == OP_SE:
-            if len(stack) >= MAX_FAST_DEPTH:
+            depth += 1
+            if depth > MAX_FAST_DEPTH:
                 raise _Unusual
             stack.append((out, g, key, nxt))
             out = {}
@@ -184,6 +182,7 @@ def _element_fast(reader: BitReader, pos: int, grammar: Grammar):
             if not stack:
                 return content, pos
             out, g, key, state = stack.pop()
+            depth -= 1
             if key in g.repeated:
                 out.setdefault(key, []).append(content)
             else:

@@ -263,6 +263,9 @@ def decode_tables(grammars: list[Grammar]) -> None:
                 entries.append((op, p.local if p.kind == AT else CH_KEY, p.datatype, p.next))
             else:
                 entries.append((OP_OTHER, None, None, p.next))
+        # Every code the width can carry has an entry (the second level's and unused ones: OP_OTHER), so the
+        # decoder indexes without a bounds check.
+        entries += [(OP_OTHER, None, None, None)] * (g.mask + 1 - len(entries))
         g.entries = tuple(entries)
 
 
