@@ -143,8 +143,14 @@ def start_codec(name: str, message_log: Path | None, protocols: Iterable[str] = 
         from evse_secc.message_timing import TimedEXICodec
 
         exchange_log = JsonLinesExchangeLog(message_log)
-        codec = TimedEXICodec(codec, exchange_log)
-        closers.insert(0, exchange_log.close)
+        timed = TimedEXICodec(codec, exchange_log)
+        codec = timed
+
+        def close_exchange_log() -> None:
+            timed.flush()  # the exchanges not settled yet (the loop's next turn may not come)
+            exchange_log.close()
+
+        closers.insert(0, close_exchange_log)
 
     def close() -> None:
         for closer in closers:

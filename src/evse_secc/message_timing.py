@@ -13,6 +13,7 @@ benchmark; ``evse_secc.exchange_log`` holds the record type and writes/reads the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -40,38 +41,64 @@ def response_code(decoded: dict[str, Any]) -> str | None:
 
 
 class TimedEXICodec(IEXICodec):
-    """An ``IEXICodec`` that times each request/response exchange and hands it to ``on_exchange``."""
+    """An ``IEXICodec`` that times each request/response exchange and hands it to ``on_exchange``.
+
+    Only the clock is read while the SECC handles a request; naming the messages (JSON parsing) and
+    ``on_exchange`` run on the event loop's next turn, after the response has been sent (at once when no loop
+    runs; ``flush`` runs what is still pending)."""
 
     def __init__(self, inner: IEXICodec, on_exchange: Callable[[MessageExchange], None],
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self._inner = inner
         self._on_exchange = on_exchange
         self._clock = clock
-        #: The request (decoded JSON), its decode start and decode time; the request is named (JSON parsed)
-        #: only once its response is encoded, so the measurement does not add its own work to what it measures.
+        #: The request (decoded JSON), its decode start and decode time, until its response is settled.
         self._pending: tuple[str, float, float] | None = None
+        #: Calls not yet settled, in order: ("decode", (request, started, decode_s)) or
+        #: ("encode", (namespace, response, started, ended)).
+        self._calls: list[tuple[str, tuple]] = []
 
     def decode(self, stream: bytes, namespace: str) -> str:
         started = self._clock()
         decoded = self._inner.decode(stream, namespace)
-        self._pending = (decoded, started, self._clock() - started)
+        self._later("decode", (decoded, started, self._clock() - started))
         return decoded
 
     def encode(self, message: str, namespace: str) -> bytes:
         started = self._clock()
         encoded = self._inner.encode(message, namespace)
-        ended = self._clock()
-        content = json.loads(message)
-        name = message_name(content)
-        # Signature checks (PnC) EXI-encode message fragments between request and response: only a
-        # ...Res closes the exchange.
-        if self._pending is not None and name.endswith("Res"):
-            (request, request_started, decode_s), self._pending = self._pending, None
-            self._on_exchange(MessageExchange(
-                namespace=namespace, request=message_name(json.loads(request)), response=name,
-                response_code=response_code(content), duration_s=ended - request_started,
-                decode_s=decode_s, encode_s=ended - started))
+        self._later("encode", (namespace, message, started, self._clock()))
         return encoded
+
+    def _later(self, kind: str, call: tuple) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._calls.append((kind, call))
+            self.flush()
+            return
+        if not self._calls:
+            loop.call_soon(self.flush)
+        self._calls.append((kind, call))
+
+    def flush(self) -> None:
+        """Settle the calls still pending, oldest first: each ...Res encoded after a decode closes an exchange."""
+        calls, self._calls = self._calls, []
+        for kind, call in calls:
+            if kind == "decode":
+                self._pending = call
+                continue
+            namespace, message, started, ended = call
+            content = json.loads(message)
+            name = message_name(content)
+            # Signature checks (PnC) EXI-encode message fragments between request and response: only a
+            # ...Res closes the exchange.
+            if self._pending is not None and name.endswith("Res"):
+                (request, request_started, decode_s), self._pending = self._pending, None
+                self._on_exchange(MessageExchange(
+                    namespace=namespace, request=message_name(json.loads(request)), response=name,
+                    response_code=response_code(content), duration_s=ended - request_started,
+                    decode_s=decode_s, encode_s=ended - started))
 
     def get_version(self) -> str:
         return self._inner.get_version()
