@@ -56,20 +56,33 @@ class SessionMessageLog:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._write(*entry)
+            self._pending.append(entry)
+            self.flush()
             return
         if not self._pending:
             loop.call_soon(self.flush)
         self._pending.append(entry)
 
     def flush(self) -> None:
-        """Write the pending messages, oldest first."""
+        """Write the pending messages, oldest first, and flush each file they went to once (a request and its
+        response: one write to the disk, not two)."""
         pending, self._pending = self._pending, []
+        written: dict[int, IO[str]] = {}
         for entry in pending:
-            self._write(*entry)
+            file = self._write(*entry)
+            if file is not None:
+                written[id(file)] = file
+        for file in written.values():
+            if file.closed:  # rotated out by a later line of this batch (closing flushed it)
+                continue
+            try:
+                file.flush()
+            except (OSError, ValueError) as error:  # a full disk must not stop the charging session
+                log.warning("V2G message log: %s", error)
 
     def _write(self, at: datetime, direction: str, namespace: str, message_json: str,
-               session_id: str | None) -> None:
+               session_id: str | None) -> IO[str] | None:
+        """Write one line (not flushed); the file it went to, or None when it could not be written."""
         try:
             body = json.loads(message_json)
             key = session_id or "no-session"
@@ -81,9 +94,10 @@ class SessionMessageLog:
                 file = self._files[key] = self.path_for(session_id).open("a", encoding="utf-8")
             file.write(json.dumps({"at": at.isoformat(), "direction": direction, "namespace": namespace,
                                    "message": message_name(body), "body": body}, separators=(",", ":")) + "\n")
-            file.flush()
+            return file
         except (OSError, ValueError) as error:  # a full disk must not stop the charging session
             log.warning("V2G message log: %s", error)
+            return None
 
     def close(self) -> None:
         self.flush()
