@@ -102,6 +102,12 @@ def stop_api_load(process: subprocess.Popen, workdir: Path) -> dict | None:
         return None
 
 
+def _knows_the_flag(src: Path | None, flag: str) -> bool:
+    """Whether the launcher of ``src`` (None: this tree) takes ``flag`` (a baseline revision may predate it)."""
+    launcher = (src if src is not None else Path(__file__).resolve().parents[1] / "src") / "evse_main.py"
+    return flag in launcher.read_text(encoding="utf-8")
+
+
 def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, sessions: int,
                        workdir: Path, load: LoadSpec | None = None,
                        probe: bool = False, profile: bool = False, src: Path | None = None,
@@ -117,6 +123,8 @@ def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, se
     extra_args: tuple[str, ...] = ("--api-port", str(load.api_port)) if load is not None else ()
     if front_process and load is not None:
         extra_args += ("--api-front-process",)
+    elif load is not None and _knows_the_flag(src, "--no-api-front-process"):
+        extra_args += ("--no-api-front-process",)  # the API in the launcher's process (trees before it: always)
     with VethLink(prefix=NAMESPACE_PREFIX) as link:
         env = dict(launcher_env or {})
         if src is not None:

@@ -247,7 +247,7 @@ async def main() -> None:
                               + (", rate limiter off" if limiter_off else ""), status_clients=clients,
                               sse_subscribers=SSE_SUBSCRIBERS, settings=limiter_off or {}))
     if front_process_available():
-        scenarios.append(Scenario(f"(e) all at once, the API in a front process (--front-process): {clients} /status "
+        scenarios.append(Scenario(f"(e) all at once, the API in a front process (ccs-sim serve's default): {clients} /status "
                                   f"clients + {SSE_SUBSCRIBERS} SSE subscribers"
                                   + (", rate limiter off" if limiter_off else ""), status_clients=clients,
                                   sse_subscribers=SSE_SUBSCRIBERS, settings=limiter_off or {}, front_process=True))

@@ -87,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-port", type=int, help="serve the Live Controller API of the simulated HAL (the one "
                                                      "SLAC listens to) in this process on this port, with either "
                                                      "controller")
-    parser.add_argument("--api-front-process", action="store_true",
+    parser.add_argument("--api-front-process", action=argparse.BooleanOptionalAction, default=None,
                         help="serve the API's address from a process of its own (readings from a copy at most one "
                              "control period old, commands forwarded): API load cannot delay the control loop or "
-                             "the SECC")
+                             "the SECC (default with --api-port; --no-api-front-process: the API in this process)")
     parser.add_argument("--exi-codec", choices=EXI_CODEC_NAMES, default=None,
                         help=f"EXI codec: native (pure Python, no Java runtime needed) or java (the iso15118 "
                              f"package's, in a JVM; warmed up before the ready line) (default: "
@@ -166,7 +166,7 @@ def needs_charger(options: LaunchOptions) -> bool:
 def _refuse_unavailable_features(options: LaunchOptions) -> None:
     if options.api_host is not None and options.api_port is None:
         raise LaunchError("--api-host needs --api-port")
-    if options.api_front_process and options.api_port is None:
+    if options.api_front_process is not None and options.api_port is None:
         raise LaunchError("--api-front-process needs --api-port")
     if importlib.util.find_spec("iso15118") is None:
         raise LaunchError("the iso15118 package is not installed: scripts/setup.sh hlc")
@@ -282,7 +282,7 @@ async def _running_charger(charger, options: LaunchOptions):
         await start_ocpp(charger, operations, options.ocpp)  # stopped by operations.close()
         if options.api_port is not None:
             api = await _start_api(charger, operations, options.api_host or API_DEFAULT_HOST, options.api_port,
-                                   options.api_front_process)
+                                   options.api_front_process is not False)
         yield
     finally:
         if api is not None:

@@ -37,6 +37,7 @@ def serve_settings(args: argparse.Namespace) -> ControllerSettings:
         "api_token": args.api_token, "data_dir": args.data_dir, "log_format": args.log_format,
         "allowed_hosts": args.allowed_hosts, "rate_limit_per_s": args.rate_limit,
         "rate_limit_burst": args.rate_limit_burst, "max_streams_per_client": args.max_streams_per_client,
+        "api_front_process": args.front_process,
     }.items() if value is not None}
     try:
         settings = ControllerSettings(**overrides)
@@ -86,10 +87,10 @@ def serve(args: argparse.Namespace) -> int:
         def handle_exit(self, sig: int, frame: object) -> None:
             close_streams(app)  # open dashboards' /stream responses end, so shutdown does not wait on them
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
-            if args.front_process:
+            if settings.api_front_process:
                 self._captured_signals.clear()  # the front is stopped first; then this process ends normally
 
-    if args.front_process:
+    if settings.api_front_process:
         return serve_with_front_process(_Server, app, settings)
     _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                            timeout_graceful_shutdown=5)).run()
@@ -169,9 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
                               help="requests a client may send at once before the rate applies (default 2000)")
     serve_parser.add_argument("--max-streams-per-client", type=int, metavar="N",
                               help="open GET /stream connections per client address (default 16; 0: no cap)")
-    serve_parser.add_argument("--front-process", action="store_true",
+    serve_parser.add_argument("--front-process", action=argparse.BooleanOptionalAction, default=None,
                               help="serve HTTP from a process of its own (readings from a copy at most one control "
-                                   "period old, commands forwarded): API load cannot delay the control loop")
+                                   "period old, commands forwarded): API load cannot delay the control loop "
+                                   "(default; --no-front-process: the API in the controller's process; "
+                                   "CCS_SIM_API_FRONT_PROCESS)")
     serve_parser.add_argument("--allow-insecure", action="store_true",
                               help="allow a non-loopback address without an API token")
     from ccs_sim.ocpp.config import add_ocpp_arguments

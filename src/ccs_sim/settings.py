@@ -74,6 +74,12 @@ class ControllerSettings(BaseSettings):
                                                           "the sustained rate applies. CCS_SIM_RATE_LIMIT_BURST")
     max_streams_per_client: int = Field(16, ge=0, description="GET /stream responses open at once per client "
                                                               "address; 0: no cap. CCS_SIM_MAX_STREAMS_PER_CLIENT")
+    # --- where HTTP is served (ccs-sim serve; ccs_sim.front) ---
+    api_front_process: bool = Field(
+        True, description="ccs-sim serve: serve the public address from a process of its own (readings from a copy "
+                          "at most one control period old, commands forwarded over a private socket), so API load "
+                          "cannot delay the control loop, the supervisor or the SECC. false: one process. "
+                          "CCS_SIM_API_FRONT_PROCESS")
 
     @field_validator("adapter_options", mode="before")
     @classmethod

@@ -29,7 +29,8 @@ class LaunchOptions(BaseModel):
     protocols: tuple[HlcProtocol, ...] | None = Field(None, description="None: PROTOCOLS or DC default")
     api_host: str | None = None
     api_port: int | None = Field(None, ge=1, le=65535)
-    api_front_process: bool = False  # the API's public address served by a front process (ccs_sim.front)
+    #: The API's public address served by a front process (ccs_sim.front): None = the default, on (with api_port).
+    api_front_process: bool | None = None
     message_log: Path | None = Field(None, description="JSON lines, one per request/response exchange")
     exi_codec: ExiCodecName = Field(DEFAULT_EXI_CODEC, description="native (pure Python) or java (JVM child)")
     adapter: str | None = Field(None, description="HAL adapter (--adapter); None: CCS_SIM_ADAPTER, else sim")

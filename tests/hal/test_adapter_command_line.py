@@ -166,6 +166,7 @@ def test_serve_runs_the_server_with_those_settings(recorder: RecordingFactory, m
     monkeypatch.setattr(ccs_sim.fastapi_app, "create_app",
                         lambda settings: created.append(settings) or real_create_app(settings=settings))
     monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)  # no socket: the parsing and the hand-over only
+    monkeypatch.setattr(cli, "serve_with_front_process", lambda server_class, app, settings: 0)  # the default path
     assert cli.main(["serve", "--adapter", RECORDER, "--adapter-option", "serial_port=/dev/ttyUSB1"]) == 0
     build_controller(created[0], ManualClock())
     assert recorder.calls[0][1]["serial_port"] == "/dev/ttyUSB1"

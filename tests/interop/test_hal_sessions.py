@@ -101,7 +101,8 @@ def test_stock_evcc_charges_from_the_hal_controller(case: InteropCase, secc_laun
 ISO2 = next(case for case in CASES if case.id == "iso2-dc-eim")
 
 
-@pytest.mark.parametrize("api_args", [HAL_ARGS, (*HAL_ARGS, "--api-front-process")], ids=["api", "api-front-process"])
+@pytest.mark.parametrize("api_args", [(*HAL_ARGS, "--no-api-front-process"), HAL_ARGS],
+                         ids=["api", "api-front-process"])  # the front process is the default
 @pytest.mark.parametrize("secc_launcher", ["hal"], indirect=True)
 def test_fault_and_stop_session_during_current_demand(secc_launcher: LauncherProcess, veth_link: VethLink,
                                                       tmp_path: Path, api_args: tuple[str, ...]):

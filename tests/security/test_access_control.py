@@ -146,8 +146,13 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         else:  # uvicorn.run(app, host=..., port=...)
             calls.append(kwargs)
 
+    def record_front(server_class: Any, app: Any, settings: Any) -> int:  # the default: the front binds the address
+        calls.append({"host": settings.host, "port": settings.port, "front_process": True})
+        return 0
+
     monkeypatch.setattr(uvicorn, "run", record)
     monkeypatch.setattr(uvicorn.Server, "run", record)
+    monkeypatch.setattr(cli, "serve_with_front_process", record_front)
     for key in ("CCS_SIM_API_TOKEN", "CCS_SIM_HOST", "CCS_SIM_ALLOW_INSECURE_BIND"):
         monkeypatch.delenv(key, raising=False)
     return calls
@@ -170,3 +175,14 @@ def test_serve_binds_a_public_address_with_a_token_or_the_override(fake_uvicorn:
 def test_serve_defaults_to_loopback(fake_uvicorn: list[dict[str, Any]], tmp_path: Any) -> None:
     assert cli.main(["serve", "--data-dir", str(tmp_path)]) == 0
     assert fake_uvicorn[0]["host"] == "127.0.0.1"
+
+
+def test_serve_puts_the_api_in_a_front_process_by_default(fake_uvicorn: list[dict[str, Any]], tmp_path: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CCS_SIM_API_FRONT_PROCESS", raising=False)
+    assert cli.main(["serve", "--data-dir", str(tmp_path)]) == 0
+    assert cli.main(["serve", "--data-dir", str(tmp_path), "--no-front-process"]) == 0
+    monkeypatch.setenv("CCS_SIM_API_FRONT_PROCESS", "false")
+    assert cli.main(["serve", "--data-dir", str(tmp_path)]) == 0
+    assert cli.main(["serve", "--data-dir", str(tmp_path), "--front-process"]) == 0
+    assert [call.get("front_process", False) for call in fake_uvicorn] == [True, False, False, True]

@@ -537,7 +537,9 @@ def test_serve_car_after_car_at_speed_1(serve_process) -> None:  # type: ignore[
 
 @pytest.mark.slow
 def test_serve_car_after_car_at_high_speed_with_speed_changes(serve_process) -> None:  # type: ignore[no-untyped-def]
-    served = serve_process(SPEED_HIGH)
+    """The API in the controller's process (``--no-front-process``): the path ``uvicorn ccs_sim.fastapi_app:app``
+    serves too; the default (a front process) is the next test's."""
+    served = serve_process(SPEED_HIGH, "--no-front-process")
     rng = random.Random(SEED)
     endings = ["complete", "stop", "fault_charging", "fault_cable_check", "speed_tiny_and_back",
                "fault_start_fault"] * 2 + ["complete"] * 2
@@ -550,9 +552,9 @@ def test_serve_car_after_car_at_high_speed_with_speed_changes(serve_process) -> 
 
 @pytest.mark.slow
 def test_serve_car_after_car_through_the_front_process(serve_process) -> None:  # type: ignore[no-untyped-def]
-    """The same cars, stops and faults with the API served by its front process (``--front-process``): every
-    command forwarded, every reading from the front's copy, each session recorded as it ended."""
-    served = serve_process(SPEED_HIGH, "--front-process")
+    """The same cars, stops and faults with the API served by its front process (``ccs-sim serve``'s default):
+    every command forwarded, every reading from the front's copy, each session recorded as it ended."""
+    served = serve_process(SPEED_HIGH)
     rng = random.Random(SEED + 1)
     endings = ["stop", "fault_charging", "fault_cable_check", "fault_start_fault", "complete"]
     rng.shuffle(endings)

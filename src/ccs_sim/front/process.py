@@ -1,4 +1,4 @@
-"""Starting and watching the front process from the controller's process (``ccs-sim serve --front-process``).
+"""Starting and watching the front process from the controller's process (``ccs-sim serve``, by default).
 
 ``serve_behind_front`` serves the controller's app on a private Unix socket (in a fresh directory only this user
 may enter, marked as checked: ``ccs_sim.http.trusted_front``), starts the front on the public address, restarts
@@ -92,7 +92,11 @@ class FrontProcess:
         process = self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ccs_sim.front", "--controller-socket", self.socket_path,
             "--settings-file", str(self.settings_file),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            # Its own session: a terminal's Ctrl-C (or a signal to the controller's process group) reaches the
+            # controller only, which stops its front by PID after its own shutdown; never a front dying first
+            # and restarted in the middle of a shutdown. It still dies with the controller (PR_SET_PDEATHSIG).
+            start_new_session=True)
         assert process.stdout is not None and process.stderr is not None
         try:
             line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
@@ -150,9 +154,41 @@ class FrontProcess:
                 await process.wait()
 
 
+#: The private directories' names: this prefix, the controller's PID, a dash, mkdtemp's random part.
+PRIVATE_DIR_PREFIX = "ccs-sim-front-"
+
+
 def private_socket_dir() -> str:
-    """A fresh directory only this user may enter (``mkdtemp``: mode 0700) for the controller's socket."""
-    return tempfile.mkdtemp(prefix="ccs-sim-front-")
+    """A fresh directory only this user may enter (``mkdtemp``: mode 0700) for the controller's socket; first,
+    those a killed controller left behind are removed (a SIGKILL leaves no time to clean up, and a charger may be
+    restarted that way for months)."""
+    remove_stale_socket_dirs()
+    return tempfile.mkdtemp(prefix=f"{PRIVATE_DIR_PREFIX}{os.getpid()}-")
+
+
+def remove_stale_socket_dirs() -> list[Path]:
+    """Remove this user's private directories whose controller's process no longer runs; the ones removed."""
+    removed = []
+    for entry in Path(tempfile.gettempdir()).glob(f"{PRIVATE_DIR_PREFIX}*-*"):
+        pid_text = entry.name[len(PRIVATE_DIR_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid_text.isdigit() or entry.lstat().st_uid != os.getuid() or _process_runs(int(pid_text)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
 
 
 async def start_front_for(server: Any, serving: asyncio.Task[Any], settings: ControllerSettings, socket_path: str,
@@ -172,11 +208,21 @@ async def start_front_for(server: Any, serving: asyncio.Task[Any], settings: Con
     return front
 
 
+async def _serve_reporting_exit(server: Any) -> int:
+    """``server.serve()``; the exit status uvicorn gives when the app's start-up fails (it calls ``sys.exit`` in
+    the task: left alone, that would escape the event loop past our clean-up, with a traceback)."""
+    try:
+        await server.serve()
+    except SystemExit as exit_request:
+        return exit_request.code if isinstance(exit_request.code, int) else 1
+    return 0
+
+
 async def serve_behind_front(server: Any, settings: ControllerSettings, socket_path: str, private_dir: str,
                              on_ready: Callable[[FrontProcess], None] | None = None) -> int:
     """Run ``server`` (a ``uvicorn.Server`` already configured for ``socket_path``) with a front process on
     the public address; 0 on a normal stop, 2 if the front could not start or kept dying."""
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(_serve_reporting_exit(server))
     try:
         try:
             front = await start_front_for(server, serving, settings, socket_path, private_dir)
@@ -186,8 +232,7 @@ async def serve_behind_front(server: Any, settings: ControllerSettings, socket_p
             await serving
             return 2
         if front is None:
-            await serving
-            return 2  # the controller's own start-up was refused (it said why)
+            return await serving or 2  # the controller's own start-up was refused (it said why): its exit status
         if on_ready is not None:
             on_ready(front)
         watching = asyncio.create_task(front.watch())
