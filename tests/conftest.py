@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 
 import pytest
 
 from evse_ev.demo_network import VethLink, netns_unavailable_reason
 
 IN_CI = os.environ.get("CI") == "true"
+
+# httpx's ASGITransport (the in-process test client of every API test) runs `import sniffio` on each request
+# (httpx/_transports/asgi.py, is_running_trio) to see whether trio runs. sniffio is not installed (anyio >= 4.x no
+# longer needs it) and a failed import is not cached: each request searched every sys.path entry again, ~15 % of
+# an API test's time (cProfile of tests/core/test_faults.py). None in sys.modules makes that import fail at once,
+# with the same ImportError: the answer ("not trio") is unchanged. Only when sniffio is really absent.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def require_netns() -> None:
