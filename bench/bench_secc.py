@@ -14,7 +14,10 @@ the start of EXI-decoding the request to the end of EXI-encoding the response
 sessions runs while bench/api_load.py (in the launcher's namespace) hammers it: 20 keep-alive ``GET /status``
 clients and 50 ``/stream`` subscribers, from ``--source-addresses`` loopback addresses; ``--rate-limit off`` turns
 the API's per-client limiter off. ``--probe`` runs the launcher under bench/secc_probe.py: per request, kernel
-arrival -> loop read -> handler start, the handler by part, its CPU time. ``--baseline-src DIR`` measures each
+arrival -> loop read -> handler start, the handler by part, its CPU time. With ``--load`` every phase also reports
+its control ticks from the launcher's own ``/metrics`` (bench/tick_lateness_scraper.py): how many, how many started
+more than 5 ms late, the bound of the highest lateness bucket hit — the supervisor's timing while an ISO 15118
+session and the API load run at once. ``--baseline-src DIR`` measures each
 controller with DIR's launcher first (``git archive <rev> src``), in the same run.
 
 Printed per message type: n, p50, p99, max, and the share within ISO 15118-2's 25 ms
@@ -74,6 +77,7 @@ class PhaseResult:
     probes: list[dict] = field(default_factory=list)
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_counts: dict | None = None
+    control_ticks: dict | None = None  # bench/tick_lateness_scraper.py's summary of the phase (API served only)
 
 
 def start_api_load(link: VethLink, spec: LoadSpec, workdir: Path) -> subprocess.Popen:
@@ -88,14 +92,23 @@ def start_api_load(link: VethLink, spec: LoadSpec, workdir: Path) -> subprocess.
     return process
 
 
-def stop_api_load(process: subprocess.Popen, workdir: Path) -> dict | None:
+def start_tick_scraper(link: VethLink, spec: LoadSpec, workdir: Path, phase: str) -> subprocess.Popen:
+    """bench/tick_lateness_scraper.py on the launcher's API for one phase (its summary in <phase>-ticks.out)."""
+    argv = [sys.executable, str(Path(__file__).with_name("tick_lateness_scraper.py")),
+            f"http://127.0.0.1:{spec.api_port}"]
+    return subprocess.Popen(link.in_evse(argv), stdout=(workdir / f"{phase}-ticks.out").open("wb"),
+                            stderr=subprocess.STDOUT)
+
+
+def stop_api_load(process: subprocess.Popen, workdir: Path, output_name: str = "api_load.out") -> dict | None:
+    """SIGTERM a helper process of the bench (load or scraper) and read the JSON line it printed last."""
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
-    lines = (workdir / "api_load.out").read_text(errors="replace").strip().splitlines()
+    lines = (workdir / output_name).read_text(errors="replace").strip().splitlines()
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError):
@@ -140,6 +153,7 @@ def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, se
         launcher.start(case)
         phases: dict[str, tuple[int, int, float, float]] = {}
         load_counts: dict[str, dict | None] = {}
+        control_ticks: dict[str, dict | None] = {}
         load_averages: dict[str, tuple[float, float, float]] = {}
         failures: list[str] = []
         try:
@@ -160,12 +174,15 @@ def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, se
             run_session("warmup", WARMUP_LOOPS)
             for phase in ("quiet", "loaded") if load is not None else ("quiet",):
                 load_process = start_api_load(link, load, controller_dir) if phase == "loaded" and load else None
+                scraper = start_tick_scraper(link, load, controller_dir, phase) if load is not None else None
                 first, started_at = len(launcher.exchanges()), time.time()
                 try:
                     for i in range(sessions):
                         run_session(f"{phase}{i + 1}", loops)
                 finally:
                     load_averages[phase] = os.getloadavg()
+                    if scraper is not None:
+                        control_ticks[phase] = stop_api_load(scraper, controller_dir, f"{phase}-ticks.out")
                     if load_process is not None:
                         load_counts[phase] = stop_api_load(load_process, controller_dir)
                 phases[phase] = (first, len(launcher.exchanges()), started_at, time.time())
@@ -176,7 +193,8 @@ def measure_controller(controller: str, case: evcc_rig.BenchCase, loops: int, se
         else []
     return {phase: PhaseResult(exchanges=exchanges[first:last],
                                probes=[p for p in probes if started_at <= p["at"] <= ended_at],
-                               load_average=load_averages[phase], load_counts=load_counts.get(phase))
+                               load_average=load_averages[phase], load_counts=load_counts.get(phase),
+                               control_ticks=control_ticks.get(phase))
             for phase, (first, last, started_at, ended_at) in phases.items()}
 
 
@@ -326,13 +344,15 @@ def main(argv: list[str] | None = None) -> None:
             for phase, result in phases.items():
                 label = name if load is None else f"{name}/{phase}"
                 results[label] = summarise(result.exchanges)
-                extra[label] = {"load_average": result.load_average, "api_load": result.load_counts}
+                extra[label] = {"load_average": result.load_average, "api_load": result.load_counts,
+                                "control_ticks": result.control_ticks}
                 if args.probe:
                     probes[label] = summarise_probes(result.probes)
     print_report(results, case.id)
     for label, info in extra.items():
         print(f"{label}: load average {' '.join(f'{v:.2f}' for v in info['load_average'])}"
-              + (f"; api load {json.dumps(info['api_load'])}" if info["api_load"] else ""))
+              + (f"; api load {json.dumps(info['api_load'])}" if info["api_load"] else "")
+              + (f"; control ticks {json.dumps(info['control_ticks'])}" if info["control_ticks"] else ""))
     for label, summary in probes.items():
         print_probes(label, summary)
     if args.json:

@@ -13,7 +13,7 @@ import sys
 import uvicorn
 
 from ccs_sim.front.app import create_front_app
-from ccs_sim.front.process import PARENT_CHECK_S, READY_LINE, lower_to_normal_priority
+from ccs_sim.front.process import LISTEN_COMMAND, PARENT_CHECK_S, READY_LINE, lower_to_normal_priority
 from ccs_sim.front.proxy import controller_client
 from ccs_sim.settings import ControllerSettings
 
@@ -75,11 +75,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m ccs_sim.front")
     parser.add_argument("--controller-socket", required=True, help="the controller app's private Unix socket")
     parser.add_argument("--settings-file", required=True, help="the controller's settings (JSON)")
+    parser.add_argument("--listen-when-told", action="store_true",
+                        help="load, then bind the public address only once the controller writes 'listen' on stdin "
+                             "(its app answers by then); end without listening if stdin closes first")
     args = parser.parse_args()
     die_with_parent()
     lower_to_normal_priority()  # the controller's event loop outranks its front
     with open(args.settings_file, encoding="utf-8") as settings_file:
         settings = ControllerSettings.model_validate_json(settings_file.read())
+    if args.listen_when_told and sys.stdin.buffer.readline() != LISTEN_COMMAND:
+        return  # the controller's start-up was refused, or it is gone: nothing to serve
     asyncio.run(run(args.controller_socket, settings))
 
 

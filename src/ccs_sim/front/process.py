@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: What the front prints once it listens on the public address.
 READY_LINE = "ccs-sim-front: ready"
+#: What the controller writes to a front it spawned (``--listen-when-told``) once its own app answers.
+LISTEN_COMMAND = b"listen\n"
 #: How often the front checks that the controller's process still runs (s).
 PARENT_CHECK_S = 1.0
 #: How long the front may take to listen (s): it imports the API's modules first.
@@ -87,17 +89,35 @@ class FrontProcess:
 
     async def start(self) -> None:
         """Start the front and wait until it listens; ``FrontFailed`` if it exits or times out first."""
+        await self.spawn()
+        await self.listen()
+
+    async def spawn(self) -> None:
+        """Start the front's process: it loads its modules, then waits for ``listen()`` before it binds the public
+        address (the controller's own start-up runs meanwhile: the two start-ups overlap)."""
         self.settings_file.write_text(self.settings.model_dump_json(), encoding="utf-8")
         self.settings_file.chmod(0o600)  # it may hold the API token
-        process = self.process = await asyncio.create_subprocess_exec(
+        self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ccs_sim.front", "--controller-socket", self.socket_path,
-            "--settings-file", str(self.settings_file),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            "--settings-file", str(self.settings_file), "--listen-when-told",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             # Its own session: a terminal's Ctrl-C (or a signal to the controller's process group) reaches the
             # controller only, which stops its front by PID after its own shutdown; never a front dying first
             # and restarted in the middle of a shutdown. It still dies with the controller (PR_SET_PDEATHSIG).
             start_new_session=True)
+
+    async def listen(self) -> None:
+        """Tell the spawned front to bind the public address (the controller's app now answers) and wait until it
+        listens; ``FrontFailed`` if it exits or times out first."""
+        process = self.process
+        assert process is not None and process.stdin is not None
         assert process.stdout is not None and process.stderr is not None
+        try:
+            process.stdin.write(LISTEN_COMMAND)
+            await process.stdin.drain()
+            process.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it has exited: its error output says why
         try:
             line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
         except TimeoutError:
@@ -193,18 +213,21 @@ def _process_runs(pid: int) -> bool:
 
 async def start_front_for(server: Any, serving: asyncio.Task[Any], settings: ControllerSettings, socket_path: str,
                           private_dir: str) -> FrontProcess | None:
-    """Once ``server`` (a ``uvicorn.Server`` serving the controller's app on ``socket_path``, in the task
-    ``serving``) listens: the socket made private, the event loop's priority raised, the front started and
+    """The front spawned at once (its modules load while the controller starts); once ``server`` (a
+    ``uvicorn.Server`` serving the controller's app on ``socket_path``, in the task ``serving``) listens: the socket
+    made private, the event loop's priority raised, the front started and
     listening. None if the server's own start-up ended first (it said why); ``FrontFailed`` if the front did not
     start."""
+    front = FrontProcess(settings, socket_path, private_dir)
+    await front.spawn()  # it loads while the controller starts
     while not server.started:
         if serving.done():
+            await front.stop()
             return None
         await asyncio.sleep(0.01)
     os.chmod(socket_path, 0o600)
     log.info("controller's event loop behind the front: %s priority", raise_event_loop_priority())
-    front = FrontProcess(settings, socket_path, private_dir)
-    await front.start()
+    await front.listen()
     return front
 
 
