@@ -5,13 +5,20 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from evse_ev.demo_network import VethLink
-from interop_harness import LauncherProcess, ensure_evcc_venv, generate_pki
+from evse_ev.demo_network import VethLink, netns_unavailable_reason
+from interop_harness import (
+    InteropCase,
+    LauncherProcess,
+    SessionRun,
+    ensure_evcc_venv,
+    generate_pki,
+    run_session_on_fresh_launcher,
+)
 
 IN_CI = os.environ.get("CI") == "true"
 ISO15118_MISSING_REASON = "iso15118 is not installed (scripts/setup.sh hlc, or CCS_SIM_TEST_HLC=1 scripts/test.sh)"
@@ -62,3 +69,40 @@ def secc_launcher(request: pytest.FixtureRequest, veth_link: VethLink, tmp_path:
         yield launcher
     finally:
         launcher.stop()
+
+
+#: The launcher of ``native_codec_session``: the sim controller with the native EXI codec named explicitly.
+NATIVE_SIM_LAUNCHER_ARGS = ("--exi-codec", "native")
+
+
+@pytest.fixture(scope="session")
+def native_codec_session(tmp_path_factory: pytest.TempPathFactory, evcc_python: Path
+                         ) -> Callable[[InteropCase, Path | None], SessionRun]:
+    """``native_codec_session(case, pki)``: the stock EVCC's session against ``evse_main --controller sim
+    --exi-codec native`` (a launcher and a veth pair of its own, stopped and removed after it), run once per case
+    for the whole test run: test_evcc_sessions.py and test_native_codec_interop.py assert on the same session,
+    which they used to run twice with the same launcher (the native codec is also the default, see
+    tests/exi/test_codec_selection.py; the default-argument launcher runs every case in test_hal_sessions.py).
+    A run that raised raises again for the second test, rather than being run a second time."""
+    runs: dict[str, SessionRun | BaseException] = {}
+
+    def session_of(case: InteropCase, pki: Path | None) -> SessionRun:
+        if case.id not in runs:
+            reason = netns_unavailable_reason()
+            if reason is not None:
+                if IN_CI:
+                    pytest.fail(f"CI must run the namespace tests, but: {reason}")
+                pytest.skip(reason)
+            try:
+                runs[case.id] = run_session_on_fresh_launcher(
+                    case, tmp_path_factory.mktemp(f"native-{case.id}"), pki, namespace_prefix="iopn",
+                    extra_args=NATIVE_SIM_LAUNCHER_ARGS)
+            except Exception as error:
+                runs[case.id] = error
+                raise
+        run = runs[case.id]
+        if isinstance(run, BaseException):
+            pytest.fail(f"the {case.id} session failed in an earlier test: {run!r}")
+        return run
+
+    return session_of

@@ -5,6 +5,8 @@ from .venv-evcc) against our launcher (``src/evse_main.py``) over a veth pair be
 - ``LauncherProcess``: the launcher in the EVSE namespace; started, awaited ready, stopped by PID.
 - ``run_evcc``: one EVCC session in the EV namespace, its exit status and log.
 - ``generate_pki``: a test PKI from the package's own ``create_certs.sh`` in a temporary directory.
+- ``run_session_on_fresh_launcher``: one EVCC session against a launcher started for it on a veth pair of its
+  own, everything the tests look at kept (``SessionRun``), the launcher stopped and the namespaces removed.
 
 The launcher writes one JSON line per SECC request/response exchange (``--message-log``); the tests
 read it (``read_exchanges``) for SessionStopRes OK, the messages seen and the timings.
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from evse_ev.demo_network import VethLink
@@ -302,6 +305,42 @@ def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None)
         return EvccResult(returncode=-1, log=f"EVCC timed out after {EVCC_TIMEOUT_S} s\n{output or ''}")
     (workdir / "evcc.log").write_text(result.stdout + result.stderr, encoding="utf-8")
     return EvccResult(returncode=result.returncode, log=result.stdout + result.stderr)
+
+
+@dataclass(frozen=True)
+class SessionRun:
+    """One stock-EVCC session against a launcher started for it alone, as the tests see it afterwards."""
+
+    case: InteropCase
+    launcher_argv_extra: tuple[str, ...]
+    launcher_children: list[str]  # process names under the launcher once it was ready
+    evcc: EvccResult
+    exchanges: list[MessageExchange]
+    launcher_log: str
+    launcher_stop_status: int | None  # the launcher's exit status after SIGTERM (0: it stopped cleanly)
+
+    def context(self) -> str:
+        return f"\n--- EVCC log tail ---\n{self.evcc.log[-3000:]}\n--- SECC log tail ---\n{self.launcher_log[-3000:]}"
+
+
+def run_session_on_fresh_launcher(case: InteropCase, workdir: Path, pki: Path | None, namespace_prefix: str,
+                                  controller: str = "sim", extra_args: tuple[str, ...] = ()) -> SessionRun:
+    """A veth pair of its own (``namespace_prefix``-...), ``evse_main --controller <controller> <extra_args>``
+    started in its EVSE namespace for ``case``, one EVCC session (``run_evcc``), then the launcher stopped (its
+    exit status kept) and the namespaces removed."""
+    with VethLink(prefix=namespace_prefix) as link:
+        launcher = LauncherProcess(link=link, controller=controller, workdir=workdir / f"secc-{controller}",
+                                   extra_args=extra_args)
+        try:
+            launcher.start(case, pki)
+            children = [child.name() for child in psutil.Process(launcher.process.pid).children(recursive=True)]
+            evcc = run_evcc(link, case, workdir / "evcc", pki)
+            exchanges = launcher.exchanges()
+            stop_status = launcher.stop()
+        finally:
+            launcher.stop()
+        return SessionRun(case=case, launcher_argv_extra=extra_args, launcher_children=children, evcc=evcc,
+                          exchanges=exchanges, launcher_log=launcher.log_text(), launcher_stop_status=stop_status)
 
 
 # --- the Live Controller API of ``--controller hal --api-port``, inside the EVSE namespace ---------------
