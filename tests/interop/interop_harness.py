@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -46,6 +47,8 @@ LAUNCHER_STOP_TIMEOUT_S = 10.0
 # The stock EVCC hangs instead of exiting after SDPFailedError (e.g. after a CurrentDemandRes it timed out on).
 EVCC_TIMEOUT_S = 90.0
 EV_TIMED_OUT_ON_SECC = "TimeoutError occurred. Waited for Timeouts."  # iso15118 shared/comm_session.py
+#: ``run_evcc_until``'s return code when the test ended the EVCC (SIGTERM) once it had seen enough.
+EVCC_STOPPED_BY_TEST = -15
 # The EVCC's loop counter is also decremented in PowerDelivery/ready_to_charge (iso15118 0.31.2), so
 # this gives a couple of CurrentDemand/DC_ChargeLoop messages: enough to exercise the loop, short.
 CHARGE_LOOP_CYCLES = 5
@@ -260,6 +263,15 @@ class LauncherProcess:
     def exchanges(self) -> list[MessageExchange]:
         return read_exchanges(self.message_log)
 
+    def requests_so_far(self) -> list[str]:
+        """The requests of the exchanges logged so far, while the launcher runs (complete lines only: the
+        launcher may be writing one right now)."""
+        if not self.message_log.exists():
+            return []
+        text = self.message_log.read_text(encoding="utf-8")
+        return [MessageExchange.model_validate_json(line).request
+                for line in text[:text.rfind("\n") + 1].splitlines() if line.strip()]
+
     def stop(self) -> int | None:
         """SIGTERM by PID (``ip netns exec`` execs, so the PID is the launcher's), then SIGKILL if needed."""
         if self.process is None or self.process.poll() is not None:
@@ -286,8 +298,10 @@ class EvccResult:
         return ""
 
 
-def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None) -> EvccResult:
-    """One session of the stock EVCC (``python -m iso15118.evcc.main <config>``) in the EV namespace."""
+def _evcc_command(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None
+                  ) -> tuple[list[str], dict[str, str]]:
+    """The stock EVCC's command line in the EV namespace and its environment; its $CWD/.env and JSON config
+    written into ``workdir`` (created)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env_values = {"NETWORK_INTERFACE": link.ev_iface, "LOG_LEVEL": "INFO", **case.shared_env}
     if pki is not None:
@@ -296,15 +310,48 @@ def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None)
     config_path = workdir / "evcc_config.json"
     config_path.write_text(json.dumps(case.evcc_config), encoding="utf-8")
     environment = {key: value for key, value in os.environ.items() if key not in ("PKI_PATH", "VIRTUAL_ENV")}
+    return link.in_ev([str(EVCC_PYTHON), "-m", "iso15118.evcc.main", str(config_path)]), environment
+
+
+def run_evcc(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None) -> EvccResult:
+    """One session of the stock EVCC (``python -m iso15118.evcc.main <config>``) in the EV namespace."""
+    argv, environment = _evcc_command(link, case, workdir, pki)
     try:
-        result = subprocess.run(link.in_ev([str(EVCC_PYTHON), "-m", "iso15118.evcc.main", str(config_path)]),
-                                cwd=workdir, env=environment, capture_output=True, text=True,
+        result = subprocess.run(argv, cwd=workdir, env=environment, capture_output=True, text=True,
                                 timeout=EVCC_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
         return EvccResult(returncode=-1, log=f"EVCC timed out after {EVCC_TIMEOUT_S} s\n{output or ''}")
     (workdir / "evcc.log").write_text(result.stdout + result.stderr, encoding="utf-8")
     return EvccResult(returncode=result.returncode, log=result.stdout + result.stderr)
+
+
+def run_evcc_until(link: VethLink, case: InteropCase, workdir: Path, pki: Path | None,
+                   seen_enough: Callable[[], bool], poll_s: float = 0.05) -> EvccResult:
+    """The stock EVCC as in ``run_evcc``, ended by the test (SIGTERM by its PID; ``ip netns exec`` execs) as soon
+    as ``seen_enough()`` holds, e.g. once the SECC answered what the test looks at: the rest of its session and
+    its fixed 2 s + 3 s after SessionStopRes are not waited for, nor a hang after a timeout (the stock EVCC does
+    not exit after SDPFailedError). ``returncode`` is the EVCC's own if it exited first, else
+    ``EVCC_STOPPED_BY_TEST`` (``EVCC_TIMEOUT_S`` without either: -1, as ``run_evcc``)."""
+    argv, environment = _evcc_command(link, case, workdir, pki)
+    log_path = workdir / "evcc.log"
+    deadline = time.monotonic() + EVCC_TIMEOUT_S
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, cwd=workdir, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        while process.poll() is None and not seen_enough() and time.monotonic() < deadline:
+            time.sleep(poll_s)
+    finally:
+        returncode = process.poll()
+        if returncode is None:
+            returncode = EVCC_STOPPED_BY_TEST if time.monotonic() < deadline else -1
+            process.terminate()
+            try:
+                process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=LAUNCHER_STOP_TIMEOUT_S)
+    return EvccResult(returncode=returncode, log=log_path.read_text(encoding="utf-8", errors="replace"))
 
 
 @dataclass(frozen=True)

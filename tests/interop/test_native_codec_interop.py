@@ -16,7 +16,7 @@ import pytest
 
 from evse_ev.demo_network import VethLink
 from evse_secc.exchange_log import CURRENT_DEMAND_RES_PERFORMANCE_TIME_S
-from interop_harness import CASES, TLS_SERVER_LOG_LINE, InteropCase, LauncherProcess, run_evcc
+from interop_harness import CASES, TLS_SERVER_LOG_LINE, InteropCase, LauncherProcess, run_evcc_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.hlc, pytest.mark.slow]
 
@@ -56,13 +56,18 @@ def test_java_codec_stays_available_and_is_warmed_up(veth_link: VethLink, tmp_pa
     """``--exi-codec java`` runs the package's Java codec, warmed up before the ready line, and it encodes and
     decodes a real EV's messages. Whether it keeps DIN's 250 ms charge-loop timeout on a 2-core machine beside
     the EV's own JVM is a speed figure (bench/bench_secc_codec.py, Java vs native), not asserted here: it did
-    not, now and then, in CI (two JVMs on two cores), which is why the launcher's default codec is native."""
+    not, now and then, in CI (two JVMs on two cores), which is why the launcher's default codec is native.
+
+    The EV is ended by the test once the SECC has answered its first CurrentDemandReq: the rest of its session
+    and its fixed 5 s after SessionStopRes show nothing more of the codec (and an EV that timed out on a late
+    CurrentDemandRes hangs until EVCC_TIMEOUT_S: 90 s seen under load)."""
     launcher = LauncherProcess(link=veth_link, controller="sim", workdir=tmp_path / "secc",
                                extra_args=("--exi-codec", "java"))
     try:
         launcher.start(DIN_CASE, None)
         children = _launcher_process_names(launcher)
-        evcc = run_evcc(veth_link, DIN_CASE, tmp_path / "evcc", None)
+        evcc = run_evcc_until(veth_link, DIN_CASE, tmp_path / "evcc", None,
+                              seen_enough=lambda: "CurrentDemandReq" in launcher.requests_so_far())
         exchanges = launcher.exchanges()
     finally:
         launcher.stop()
