@@ -27,6 +27,7 @@ from exi_codec.grammar import (
     OP_NBIT,
     OP_SE,
     OP_SIMPLE,
+    OP_STRING,
     OP_UNSIGNED,
     OP_VALUE,
     SE,
@@ -247,7 +248,32 @@ def _element_fast(reader: BitReader, pos: int, grammar: Grammar):
                 if shift >= _MAX_UINT_SHIFT:
                     raise _Unusual
             v = -number - 1 if negative else number
-        elif op == OP_VALUE:  # strings, binary, lists, ...: the reference's value decoder, at this position
+        elif op == OP_STRING:
+            # Length n + 2 (n >= 0: no string table), then n code points; an all-ASCII string is its bytes.
+            number = 0
+            shift = 0
+            while True:
+                end = pos + 8
+                if end > total:
+                    raise _Unusual
+                octet = (value >> (total - end)) & 0xFF
+                pos = end
+                number |= (octet & 0x7F) << shift
+                if octet < 0x80:
+                    break
+                shift += 7
+                if shift >= _MAX_UINT_SHIFT:
+                    raise _Unusual
+            length = number - 2
+            if length < 0 or pos + 8 * length > total:
+                raise _Unusual
+            end = pos + 8 * length
+            text = ((value >> (total - end)) & ((1 << (8 * length)) - 1)).to_bytes(length, "big")
+            if not text.isascii():
+                raise _Unusual  # a multi-octet code point: the reference reads it
+            v = text.decode("ascii")
+            pos = end
+        elif op == OP_VALUE:  # binary, lists, ...: the reference's value decoder, at this position
             reader.pos = pos
             v = read_value(reader, target)
             pos = reader.pos

@@ -232,10 +232,11 @@ def _analyse(grammars: list[Grammar]) -> None:
 
 
 # Decoder ops (``Grammar.entries``): what an event code means, with the value's datatype folded in.
-OP_SE, OP_EE, OP_ED, OP_NBIT, OP_BOOLEAN, OP_ENUM, OP_UNSIGNED, OP_INTEGER, OP_VALUE, OP_OTHER = range(10)
+OP_SE, OP_EE, OP_ED, OP_NBIT, OP_BOOLEAN, OP_ENUM, OP_UNSIGNED, OP_INTEGER, OP_VALUE, OP_OTHER, OP_STRING = range(11)
 #: OP_SIMPLE + a value op: SE of an element whose content is that one value (start tag: CH only, then EE only).
 OP_SIMPLE = 16
-_VALUE_OPS = {NBIT: OP_NBIT, BOOLEAN: OP_BOOLEAN, ENUM: OP_ENUM, UNSIGNED: OP_UNSIGNED, INTEGER: OP_INTEGER}
+_VALUE_OPS = {NBIT: OP_NBIT, BOOLEAN: OP_BOOLEAN, ENUM: OP_ENUM, UNSIGNED: OP_UNSIGNED, INTEGER: OP_INTEGER,
+              STRING: OP_STRING}
 
 
 def decode_tables(grammars: list[Grammar]) -> None:

@@ -57,9 +57,7 @@ def _as_int(value) -> int:
 def _write_string(w: BitWriter, text: str) -> None:
     if text.isascii():
         w.uint(len(text) + 2)
-        for ch in text.encode("ascii"):
-            w.acc = (w.acc << 8) | ch  # code points < 128 are one Unsigned Integer octet
-        w.nbits += 8 * len(text)
+        w.raw_bytes(text.encode("ascii"))  # code points < 128 are one Unsigned Integer octet each: the ASCII bytes
         return
     w.uint(len(text) + 2)
     for character in text:

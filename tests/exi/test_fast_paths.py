@@ -223,3 +223,22 @@ def test_the_plan_cache_is_bounded(monkeypatch):
         assert 1 <= len(gs.plans) <= 3
         shapes += 1
     assert shapes == 8
+
+
+@pytest.mark.parametrize("evse_id", ["", "DE*CCS*E0000001*1", "DE*CCS*É0000001*1", "DE*€*😀"],
+                         ids=["empty", "ascii", "latin-1", "multi-octet"])
+def test_strings_read_fast_when_ascii_and_by_the_reference_otherwise(native_codec, evse_id):
+    import exi_codec.decoder as decoder
+    from evse_secc.codecs import WARMUP_MESSAGES
+
+    message = json.loads(json.dumps(WARMUP_MESSAGES[ISO2][1]))
+    message["V2G_Message"]["Body"]["CurrentDemandRes"]["EVSEID"] = evse_id
+    exi = native_codec.encode_dict(message, ISO2)
+    assert exi == _reference_encode(native_codec, message, ISO2)
+    content, fragment = native_codec.decode_target(ISO2)
+    assert decode_document(content, exi, fragment) == decode_document_reference(content, exi, fragment) == message
+    if evse_id.isascii():
+        assert _decode_fast(content, exi, fragment) == message
+    else:
+        with pytest.raises(decoder._Unusual):
+            _decode_fast(content, exi, fragment)
