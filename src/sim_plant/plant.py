@@ -14,6 +14,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from evse_model import standards
+from evse_model.manual_clock import combined_attribute_dict
 from sim_plant.battery import _NMC_CELL_OCV_XS, NMC_CELL_OCV_CURVE, Battery, BatteryPreset
 from sim_plant.ev import SimulatedEV
 
@@ -101,6 +102,9 @@ class ChargerPlant:
         self.meter = MeterIntegrator()
         #: The OCV curve's segment (x0, x1, y0, y1) the steady step last looked up (empty: x0 < soc <= x1 never).
         self._ocv_segment: tuple[float, float, float, float] = (0.0, -1.0, 0.0, 0.0)
+        # A dict of its own (see ``evse_model.manual_clock.combined_attribute_dict``): the steady step looks for a
+        # replaced ``_step`` in it
+        combined_attribute_dict(self)
 
     # --- time ------------------------------------------------------------------------------------
     def advance_to(self, time_s: float) -> None:

@@ -106,10 +106,11 @@ async def test_run_ahead_gives_the_loop_a_turn_after_the_direct_runs_allowed():
 # --- the plant --------------------------------------------------------------------------------------------------
 def _state(plant: ChargerPlant) -> dict[str, Any]:
     ev, battery = plant.ev, plant.ev.battery
-    # (the steady step's cache of the OCV curve segment is not state: the full step never reads it)
+    # (the caches of the OCV and taper curves' segments are not state: a lookup outside one bisects)
     return {"plant": {k: v for k, v in vars(plant).items() if k not in ("config", "ev", "meter", "_ocv_segment")},
-            "meter": dict(vars(plant.meter)), "ev": {k: v for k, v in vars(ev).items() if k != "battery"},
-            "battery": dict(vars(battery))}
+            "meter": dict(vars(plant.meter)),
+            "ev": {k: v for k, v in vars(ev).items() if k not in ("battery", "_taper_segment")},
+            "battery": {k: v for k, v in vars(battery).items() if k != "_ocv_segment"}}
 
 
 def test_the_steady_plant_step_is_the_full_step_float_for_float():

@@ -13,13 +13,14 @@ from collections.abc import Callable
 
 from ccs_sim.core.control_thread import ControlThread
 from ccs_sim.core.events import Topic
+from ccs_sim.core.outputs import Outputs
 from ccs_sim.core.ports import ChargerCore
 from ccs_sim.core.safety import FeedbackWatch, Measurements, SafetySupervisor
 from ccs_sim.core.types import Finding, MeterReading
 from evse_hal.pilot import read_pilot
 from evse_model import standards
 from evse_model.clock import ManualClock
-from evse_model.manual_clock import AHEAD_OTHERS_DUE, AHEAD_SERVE
+from evse_model.manual_clock import AHEAD_OTHERS_DUE, AHEAD_SERVE, combined_attribute_dict
 
 log = logging.getLogger("ccs_sim.controller")
 
@@ -29,9 +30,32 @@ _STEADY_LOOP_PARTS = frozenset(("step", "tick_from_clock", "_measure_sync", "_me
 _STEADY_WATCH_PARTS = frozenset(("judge", "_judge_contactor", "_judge_supply", "_supply_stalled",
                                  "supply_setpoints"))
 _STEADY_CHARGER_PARTS = frozenset(("set_supply_current_limit_now", "cut_energy_now", "call_device"))
+#: ``Outputs``' part in setting the supply's current limit (see ``_plain_limit_setter``).
+_OUTPUTS_LIMIT_FUNCTIONS = tuple((name, getattr(Outputs, name))
+                                 for name in ("set_supply_current_limit_now", "call", "_note_command"))
 #: ``_steady_ticks`` stopped at a tick it does not take (a full step takes it).
 _DECLINED = -1
 _INFINITY = float("inf")
+
+
+def _plain_limit_setter(charger: ChargerCore, hw: object) -> Callable[[float], None] | None:
+    """The supply's ``set_current_limit`` when the controller's ``set_supply_current_limit_now`` is the plain one
+    (``ChargerController``'s, handing it to ``Outputs``, nothing of either replaced, the command one that
+    ``Outputs`` notes for the feedback watch as such): the steady ticks then do what that does (the limit told to
+    the supply-limit history, sent, noted) without the calls in between. Else None: through the controller."""
+    setter: Callable[[float], None] | None = getattr(getattr(hw, "supply", None), "set_current_limit", None)
+    outputs = getattr(charger, "_outputs", None)
+    facade = getattr(type(charger), "set_supply_current_limit_now", None)
+    if (setter is None or getattr(setter, "__name__", "") != "set_current_limit"
+            or type(outputs) is not Outputs
+            # each of Outputs' parts its own, bound to it (neither replaced on the class nor set on the instance)
+            or any(getattr(getattr(outputs, name, None), "__func__", None) is not function
+                   for name, function in _OUTPUTS_LIMIT_FUNCTIONS)
+            or getattr(facade, "__module__", "") != "ccs_sim.controller"
+            or getattr(facade, "__qualname__", "") != "ChargerController.set_supply_current_limit_now"
+            or hasattr(facade, "__wrapped__")):
+        return None
+    return setter
 
 
 class ControlLoop:
@@ -61,6 +85,9 @@ class ControlLoop:
         self.thread: ControlThread | None = None
         #: How many ticks ran as steady ticks (``run_ahead``), not as a full ``step()``.
         self.steady_tick_count = 0
+        # A dict of its own (see ``evse_model.manual_clock.combined_attribute_dict``): the steady ticks look for
+        # replaced parts in it
+        combined_attribute_dict(self)
 
     async def run(self) -> None:
         """Tick every ``control_period_s`` (simulated time) until cancelled."""
@@ -212,35 +239,50 @@ class ControlLoop:
             outcome = _DECLINED
             held_A: float | None = None  # the limit the supply is known to hold (nothing else runs meanwhile)
             committed_judged_A = context.commanded_current_limit_A
+            # The limit a reading is judged against (SupplyCurrentLimitHistory.highest_in_force_A) is the highest
+            # of the limits counted in its window; while the oldest of them still counts (its end after the
+            # window's start: ``counted_until_s``), the same ones count and it stays the same. -inf: work it out.
+            counted_until_s = -_INFINITY
+            judged_A = over_limit_A = regulating_from_A = 0.0
+            # the feedback watch's current limit (changed only by this loop while it runs), and the response
+            # state the lowest regulating current was worked out for (None: not yet)
+            watch_limit_A, watch_previous_A, watch_set_s = (
+                watch.current_limit_A, watch._previous_current_limit_A, watch.current_limit_set_s)
+            floor_in_response: bool | None = None
+            # how the supply's current limit is set (looked up at the first limit this run sets): the supply's own
+            # command (the controller's way is the plain one, done here inline) or None (through the controller)
+            set_limit: Callable[[float], None] | None = None
+            set_limit_known = False
             while True:
-                outcome = _DECLINED  # until this tick is taken
                 # --- the step's bookkeeping and the meter (the plant counts by itself) ---------------------
                 dt_s = time_s - last_tick_s
                 if not dt_s > 0.0:
                     dt_s = 0.0
                 # --- the limit the reading is judged against (SupplyCurrentLimitHistory.highest_in_force_A) ---
-                since_s, told_A = told[-1]
                 window_start_s = time_s - history_response_s
-                if since_s <= window_start_s:
-                    judged_A = told_A if told_A > 0.0 else 0.0
-                else:  # the method's loop, inline
-                    judged_A, until_s = 0.0, _INFINITY
+                if not counted_until_s > window_start_s:  # the method's loop, inline, noting the oldest counted
+                    judged_A, until_s, counted_until_s = 0.0, _INFINITY, _INFINITY
                     for since_s, limit_A in reversed(told):
-                        if since_s > time_s:
-                            until_s = since_s
+                        if since_s > time_s:  # told after this reading (never in a steady run): no shortcut
+                            until_s = counted_until_s = -_INFINITY
                             continue
-                        if until_s > window_start_s and limit_A > judged_A:
-                            judged_A = limit_A
+                        if until_s > window_start_s:
+                            if counted_until_s != -_INFINITY:
+                                counted_until_s = until_s
+                            if limit_A > judged_A:
+                                judged_A = limit_A
                         if since_s <= window_start_s:
                             break
                         until_s = since_s
+                    if judged_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
+                        break
+                    # find_fault's over-current level for it
+                    over_A = judged_A * margin_fraction
+                    if not over_A > margin_A:
+                        over_A = margin_A
+                    over_limit_A = judged_A + over_A
                 # --- find_fault's comparisons (E-stop, CP and isolation are the first tick's) ---------------
-                if voltage_V > ovp_limit_V or judged_A <= standards.PRECHARGE_CURRENT_LIMIT_A:
-                    break
-                over_A = judged_A * margin_fraction
-                if not over_A > margin_A:
-                    over_A = margin_A
-                if current_A > judged_A + over_A or temperature_C > temperature_limit_C:
+                if voltage_V > ovp_limit_V or current_A > over_limit_A or temperature_C > temperature_limit_C:
                     break
                 # --- the ramp (_ramp_sync) --------------------------------------------------------------
                 if target_A > commanded_A:
@@ -251,26 +293,48 @@ class ControlLoop:
                     if not new_A > target_A:
                         new_A = target_A
                 # --- FeedbackWatch.judge: the contactor agrees (checked above); the supply regulates ---------
-                limit_changes = new_A != watch.current_limit_A  # supply_setpoints compares float(new_A): equal
+                limit_changes = new_A != watch_limit_A  # supply_setpoints compares float(new_A): equal
                 if judge_supply and not voltage_V >= regulating_from_V:
+                    # _supply_stalled's current limit less the measurement tolerance: the lowest current that
+                    # shows the stage regulating (its power the other way); worked out again when the limit
+                    # changes or the stage's response time after the last change runs out
                     if limit_changes:
-                        limit_A, previous_A, set_s = float(new_A), watch.current_limit_A, time_s
+                        limit_A, previous_A, set_s = float(new_A), watch_limit_A, time_s
+                        in_response = time_s - set_s < response_s
                     else:
-                        limit_A, previous_A, set_s = (watch.current_limit_A, watch._previous_current_limit_A,
-                                                      watch.current_limit_set_s)
-                    if max_A < limit_A:
-                        limit_A = max_A
-                    if time_s - set_s < response_s and previous_A < limit_A:
-                        limit_A = previous_A
-                    tolerance_A = accuracy_fraction * abs(limit_A)  # max(accuracy_min_A, ...), spelled out
-                    if not tolerance_A > accuracy_min_A:
-                        tolerance_A = accuracy_min_A
-                    if not (current_A >= limit_A - tolerance_A or voltage_V * current_A >= power_regulating_W):
+                        limit_A, previous_A = watch_limit_A, watch_previous_A
+                        in_response = time_s - watch_set_s < response_s
+                    if limit_changes or in_response is not floor_in_response:
+                        if max_A < limit_A:
+                            limit_A = max_A
+                        if in_response and previous_A < limit_A:
+                            limit_A = previous_A
+                        tolerance_A = accuracy_fraction * abs(limit_A)  # max(accuracy_min_A, ...), spelled out
+                        if not tolerance_A > accuracy_min_A:
+                            tolerance_A = accuracy_min_A
+                        regulating_from_A = limit_A - tolerance_A
+                        floor_in_response = None if limit_changes else in_response
+                    if not (current_A >= regulating_from_A or voltage_V * current_A >= power_regulating_W):
                         break
                 # --- the tick is the full step's: commit it (what only this loop reads, at its end) --------
                 if new_A != held_A:  # else told, noted and held since the first tick of this run
-                    if limit_changes or new_A != told_A or not holds_limit(new_A):
-                        charger.set_supply_current_limit_now(new_A)
+                    if limit_changes or new_A != told[-1][1] or not holds_limit(new_A):
+                        if not set_limit_known:
+                            set_limit, set_limit_known = _plain_limit_setter(charger, hw), True
+                        if set_limit is None:
+                            charger.set_supply_current_limit_now(new_A)
+                        else:  # Outputs.set_supply_current_limit_now(new_A): told, sent, noted for the watch
+                            now_s = charger.clock.now()
+                            history.told(now_s, new_A)
+                            set_limit(new_A)
+                            noted_A = float(new_A)  # FeedbackWatch.supply_setpoints(now_s, current_limit_A=...)
+                            if noted_A != watch.current_limit_A:
+                                watch._previous_current_limit_A, watch.current_limit_A = watch.current_limit_A, noted_A
+                                watch.current_limit_set_s = now_s
+                        counted_until_s = -_INFINITY  # a limit told: the next tick works its judged limit out
+                        watch_limit_A, watch_previous_A, watch_set_s = (
+                            watch.current_limit_A, watch._previous_current_limit_A, watch.current_limit_set_s)
+                        floor_in_response = None
                     held_A = new_A
                 commanded_A = new_A
                 committed_judged_A = judged_A
@@ -286,6 +350,7 @@ class ControlLoop:
                     outcome = _DECLINED
                     break
                 voltage_V, current_A, temperature_C = reading
+                outcome = _DECLINED  # until this tick is taken
             if runs:
                 charger.tick_sequence += runs
                 charger.commanded_current_A = commanded_A
@@ -301,10 +366,12 @@ class ControlLoop:
                     # Measurements(time_s, pilot, cp_positive_V, cp_negative_V, duty_percent, contactor_closed,
                     # output_voltage_V, output_current_A, supply_voltage_V, supply_current_A, isolation_ohm,
                     # connector_temperature_C, estop_pressed), positionally (one per run)
-                    m = Measurements(last_tick_s, pilot, cp_positive_V, cp_negative_V, duty_percent, True, voltage_V,
-                                     current_A, voltage_V, current_A, isolation_ohm, temperature_C, False)
-                    charger.latest = m
-                    charger.meter_reading = self._meter_sync(m)
+                    charger.latest = Measurements(last_tick_s, pilot, cp_positive_V, cp_negative_V, duty_percent, True,
+                                                  voltage_V, current_A, voltage_V, current_A, isolation_ohm,
+                                                  temperature_C, False)
+                    # _meter_sync(latest), the reading positionally: MeterReading(energy_Wh, avg_voltage_V,
+                    # avg_current_A, session_time_s)
+                    charger.meter_reading = MeterReading(*hw.meter.sample_and_read(voltage_V, current_A))
         return runs, time_s, outcome
 
     def tick_from_clock(self) -> None:

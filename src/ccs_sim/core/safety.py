@@ -26,6 +26,7 @@ from evse_model.faults import (
     SUPPLY_FAULT,
     FaultType,
 )
+from evse_model.manual_clock import combined_attribute_dict
 
 
 @dataclass(frozen=True, init=False)
@@ -149,6 +150,9 @@ class SafetySupervisor:
         self.limits = limits or SafetyLimits()
         self._ovp_reference_V: float | None = None
         self._ovp_limit_V = 0.0
+        # A dict of its own (see ``evse_model.manual_clock.combined_attribute_dict``): the steady ticks look for a
+        # replaced ``find_fault`` in it
+        combined_attribute_dict(self)
 
     # --- command vetting ----------------------------------------------------------------------------
     def vet_contactor_close(self, supply_voltage_V: float, ev_side_voltage_V: float | None) -> str | None:
@@ -250,6 +254,9 @@ class FeedbackWatch:
         self.power_limit_W = capabilities.max_power_W
         self._stalled_since: tuple[float, float] | None = None  # (time_s, voltage_V) the stall was first seen
         self._supply_reported = False
+        # A dict of its own (see ``evse_model.manual_clock.combined_attribute_dict``): the steady ticks look for
+        # replaced parts in it
+        combined_attribute_dict(self)
 
     # --- commands ---------------------------------------------------------------------------------------
     def contactor_commanded(self, closed: bool, time_s: float) -> None:

@@ -32,6 +32,7 @@ from evse_hal.interfaces import (
 )
 from evse_hal.simulation import SimulatedCarView, SimulationControls, SimulationKnobs
 from evse_model.clock import Clock
+from evse_model.manual_clock import combined_attribute_dict
 from sim_plant import BATTERY_PRESETS, ChargerPlant, PlantConfig
 from sim_plant.battery import BatteryPreset, follow_preset
 from sim_plant.ev import SimulatedEV, SpecRequestProfile
@@ -428,6 +429,9 @@ class SimHardware(EVSEHardware):
                        self.estop):
             device._sensor_watch = watch
         self._sensor_watch = watch
+        # A dict of its own (see ``evse_model.manual_clock.combined_attribute_dict``): ``read_sensors_steady`` looks
+        # for a replaced ``read_sensors`` in it
+        combined_attribute_dict(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -463,8 +467,9 @@ class SimHardware(EVSEHardware):
         connector temperature °C, duty %, CP positive V, CP negative V, contactor closed, isolation Ω, E-stop
         pressed); the supply's voltage and current are the output's then. None, with nothing changed, when the
         plant is not in that state (``read_output_steady``'s conditions): ``read_sensors()`` then."""
-        watch = self._sensor_watch  # read_output_steady(), inline
-        if watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass or not self._plain_pass():
+        watch = self._sensor_watch  # read_output_steady(), inline (and _plain_pass)
+        if (watch is None or not watch.snapshot_valid or not self.one_snapshot_sensor_pass
+                or type(self).read_sensors is not SimHardware.read_sensors or "read_sensors" in self.__dict__):
             return None
         plant = self.plant
         measuring = self._sim_imd.measuring
@@ -477,9 +482,10 @@ class SimHardware(EVSEHardware):
             return None
         voltage_V, current_A, temperature_C = reading
         positive_V, negative_V = plant.cp_plateaus_V()
+        # imd_reading_ohm(): settled before the step (above), and the step keeps the output energised since then
         return (voltage_V, current_A, temperature_C, 0.0 if plant.state_f else plant.pwm_duty_percent, positive_V,
-                negative_V, plant.evse_contactor_closed, plant.imd_reading_ohm() if measuring else None,
-                bool(self._sim_estop.pressed))
+                negative_V, plant.evse_contactor_closed, plant.isolation_resistance_ohm if measuring else None,
+                not not self._sim_estop.pressed)  # bool(), without the call
 
     def read_output_steady(self, continuing: bool = False) -> tuple[float, float, float] | None:
         """The sensor pass while the output delivers steadily (``ChargerPlant.advance_steady_to``): the plant
