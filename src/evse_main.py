@@ -315,17 +315,13 @@ async def _start_api(charger, operations, host: str, port: int, front_process: b
     with ``front_process``, on a private Unix socket behind a front process on ``host:port`` (``ccs_sim.front``)."""
     if front_process:
         return await _start_api_behind_front(charger, operations, host, port)
-    import socket
-
     import uvicorn
 
     from ccs_sim.fastapi_app import create_app
+    from ccs_sim.http.listening_socket import bind_listening_socket
 
     try:
-        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        listener = socket.socket(address[0], socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address[4])
+        listener = bind_listening_socket(host, port)
     except OSError as exc:
         raise LaunchError(f"--api-host/--api-port: cannot listen on {host}:{port}: {exc}") from exc
     config = uvicorn.Config(create_app(charger, operations=operations), log_level="warning", lifespan="on")

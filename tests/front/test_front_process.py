@@ -79,3 +79,25 @@ def test_served_through_a_front_process_restarted_if_it_dies_and_stopped_with_th
     assert code == 0, log.read_text()
     assert not pid_alive(second_front)
     assert list(tmp_path.glob("ccs-sim-front-*")) == []
+
+
+def test_the_front_on_the_any_address_serves_ipv4_and_ipv6_clients_and_refuses_a_taken_port(tmp_path: Path) -> None:
+    """``--host ::`` through the front answers 127.0.0.1 and ::1 as the in-process launcher did (the system's
+    dual-stack default; asyncio's own binding makes ``::`` IPv6-only); a port already taken is one line, exit 2."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CCS_SIM_")}
+    argv = [sys.executable, "-m", "ccs_sim.cli", "serve", "--host", "::", "--port", str(port), "--api-token",
+            "front-test-token", "--data-dir", str(tmp_path / "data")]
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until_serving(server, f"http://127.0.0.1:{port}/health", START_TIMEOUT_S, log.read_text)
+        assert httpx.get(f"http://[::1]:{port}/status", timeout=5.0).json()["phase"] == "IDLE"
+        assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=5.0).json()["phase"] == "IDLE"
+        second = subprocess.run([*argv[:-1], str(tmp_path / "data-2")], capture_output=True, text=True, env=env,
+                                timeout=START_TIMEOUT_S)
+        assert second.returncode == 2, second.stderr
+        assert f"cannot listen on :::{port}" in second.stderr and "Traceback" not in second.stderr, second.stderr
+    finally:
+        assert stop_process(server) == 0, log.read_text()

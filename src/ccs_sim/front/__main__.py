@@ -15,6 +15,7 @@ import uvicorn
 from ccs_sim.front.app import create_front_app
 from ccs_sim.front.process import LISTEN_COMMAND, PARENT_CHECK_S, READY_LINE, lower_to_normal_priority
 from ccs_sim.front.proxy import controller_client
+from ccs_sim.http.listening_socket import bind_listening_socket
 from ccs_sim.settings import ControllerSettings
 
 
@@ -29,6 +30,12 @@ async def run(socket_path: str, settings: ControllerSettings) -> None:
 
     server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                                     lifespan="off", timeout_graceful_shutdown=2))
+    try:
+        listener = bind_listening_socket(settings.host, settings.port)
+    except OSError as error:
+        print(f"ccs-sim-front: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr,
+              flush=True)
+        sys.exit(1)
     parent_pid = os.getppid()
 
     async def exit_with_parent() -> None:
@@ -46,7 +53,7 @@ async def run(socket_path: str, settings: ControllerSettings) -> None:
 
     watchers = [asyncio.create_task(exit_with_parent()), asyncio.create_task(announce())]
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         for watcher in watchers:
             watcher.cancel()
