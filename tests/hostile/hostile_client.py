@@ -22,6 +22,9 @@ SDP_REQ_NO_TLS_TCP = bytes([0x10, 0x00])
 SAP_NAMESPACE = "urn:iso:15118:2:2010:AppProtocol"
 ISO2_NAMESPACE = "urn:iso:15118:2:2013:MsgDef"
 EXI = 0x8001
+#: Between two chunks of a case: each chunk its own TCP segment(s) and its own read on the SECC. (Not after the
+#: last one: ``closed_after_s`` counts from the moment the last chunk went out.)
+CHUNK_GAP_S = 0.3
 #: How long a case waits for the SECC to close the connection (the package's own stop takes 5 s).
 CLOSE_WAIT_S = 8.0
 
@@ -99,13 +102,14 @@ def run_case(name: str, chunks: list[bytes], iface: str, sdp_timeout_s: float,
     received = b""
     send_error = None
     with socket.create_connection((f"{address}%{iface}", port), timeout=5) as tcp:
-        for chunk in chunks:
+        for number, chunk in enumerate(chunks):
+            if number:
+                time.sleep(CHUNK_GAP_S)
             try:
                 tcp.sendall(chunk)
             except OSError as exc:  # the SECC closed on us mid-send (an oversized frame)
                 send_error = type(exc).__name__
                 break
-            time.sleep(0.3)  # each chunk its own TCP segment(s) and its own read on the SECC
         sent_at = time.monotonic()
         tcp.settimeout(0.2)
         closed_after_s = None
