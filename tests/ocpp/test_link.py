@@ -133,12 +133,15 @@ async def test_a_call_the_csms_does_not_answer_times_out_and_frees_the_link(vers
         try:
             await wait_booted(link)
             csms.ignored_actions.add("Heartbeat")
+            # a BootNotification answered later than 0.1 s on a loaded machine timed out too (and was sent again):
+            # the count is this call's
+            timeouts_before = link.frame_log.errors["call_timeout"]
             loop = asyncio.get_running_loop()
             started_s = loop.time()
             with pytest.raises(TimeoutError):
                 await link.call(version_module(version).heartbeat_request())
             assert 0.1 <= loop.time() - started_s < 1.0
-            assert link.frame_log.errors["call_timeout"] == 1
+            assert link.frame_log.errors["call_timeout"] - timeouts_before == 1
             csms.ignored_actions.clear()
             answer = await link.call(version_module(version).heartbeat_request())  # the lock was released
             assert answer.current_time
