@@ -9,6 +9,9 @@ tick a full step, and with the per-device sensor pass), (b) 10/60/600 simulated 
 800 V car at 10 A; 600 minutes for this tree only),
 (c) a batch of short sessions serial vs parallel, (d) the per-tick cost of the plant, sensors and supervisor
 part by part. Prints a Markdown section for BENCHMARKS.md.
+
+``--instructions``: only the machine instructions per control tick of steady charging for each tree (valgrind's
+callgrind counts them, whatever else the machine runs: 80 s less 60 s of the 800 V car charging, per tick).
 """
 
 from __future__ import annotations
@@ -111,6 +114,41 @@ def child_parts() -> dict[str, float]:
     return asyncio.run(measure())
 
 
+def child_steady(seconds: float) -> dict[str, Any]:
+    """The 800 V car charging from 10 % for 60 simulated s, then ``seconds`` more (for the instruction count)."""
+    from ccs_sim.runtime import build_controller
+    from ccs_sim.settings import ControllerSettings
+    from evse_model.clock import ManualClock
+    from evse_model.session import SessionParams
+
+    async def charge() -> float:
+        clock = ManualClock()
+        controller = build_controller(ControllerSettings(_env_file=None, control_period_s=0.01), clock)
+        await clock.run_until_complete(controller.start())
+        controller.start_session(SessionParams(**CHARGE))
+        await clock.run_until_complete(clock.sleep(60.0))
+        if seconds:
+            await clock.run_until_complete(clock.sleep(seconds))
+        return controller.meter_reading.energy_Wh
+
+    return {"energy_Wh": asyncio.run(charge())}
+
+
+def instructions_per_tick(src: Path | None, seconds: float = 20.0) -> float:
+    """Machine instructions per control tick of steady charging (callgrind's count, which does not depend on the
+    machine's load): the run with ``seconds`` more charging less the run without, per tick."""
+    counts = []
+    for length_s in (0.0, seconds):
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        if src is not None:
+            env["PYTHONPATH"] = str(src)
+        job = json.dumps({"kind": "steady", "seconds": length_s})
+        completed = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                                    __file__, "--child", job], env=env, check=True, capture_output=True, text=True)
+        counts.append(int(completed.stderr.split("Collected : ")[1].split()[0]))
+    return (counts[1] - counts[0]) / (seconds / 0.01)
+
+
 def child_batch(count: int, workers: int) -> dict[str, Any]:
     from ccs_sim.batch import simulate_sessions
     from ccs_sim.settings import ControllerSettings
@@ -159,12 +197,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs (10→30 %%, 10/60 min, 20 sessions)")
     parser.add_argument("--baseline-rev", action="append", help="git revision measured as the baseline")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row of table (a); the fastest is shown")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only machine instructions per tick of steady charging, per tree (valgrind's callgrind)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         job = json.loads(args.child)
         kind = job.pop("kind")
-        jobs: dict[str, Any] = {"session": child_session, "parts": child_parts, "batch": child_batch}
+        jobs: dict[str, Any] = {"session": child_session, "parts": child_parts, "batch": child_batch,
+                                "steady": child_steady}
         result = jobs[kind](**job)
         print(json.dumps(result))
         return
@@ -175,6 +216,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trees: list[tuple[str, Path | None]] = [("this tree", None)]
         trees += [(f"baseline {rev}", extract_src(rev, Path(tmp) / rev)) for rev in revs]
+        if args.instructions:
+            print("| code | machine instructions per control tick (steady charging, callgrind) |\n|---|---|")
+            for name, src in trees:
+                print(f"| {name} | {instructions_per_tick(src):.0f} |")
+            return
         report(args.quick, charge, minutes, batch_count, trees, max(1, args.repeat))
 
 
