@@ -80,8 +80,11 @@ def _choose(state: Grammar, remaining: dict) -> Production:
     return choice
 
 
-def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
-    """Encode the content of an element whose start tag grammar is `grammar`, then its EE."""
+def walk_content(grammar: Grammar, value):
+    """The productions that encode the content of an element whose start tag grammar is ``grammar``, in order:
+    ``(production, its code's width in bits, the JSON key, the item it carries)``, ending with its EE (item None).
+    The one walk of the grammar both the reference encoder (``encode_element``) and the fast path's planner
+    (``_Planner``) follow; the consumer encodes each item before asking for the next production."""
     if isinstance(value, dict):
         content = value
     else:
@@ -99,9 +102,9 @@ def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
     state = grammar
     while True:
         p = _choose(state, remaining)
-        w.bits(p.code, state.width)
         kind = p.kind
         if kind == EE:
+            yield p, state.width, None, None
             return
         key = p.local if kind != CH else CH_KEY
         item = content[key]
@@ -114,6 +117,17 @@ def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
             remaining[key] = left
         else:
             del remaining[key]
+        yield p, state.width, key, item
+        state = p.next
+
+
+def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
+    """Encode the content of an element whose start tag grammar is `grammar`, then its EE."""
+    for p, width, key, item in walk_content(grammar, value):
+        w.bits(p.code, width)
+        kind = p.kind
+        if kind == EE:
+            return
         try:
             if kind == SE:
                 encode_element(w, p.element, item)
@@ -121,7 +135,6 @@ def encode_element(w: BitWriter, grammar: Grammar, value) -> None:
                 write_value(w, p.datatype, item)
         except EXIValueError as exc:
             raise EXIEncodeError(f"{key}: {exc}") from exc
-        state = p.next
 
 
 def encode_document_reference(
@@ -233,43 +246,16 @@ class _Planner:
             self.nbits += n
 
     def element(self, grammar: Grammar, value) -> None:
-        """``encode_element``, line for line, on placeholders."""
-        if isinstance(value, dict):
-            content = value
-        else:
-            content = {CH_KEY: value}
-        if grammar.encode_defaults:
-            content = {**grammar.encode_defaults, **{k: v for k, v in content.items() if v is not None}}
-        remaining = {}
-        known = grammar.reach
-        for k, v in content.items():
-            if v is None or k not in known:
-                continue
-            remaining[k] = len(v) if isinstance(v, list) else 1
-        cursor: dict = {}
-        state = grammar
-        while True:
-            p = _choose(state, remaining)
-            self.const(p.code, state.width)
+        """``encode_element`` on placeholders: the same walk, each value recorded instead of written."""
+        for p, width, _key, item in walk_content(grammar, value):
+            self.const(p.code, width)
             kind = p.kind
             if kind == EE:
                 return
-            key = p.local if kind != CH else CH_KEY
-            item = content[key]
-            if isinstance(item, list):
-                i = cursor.get(key, 0)
-                cursor[key] = i + 1
-                item = item[i]
-            left = remaining[key] - 1
-            if left:
-                remaining[key] = left
-            else:
-                del remaining[key]
             if kind == SE:
                 self.element(p.element, item)
             else:
                 self.value(p.datatype, item)
-            state = p.next
 
     def value(self, dt, item) -> None:
         if isinstance(item, _Leaf):
