@@ -185,8 +185,7 @@ class SlacService:
         self._generation += 1
         task, self._match_task = self._match_task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await _cancel_until_done(task, self.iface)
         self._key = None
         idle = SlacStatus(SlacState.IDLE, None, None, None, None, self._status.last_updated)
         if self._status != idle:
@@ -270,6 +269,23 @@ class SlacService:
         if self._on_status is not None:
             await _call(self._on_status, status)
         return True
+
+
+#: How long an unplug waits for the matching task to end after a cancellation before cancelling it again (s).
+RECANCEL_AFTER_S = 0.05
+
+
+async def _cancel_until_done(task: asyncio.Task[None], iface: str) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling again while it goes on: on Python < 3.12
+    ``asyncio.wait_for`` (pyslac's ``rcv_frame``) drops a cancellation that lands as a frame arrives and carries on
+    waiting for the next one (up to its own timeout, seconds) — an unplug must not wait for that."""
+    task.cancel()
+    while not task.done():
+        await asyncio.wait({task}, timeout=RECANCEL_AFTER_S)
+        if not task.done():
+            logger.warning("SLAC matching on %s went on after its cancellation: cancelled again", iface)
+            task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _call(callback: StatusCallback, status: SlacStatus) -> None:

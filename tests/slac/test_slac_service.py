@@ -332,3 +332,46 @@ async def test_status_as_json():
     data = h.service.status().as_json()
     assert set(data) == {"state", "ev_mac", "nid", "run_id", "attenuation_db", "last_updated"}
     assert data["state"] == "IDLE" and data["last_updated"].endswith("+00:00")
+
+
+
+@dataclass
+class CancellationSwallowingSession(FakeSession):
+    """Its sounding step drops the first cancellation and waits on (pyslac's frame wait under Python < 3.12)."""
+
+    cancellations: int = 0
+
+    async def atten_charac_routine(self) -> None:
+        self.routine_calls += 1
+        while True:
+            try:
+                await self.script.get()
+            except asyncio.CancelledError:
+                self.cancellations += 1
+                if self.cancellations > 1:
+                    raise
+                # dropped, as asyncio.wait_for does when the awaited frame arrived in the same turn
+
+
+async def test_unplug_ends_a_matching_step_that_swallowed_its_first_cancellation():
+    """pyslac waits for frames with asyncio.wait_for, which on Python < 3.12 drops a cancellation that lands as a
+    frame arrives and goes on waiting for the next frame (seen in CI: "A" left the EVSE in MATCHING for > 5 s).
+    The unplug cancels again until the step has ended: IDLE is published, the step's socket closed."""
+    h = Harness()
+    sessions: list[CancellationSwallowingSession] = []
+
+    def new_session(evse_id, iface, config) -> CancellationSwallowingSession:
+        sessions.append(CancellationSwallowingSession(h.script))
+        return sessions[-1]
+
+    h.service._session_factory = new_session
+    h.play(PARM_OK)
+    await h.service.on_cp_state("B")
+    await h.settle()
+    assert sessions[0].routine_calls == 1  # waiting inside the sounding step
+    await asyncio.wait_for(h.service.on_cp_state("A"), WAIT_S)
+    assert sessions[0].cancellations == 2, "cancelled again after it dropped the first cancellation"
+    assert h.service.status().state == SlacState.IDLE and sessions[0].socket.closed
+    h.play(MATCH_OK)
+    await h.settle()
+    assert h.script.qsize() == 1 and h.matches == [], "the ended step consumed nothing more"
