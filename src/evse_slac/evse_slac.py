@@ -167,8 +167,7 @@ class SlacService:
         self._generation += 1
         for task in (self._match_task, self._key_task):
             if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await _cancel_until_done(task, self.iface)
         self._match_task = self._key_task = None
 
     # ----- plug-in life cycle -----
@@ -275,15 +274,16 @@ class SlacService:
 RECANCEL_AFTER_S = 0.05
 
 
-async def _cancel_until_done(task: asyncio.Task[None], iface: str) -> None:
+async def _cancel_until_done(task: asyncio.Task[Any], iface: str) -> None:
     """Cancel ``task`` and wait until it has ended, cancelling again while it goes on: on Python < 3.12
     ``asyncio.wait_for`` (pyslac's ``rcv_frame``) drops a cancellation that lands as a frame arrives and carries on
-    waiting for the next one (up to its own timeout, seconds) — an unplug must not wait for that."""
+    waiting for the next one (up to its own timeout, seconds) — neither an unplug nor a shutdown waits for that."""
     task.cancel()
     while not task.done():
         await asyncio.wait({task}, timeout=RECANCEL_AFTER_S)
         if not task.done():
-            logger.warning("SLAC matching on %s went on after its cancellation: cancelled again", iface)
+            logger.warning("SLAC task %r on %s went on after its cancellation: cancelled again", task.get_name(),
+                           iface)
             task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 

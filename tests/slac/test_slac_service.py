@@ -375,3 +375,20 @@ async def test_unplug_ends_a_matching_step_that_swallowed_its_first_cancellation
     h.play(MATCH_OK)
     await h.settle()
     assert h.script.qsize() == 1 and h.matches == [], "the ended step consumed nothing more"
+
+
+async def test_close_ends_a_matching_step_that_swallowed_its_first_cancellation():
+    """The same at shutdown: close() does not wait for pyslac's own timeout."""
+    h = Harness()
+    sessions: list[CancellationSwallowingSession] = []
+
+    def new_session(evse_id, iface, config) -> CancellationSwallowingSession:
+        sessions.append(CancellationSwallowingSession(h.script))
+        return sessions[-1]
+
+    h.service._session_factory = new_session
+    h.play(PARM_OK)
+    await h.service.on_cp_state("B")
+    await h.settle()
+    await asyncio.wait_for(h.service.close(), WAIT_S)
+    assert sessions[0].cancellations == 2 and sessions[0].socket.closed
