@@ -13,36 +13,19 @@ import pytest
 from evse_secc.codecs import start_codec
 from evse_secc.exchange_log import MessageExchange, read_exchanges
 from evse_secc.message_timing import TimedEXICodec
+from fake_exi_codec import FakeCodec, v2g_json
 
 DIN = "urn:din:70121:2012:MsgDef"
-
-
-class _FakeCodec:
-    def __init__(self, decoded: str) -> None:
-        self.decoded = decoded
-
-    def decode(self, stream: bytes, namespace: str) -> str:
-        return self.decoded
-
-    def encode(self, message: str, namespace: str) -> bytes:
-        return b"exi"
-
-    def get_version(self) -> str:
-        return "fake"
-
-
-def _v2g(name: str, content: dict) -> str:
-    return json.dumps({"V2G_Message": {"Header": {"SessionID": "00"}, "Body": {name: content}}})
 
 
 def test_on_a_running_loop_the_exchange_is_recorded_on_the_next_turn_with_the_times_of_the_request():
     ticks = iter([10.000, 10.004, 10.010, 10.013])  # decode start/end, encode start/end
     exchanges: list[MessageExchange] = []
-    codec = TimedEXICodec(_FakeCodec(_v2g("CurrentDemandReq", {})), exchanges.append, clock=lambda: next(ticks))
+    codec = TimedEXICodec(FakeCodec(v2g_json("CurrentDemandReq", {})), exchanges.append, clock=lambda: next(ticks))
 
     async def handle_one_request() -> int:
         codec.decode(b"req", DIN)
-        codec.encode(_v2g("CurrentDemandRes", {"ResponseCode": "OK"}), DIN)
+        codec.encode(v2g_json("CurrentDemandRes", {"ResponseCode": "OK"}), DIN)
         recorded_while_handling = len(exchanges)
         await asyncio.sleep(0)  # the loop's next turn
         return recorded_while_handling
@@ -57,7 +40,7 @@ def test_on_a_running_loop_the_exchange_is_recorded_on_the_next_turn_with_the_ti
 
 def test_deferred_calls_are_settled_in_order_fragments_do_not_close_an_exchange():
     exchanges: list[MessageExchange] = []
-    codec = TimedEXICodec(_FakeCodec(json.dumps({"AuthorizationReq": {}})), exchanges.append)
+    codec = TimedEXICodec(FakeCodec(json.dumps({"AuthorizationReq": {}})), exchanges.append)
     ns = "urn:iso:std:iso:15118:-20:CommonMessages"
 
     async def two_requests() -> None:

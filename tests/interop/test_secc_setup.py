@@ -18,6 +18,7 @@ from evse_secc.message_timing import TimedEXICodec, message_name, response_code
 from evse_secc.options import LaunchOptions
 from evse_secc.protocols import DEFAULT_DC_PROTOCOLS, HlcProtocol, parse_protocols
 from evse_secc.secc_config import build_secc_setup
+from fake_exi_codec import FakeCodec, v2g_json
 
 
 @pytest.fixture
@@ -132,30 +133,12 @@ def test_unreadable_settings_file_is_a_permission_error(tmp_path: Path, monkeypa
         preflight.check_readable_file(env_file, "SECC settings file")
 
 
-class _FakeCodec:
-    def __init__(self, decoded: str) -> None:
-        self.decoded = decoded
-
-    def decode(self, stream: bytes, namespace: str) -> str:
-        return self.decoded
-
-    def encode(self, message: str, namespace: str) -> bytes:
-        return b"exi"
-
-    def get_version(self) -> str:
-        return "fake"
-
-
-def _v2g(name: str, content: dict) -> str:
-    return json.dumps({"V2G_Message": {"Header": {"SessionID": "00"}, "Body": {name: content}}})
-
-
 def test_timed_codec_records_one_exchange_per_request_with_injected_time():
     ticks = iter([10.000, 10.004, 10.010, 10.013])  # decode start/end, encode start/end
     exchanges: list[MessageExchange] = []
-    codec = TimedEXICodec(_FakeCodec(_v2g("CurrentDemandReq", {})), exchanges.append, clock=lambda: next(ticks))
+    codec = TimedEXICodec(FakeCodec(v2g_json("CurrentDemandReq", {})), exchanges.append, clock=lambda: next(ticks))
     codec.decode(b"req", "urn:din:70121:2012:MsgDef")
-    codec.encode(_v2g("CurrentDemandRes", {"ResponseCode": "OK"}), "urn:din:70121:2012:MsgDef")
+    codec.encode(v2g_json("CurrentDemandRes", {"ResponseCode": "OK"}), "urn:din:70121:2012:MsgDef")
     [exchange] = exchanges
     assert (exchange.request, exchange.response, exchange.response_code) == ("CurrentDemandReq", "CurrentDemandRes", "OK")
     assert exchange.duration_s == pytest.approx(0.013)
@@ -165,7 +148,7 @@ def test_timed_codec_records_one_exchange_per_request_with_injected_time():
 
 def test_timed_codec_ignores_fragments_encoded_for_signatures():
     exchanges: list[MessageExchange] = []
-    codec = TimedEXICodec(_FakeCodec(json.dumps({"AuthorizationReq": {}})), exchanges.append)
+    codec = TimedEXICodec(FakeCodec(json.dumps({"AuthorizationReq": {}})), exchanges.append)
     codec.decode(b"req", "urn:iso:std:iso:15118:-20:CommonMessages")
     codec.encode(json.dumps({"SignedInfo": {}}), "urn:iso:std:iso:15118:-20:CommonMessages")
     codec.encode(json.dumps({"AuthorizationRes": {"ResponseCode": "OK"}}), "urn:iso:std:iso:15118:-20:CommonMessages")
@@ -175,7 +158,7 @@ def test_timed_codec_ignores_fragments_encoded_for_signatures():
 def test_message_names_and_codes_for_every_protocol_shape():
     assert message_name({"supportedAppProtocolReq": {}}) == "supportedAppProtocolReq"
     assert response_code({"SessionStopRes": {"Header": {}, "ResponseCode": "OK"}}) == "OK"
-    assert response_code(json.loads(_v2g("SessionStopRes", {"ResponseCode": "OK"}))) == "OK"
+    assert response_code(json.loads(v2g_json("SessionStopRes", {"ResponseCode": "OK"}))) == "OK"
 
 
 def test_launcher_options_from_command_line_and_environment():

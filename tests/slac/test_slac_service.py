@@ -353,10 +353,8 @@ class CancellationSwallowingSession(FakeSession):
                 # dropped, as asyncio.wait_for does when the awaited frame arrived in the same turn
 
 
-async def test_unplug_ends_a_matching_step_that_swallowed_its_first_cancellation():
-    """pyslac waits for frames with asyncio.wait_for, which on Python < 3.12 drops a cancellation that lands as a
-    frame arrives and goes on waiting for the next frame (seen in CI: "A" left the EVSE in MATCHING for > 5 s).
-    The unplug cancels again until the step has ended: IDLE is published, the step's socket closed."""
+def harness_with_swallowing_sessions() -> tuple[Harness, list[CancellationSwallowingSession]]:
+    """A Harness whose plug-ins get CancellationSwallowingSessions (listed as they are made)."""
     h = Harness()
     sessions: list[CancellationSwallowingSession] = []
 
@@ -365,6 +363,14 @@ async def test_unplug_ends_a_matching_step_that_swallowed_its_first_cancellation
         return sessions[-1]
 
     h.service._session_factory = new_session
+    return h, sessions
+
+
+async def test_unplug_ends_a_matching_step_that_swallowed_its_first_cancellation():
+    """pyslac waits for frames with asyncio.wait_for, which on Python < 3.12 drops a cancellation that lands as a
+    frame arrives and goes on waiting for the next frame (seen in CI: "A" left the EVSE in MATCHING for > 5 s).
+    The unplug cancels again until the step has ended: IDLE is published, the step's socket closed."""
+    h, sessions = harness_with_swallowing_sessions()
     h.play(PARM_OK)
     await h.service.on_cp_state("B")
     await h.settle()
@@ -379,14 +385,7 @@ async def test_unplug_ends_a_matching_step_that_swallowed_its_first_cancellation
 
 async def test_close_ends_a_matching_step_that_swallowed_its_first_cancellation():
     """The same at shutdown: close() does not wait for pyslac's own timeout."""
-    h = Harness()
-    sessions: list[CancellationSwallowingSession] = []
-
-    def new_session(evse_id, iface, config) -> CancellationSwallowingSession:
-        sessions.append(CancellationSwallowingSession(h.script))
-        return sessions[-1]
-
-    h.service._session_factory = new_session
+    h, sessions = harness_with_swallowing_sessions()
     h.play(PARM_OK)
     await h.service.on_cp_state("B")
     await h.settle()
